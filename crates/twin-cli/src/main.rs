@@ -1,0 +1,452 @@
+//! `twin`: the command line, a thin shell over twin-core.
+
+mod progress_bar;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use twin_core::engine::EmbedderConfig;
+use twin_core::library::watch::{self, WatchEvent};
+use twin_core::store::SearchFilter;
+use twin_core::{CancelToken, ImportOptions, ImportReport, Library, SearchMode, SearchQuery};
+
+/// Exit codes, so scripts can tell outcomes apart.
+mod exit {
+    /// Some files could not be imported (each is listed with its reason); the rest were.
+    pub const PARTIAL: u8 = 3;
+    /// Stopped by Ctrl-C; what finished is kept and a re-run resumes.
+    pub const CANCELLED: u8 = 130;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "twin",
+    version,
+    about = "Twin: an offline writing twin that learns your voice"
+)]
+struct Cli {
+    /// Data folder (library database and models). Default: the platform's app-data folder.
+    #[arg(long, global = true, env = "TWIN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// CPU threads for llama.cpp (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import files or folders into the library (only changed files are processed again).
+    Import(ImportArgs),
+    /// Follow folders and keep the library in step with them.
+    Watch {
+        /// Folders to watch; they are imported first. Default: every source in the library.
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        import: ImportFlags,
+    },
+    /// List the library's sources.
+    Sources,
+    /// Show what the library holds.
+    Status,
+    /// Search the library.
+    Search(SearchArgs),
+    /// Manage models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Files or folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    flags: ImportFlags,
+}
+
+#[derive(Args, Clone)]
+struct ImportFlags {
+    /// Parse and chunk only; embed later.
+    #[arg(long)]
+    no_embed: bool,
+    /// Skip files larger than this many MiB.
+    #[arg(long, default_value_t = 20)]
+    max_file_mib: u64,
+}
+
+impl ImportFlags {
+    fn options(&self) -> ImportOptions {
+        ImportOptions {
+            max_file_size: self.max_file_mib * 1024 * 1024,
+            embed: !self.no_embed,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// What to look for.
+    query: String,
+    /// bm25, vector or hybrid.
+    #[arg(long, default_value = "hybrid")]
+    mode: SearchMode,
+    /// Results to show.
+    #[arg(short = 'k', long, default_value_t = 5)]
+    limit: usize,
+    /// Only this source (its path or id).
+    #[arg(long)]
+    source: Option<String>,
+    /// Only this platform (linkedin, x, blog, newsletter…).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Only documents dated on or after YYYY-MM-DD.
+    #[arg(long)]
+    from: Option<String>,
+    /// Only documents dated on or before YYYY-MM-DD.
+    #[arg(long)]
+    to: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Convert a sentence-transformers folder to GGUF and use it as the library's embedding model.
+    Import {
+        /// The model folder (config.json, model.safetensors, tokenizer.json).
+        folder: PathBuf,
+        /// Keep F32 weights instead of F16.
+        #[arg(long)]
+        f32: bool,
+    },
+}
+
+fn data_dir(cli: &Cli) -> Result<PathBuf> {
+    if let Some(d) = &cli.data_dir {
+        return Ok(d.clone());
+    }
+    directories::ProjectDirs::from("app", "Twin", "twin")
+        .map(|p| p.data_dir().to_path_buf())
+        .context("cannot tell the platform's data folder; pass --data-dir")
+}
+
+fn open_library(cli: &Cli) -> Result<Library> {
+    let mut config = EmbedderConfig::default();
+    if let Some(t) = cli.threads {
+        config.threads = t;
+    }
+    let dir = data_dir(cli)?;
+    Library::open(&dir, config).with_context(|| format!("opening the library in {}", dir.display()))
+}
+
+fn print_json(value: &impl Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn cancel_on_ctrl_c() -> CancelToken {
+    let cancel = CancelToken::new();
+    let c = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if c.is_cancelled() {
+            std::process::exit(i32::from(exit::CANCELLED));
+        }
+        eprintln!("\nstopping after the current step… (Ctrl-C again to quit at once)");
+        c.cancel();
+    });
+    cancel
+}
+
+fn print_report(r: &ImportReport) {
+    println!(
+        "{} files: {} added, {} updated, {} unchanged, {} renamed, {} deleted; {} chunks written, {} embedded ({} kept their vectors) in {:.1}s",
+        r.scanned, r.added, r.updated, r.unchanged, r.renamed, r.deleted, r.chunks_written, r.chunks_embedded, r.vectors_reused, r.seconds
+    );
+    if r.near_duplicates > 0 {
+        println!("{} near-duplicate documents flagged", r.near_duplicates);
+    }
+    for s in &r.skipped {
+        println!("skipped {}: {}", s.path.display(), s.reason);
+    }
+    for f in &r.failed {
+        eprintln!("error   {}: {}", f.path.display(), f.reason);
+    }
+    if r.cancelled {
+        println!("cancelled: finished work is kept; run the same command again to resume");
+    }
+}
+
+fn report_exit(r: &ImportReport) -> ExitCode {
+    if r.cancelled {
+        ExitCode::from(exit::CANCELLED)
+    } else if !r.failed.is_empty() {
+        ExitCode::from(exit::PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn import(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
+    let mut library = open_library(cli)?;
+    let bar = progress_bar::Bar::new(!cli.json);
+    let cancel = cancel_on_ctrl_c();
+    let report = library.import(&args.paths, &args.flags.options(), &bar, &cancel)?;
+    bar.finish();
+    if cli.json {
+        print_json(&report)?;
+    } else {
+        print_report(&report);
+    }
+    Ok(report_exit(&report))
+}
+
+fn watch_cmd(cli: &Cli, paths: &[PathBuf], flags: &ImportFlags) -> Result<ExitCode> {
+    let mut library = open_library(cli)?;
+    let cancel = cancel_on_ctrl_c();
+    let options = flags.options();
+    if !paths.is_empty() {
+        let bar = progress_bar::Bar::new(!cli.json);
+        let report = library.import(paths, &options, &bar, &cancel)?;
+        bar.finish();
+        if !cli.json {
+            print_report(&report);
+        }
+    }
+    let wanted: Vec<PathBuf> = paths
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    let sources: Vec<_> = library
+        .sources()?
+        .into_iter()
+        .filter(|s| {
+            s.path.is_dir() && (wanted.is_empty() || wanted.iter().any(|w| w.starts_with(&s.path)))
+        })
+        .collect();
+    anyhow::ensure!(
+        !sources.is_empty(),
+        "no folders to watch: import a folder first or name one"
+    );
+    let json = cli.json;
+    watch::watch(
+        &mut library,
+        &sources,
+        &options,
+        &cancel,
+        |event| match event {
+            WatchEvent::Started(paths) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "started", "paths": paths})
+                    );
+                } else {
+                    for p in paths {
+                        println!("watching {}", p.display());
+                    }
+                }
+            }
+            WatchEvent::Synced(report) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "synced", "report": report})
+                    );
+                } else {
+                    print_report(&report);
+                }
+            }
+            WatchEvent::Error(e) => {
+                if json {
+                    println!("{}", serde_json::json!({"event": "error", "message": e}));
+                } else {
+                    eprintln!("error: {e}");
+                }
+            }
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sources(cli: &Cli) -> Result<ExitCode> {
+    let library = open_library(cli)?;
+    let sources = library.sources()?;
+    if cli.json {
+        print_json(&sources)?;
+    } else if sources.is_empty() {
+        println!("no sources yet: twin import <folder>");
+    } else {
+        for s in sources {
+            println!(
+                "{:>3}  {}  {} documents, {} chunks{}{}",
+                s.id,
+                s.path.display(),
+                s.documents,
+                s.chunks,
+                if s.pending_chunks > 0 {
+                    format!(" ({} waiting for embedding)", s.pending_chunks)
+                } else {
+                    String::new()
+                },
+                if s.watched { ", watched" } else { "" }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(cli: &Cli) -> Result<ExitCode> {
+    let library = open_library(cli)?;
+    let stats = library.store().stats()?;
+    if cli.json {
+        print_json(&serde_json::json!({"data_dir": library.data_dir(), "library": stats}))?;
+    } else {
+        println!("data folder     {}", library.data_dir().display());
+        println!("sources         {}", stats.sources);
+        println!(
+            "documents       {} ({} exact duplicates, {} near-duplicates)",
+            stats.documents, stats.duplicates, stats.near_duplicates
+        );
+        println!(
+            "chunks          {} ({} embedded)",
+            stats.chunks, stats.embedded_chunks
+        );
+        match &stats.embedding_model {
+            Some(m) => println!("embedding model {} ({} dims, {})", m.name, m.dim, m.path),
+            None => println!("embedding model none: twin models import <folder>"),
+        }
+        println!(
+            "database        {:.1} MiB",
+            stats.database_bytes as f64 / 1048576.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn search(cli: &Cli, args: &SearchArgs) -> Result<ExitCode> {
+    let mut library = open_library(cli)?;
+    let source = match &args.source {
+        None => None,
+        Some(s) => {
+            let sources = library.sources()?;
+            let path = std::fs::canonicalize(s).unwrap_or_else(|_| PathBuf::from(s));
+            Some(
+                sources
+                    .iter()
+                    .find(|x| x.id.to_string() == *s || x.path == path)
+                    .map(|x| x.id)
+                    .with_context(|| format!("no source {s:?}; see `twin sources`"))?,
+            )
+        }
+    };
+    let query = SearchQuery {
+        text: args.query.clone(),
+        mode: args.mode,
+        filter: SearchFilter {
+            source,
+            platform: args.platform.clone(),
+            date_from: args.from.clone(),
+            date_to: args.to.clone(),
+        },
+        limit: args.limit,
+    };
+    let results = library.search(&query)?;
+    if cli.json {
+        print_json(&results)?;
+    } else if results.is_empty() {
+        println!("no results");
+    } else {
+        for (i, r) in results.iter().enumerate() {
+            let heading = if r.hit.heading_path.is_empty() {
+                String::new()
+            } else {
+                format!(" › {}", r.hit.heading_path)
+            };
+            println!(
+                "{}. {}{}  [{:.4}]",
+                i + 1,
+                r.hit.path.display(),
+                heading,
+                r.score
+            );
+            println!("   {}", r.snippet);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn models(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
+    match cmd {
+        ModelsCommand::Import { folder, f32 } => {
+            let dir = data_dir(cli)?.join("models");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let name = folder
+                .canonicalize()
+                .with_context(|| format!("{}: no such folder", folder.display()))?
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "embedding".into());
+            let out = dir.join(format!("{name}.{}.gguf", if *f32 { "f32" } else { "f16" }));
+            let converted = twin_core::models::convert_sentence_transformer(
+                folder,
+                &out,
+                &twin_core::models::ConvertOptions { f16: !f32 },
+            )?;
+            let mut library = open_library(cli)?;
+            let reset = library.set_embedding_model(&converted.path)?;
+            if cli.json {
+                print_json(
+                    &serde_json::json!({"path": converted.path, "name": converted.name, "dim": converted.dim,
+                    "max_tokens": converted.max_tokens, "tensors": converted.n_tensors, "vectors_reset": reset}),
+                )?;
+            } else {
+                println!(
+                    "converted {} → {} ({} dims, {} tensors); it is now the library's embedding model",
+                    folder.display(),
+                    converted.path.display(),
+                    converted.dim,
+                    converted.n_tensors
+                );
+                if reset {
+                    println!("the previous model's vectors were dropped; the next import re-embeds everything");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Import(args) => import(cli, args),
+        Command::Watch { paths, import } => watch_cmd(cli, paths, import),
+        Command::Sources => sources(cli),
+        Command::Status => status(cli),
+        Command::Search(args) => search(cli, args),
+        Command::Models(cmd) => models(cli, cmd),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TWIN_LOG")
+                .unwrap_or_else(|_| "warn,llama-cpp-2=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Terminal progress: one indicatif bar that follows the stages of twin-core's progress events.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::Mutex;
+use twin_core::{ProgressEvent, Stage};
+
+/// Renders progress events as a bar on stderr (hidden when `--json` or stderr is not a terminal).
+pub struct Bar {
+    bar: ProgressBar,
+    stage: Mutex<Option<Stage>>,
+}
+
+impl Bar {
+    pub fn new(visible: bool) -> Self {
+        let bar = ProgressBar::with_draw_target(
+            None,
+            if visible {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
+        );
+        Self {
+            bar,
+            stage: Mutex::new(None),
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl twin_core::Progress for Bar {
+    fn report(&self, e: ProgressEvent) {
+        let Ok(mut stage) = self.stage.lock() else {
+            return;
+        };
+        if *stage != Some(e.stage) {
+            *stage = Some(e.stage);
+            let (label, unit) = match e.stage {
+                Stage::Scan => ("scanning", "files"),
+                Stage::Parse => ("parsing ", "files"),
+                Stage::Embed => ("embedding", "chunks"),
+            };
+            let template = format!("{label} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}}) {{wide_msg}}");
+            self.bar.set_style(
+                ProgressStyle::with_template(&template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            self.bar.reset();
+        }
+        self.bar.set_length(e.total);
+        self.bar.set_position(e.done);
+        if let Some(item) = e.item {
+            let short: String = item
+                .chars()
+                .rev()
+                .take(60)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            self.bar.set_message(short);
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Sentence embeddings with a GGUF embedding model (BERT family, mean pooling) through llama.cpp.
+//!
+//! llama.cpp has process-killing asserts rather than errors on two inputs, so this module guards
+//! both before every call: a batch whose tokens exceed `n_ubatch`, and a sequence longer than the
+//! model's position table. Sequences are truncated to `max_tokens` with `[SEP]` kept last, as
+//! sentence-transformers does. Vectors come back L2-normalised (llama.cpp does not normalise).
+//!
+//! A dedicated worker thread owns the llama.cpp context (which borrows the model, so it cannot
+//! live in the same struct), so embedding never runs on the caller's UI or async thread and the
+//! context is created once, not per batch. Tokenisation runs on the caller's thread: the model is
+//! `Sync` and tokenising is read-only.
+
+use super::backend::{backend, default_gpu_layers};
+use super::EngineError;
+use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+/// How to run the embedding model.
+#[derive(Clone, Debug)]
+pub struct EmbedderConfig {
+    /// CPU threads for llama.cpp.
+    pub threads: usize,
+    /// Layers to offload to the GPU (`u32::MAX` for all); ignored on CPU-only builds.
+    pub gpu_layers: u32,
+    /// Tokens packed into one llama.cpp batch. 512 measured fastest on CPU: attention cost grows
+    /// with the tokens of the whole batch, so larger batches are slower per token.
+    pub batch_tokens: usize,
+    /// Sequences packed into one batch at most. llama.cpp splits the context evenly between
+    /// sequences, so the context is sized `max_sequences × max_tokens`.
+    pub max_sequences: usize,
+}
+
+impl Default for EmbedderConfig {
+    fn default() -> Self {
+        Self {
+            threads: super::default_threads(),
+            gpu_layers: default_gpu_layers(),
+            batch_tokens: 512,
+            max_sequences: 16,
+        }
+    }
+}
+
+/// Identifies an embedding model exactly, so the store can refuse to mix vectors of two models.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ModelIdentity {
+    /// Human-readable name (`general.name`, else the file stem).
+    pub name: String,
+    /// blake3 of the GGUF file: two files with the same name but other weights differ here.
+    pub hash: String,
+    /// Vector width.
+    pub dim: usize,
+}
+
+type Job = (
+    Vec<Vec<LlamaToken>>,
+    mpsc::Sender<Result<Vec<Vec<f32>>, EngineError>>,
+);
+
+/// A loaded embedding model.
+pub struct Embedder {
+    model: Arc<LlamaModel>,
+    path: PathBuf,
+    identity: ModelIdentity,
+    max_tokens: usize,
+    sep: LlamaToken,
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("path", &self.path)
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+fn hash_file(path: &Path) -> Result<String, EngineError> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_mmap(path).map_err(|e| EngineError::Load {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+impl Embedder {
+    /// Load the GGUF embedding model at `path`.
+    pub fn load(path: &Path, config: &EmbedderConfig) -> Result<Self, EngineError> {
+        let _span = tracing::info_span!("load_embedder", path = %path.display()).entered();
+        let load_err = |reason: String| EngineError::Load {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let header = crate::gguf::read_header(path).map_err(|e| match e {
+            crate::gguf::GgufError::Invalid { reason, .. } => load_err(reason),
+            crate::gguf::GgufError::Io { source, .. } => load_err(source.to_string()),
+        })?;
+        let backend = backend()?;
+        let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
+        let model = LlamaModel::load_from_file(backend, path, &params)
+            .map_err(|e| load_err(format!("llama.cpp could not load it ({e})")))?;
+        let wrong = |reason: &str| EngineError::WrongKind {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        };
+        let arch = header.architecture.unwrap_or_default();
+        if model.meta_val_str(&format!("{arch}.pooling_type")).is_err() {
+            return Err(wrong(
+                "not an embedding model (no pooling type); import one with `twin models import`",
+            ));
+        }
+        let dim = usize::try_from(model.n_embd()).unwrap_or(0);
+        let n_ctx_train = model.n_ctx_train() as usize;
+        let max_tokens = model
+            .meta_val_str("twin.max_tokens")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256usize)
+            .min(n_ctx_train)
+            .min(config.batch_tokens);
+        let sep = model.vocab().sep();
+        let identity = ModelIdentity {
+            name: header.name.unwrap_or_else(|| {
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }),
+            hash: hash_file(path)?,
+            dim,
+        };
+        let model = Arc::new(model);
+        let jobs = spawn_worker(Arc::clone(&model), config.clone())?;
+        Ok(Self {
+            model,
+            path: path.to_path_buf(),
+            identity,
+            max_tokens,
+            sep,
+            jobs: Mutex::new(jobs),
+        })
+    }
+
+    /// The model's identity (name, file hash, dimension).
+    pub fn identity(&self) -> &ModelIdentity {
+        &self.identity
+    }
+
+    /// The GGUF file this embedder was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Longest input, in tokens including `[CLS]` and `[SEP]`, before truncation.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Tokens `text` takes in this model's vocabulary, without special tokens.
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), false, false)
+            .len()
+    }
+
+    /// Token ids for `text` with `[CLS]`/`[SEP]`, truncated to [`Self::max_tokens`].
+    pub fn token_ids(&self, text: &str) -> Vec<i32> {
+        self.tokenize(text).into_iter().map(|t| t.0).collect()
+    }
+
+    fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
+        let mut tokens = self.model.vocab().tokenize(text.as_bytes(), true, false);
+        if tokens.len() > self.max_tokens {
+            tokens.truncate(self.max_tokens - 1);
+            tokens.push(self.sep);
+        }
+        tokens
+    }
+
+    /// Embed `texts`, returning one L2-normalised vector per text, in order.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EngineError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tokens: Vec<Vec<LlamaToken>> = texts.iter().map(|t| self.tokenize(t)).collect();
+        let (reply, response) = mpsc::channel();
+        self.jobs
+            .lock()
+            .map_err(|_| EngineError::WorkerGone)?
+            .send((tokens, reply))
+            .map_err(|_| EngineError::WorkerGone)?;
+        response.recv().map_err(|_| EngineError::WorkerGone)?
+    }
+}
+
+fn spawn_worker(
+    model: Arc<LlamaModel>,
+    config: EmbedderConfig,
+) -> Result<mpsc::Sender<Job>, EngineError> {
+    let (jobs, inbox) = mpsc::channel::<Job>();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), EngineError>>();
+    std::thread::Builder::new()
+        .name("twin-embed".into())
+        .spawn(move || {
+            let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
+            let n = config.batch_tokens as u32;
+            let seqs = config.max_sequences.max(1) as u32;
+            let params = LlamaContextParams::default()
+                .with_embeddings(true)
+                .with_pooling_type(LlamaPoolingType::Mean)
+                .with_n_ctx(NonZeroU32::new(n.max(256) * seqs))
+                .with_n_batch(n)
+                // Non-causal models must fit a whole batch in one ubatch (llama.cpp asserts).
+                .with_n_ubatch(n)
+                .with_n_seq_max(seqs)
+                .with_n_threads(threads)
+                .with_n_threads_batch(threads);
+            let backend = match backend() {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut ctx = match model.new_context(backend, params) {
+                Ok(ctx) => ctx,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(EngineError::Runtime(format!(
+                        "creating the embedding context: {e}"
+                    ))));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            let mut batch = LlamaBatch::new(config.batch_tokens, seqs as i32);
+            for (sequences, reply) in inbox {
+                let result = embed_all(
+                    &mut ctx,
+                    &mut batch,
+                    &sequences,
+                    config.batch_tokens,
+                    seqs as usize,
+                );
+                let _ = reply.send(result);
+            }
+        })
+        .map_err(|e| EngineError::Runtime(format!("starting the embedding worker: {e}")))?;
+    ready_rx.recv().map_err(|_| EngineError::WorkerGone)??;
+    Ok(jobs)
+}
+
+fn embed_all(
+    ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    sequences: &[Vec<LlamaToken>],
+    batch_tokens: usize,
+    max_sequences: usize,
+) -> Result<Vec<Vec<f32>>, EngineError> {
+    let mut out = Vec::with_capacity(sequences.len());
+    let mut next = 0;
+    while next < sequences.len() {
+        batch.clear();
+        let start = next;
+        let mut used = 0;
+        while next < sequences.len()
+            && used + sequences[next].len() <= batch_tokens
+            && next - start < max_sequences
+        {
+            let seq_id = i32::try_from(next - start).unwrap_or(0);
+            batch
+                .add_sequence(&sequences[next], seq_id, true)
+                .map_err(|e| EngineError::Runtime(e.to_string()))?;
+            used += sequences[next].len();
+            next += 1;
+        }
+        if next == start {
+            // Cannot happen: tokenize() truncates to max_tokens <= batch_tokens. Guarded anyway,
+            // because the alternative is llama.cpp aborting the process.
+            return Err(EngineError::Runtime(
+                "a sequence is longer than the batch".into(),
+            ));
+        }
+        ctx.decode(batch)
+            .map_err(|e| EngineError::Runtime(e.to_string()))?;
+        for i in 0..(next - start) {
+            let v = ctx
+                .embeddings_seq_ith(i32::try_from(i).unwrap_or(0))
+                .map_err(|e| EngineError::Runtime(e.to_string()))?;
+            out.push(l2_normalized(v));
+        }
+    }
+    Ok(out)
+}
+
+fn l2_normalized(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter().map(|x| x / norm).collect()
+}

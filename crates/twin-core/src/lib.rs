@@ -1,0 +1,20 @@
+//! Twin's engine: everything the desktop app and the command line share.
+//!
+//! The feature pipeline lives in [`library`] (sources → parse → clean → chunk → embed → store),
+//! the single SQLite store in [`store`], llama.cpp in [`engine`], hybrid retrieval in [`search`].
+//! This crate knows nothing about Tauri or terminals: progress and cancellation go through
+//! [`progress`], and errors are typed per module.
+
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod gguf;
+pub mod library;
+pub mod models;
+pub mod progress;
+pub mod search;
+pub mod store;
+
+pub use library::{ImportOptions, ImportReport, Library, LibraryError};
+pub use progress::{CancelToken, Progress, ProgressEvent, Stage};
+pub use search::{SearchMode, SearchQuery, SearchResult};

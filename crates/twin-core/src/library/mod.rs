@@ -1,0 +1,288 @@
+//! The writing library: the feature pipeline that turns the user's files into searchable,
+//! embedded chunks in the store.
+//!
+//! `scan` → `parse` → `clean` → `chunk` → store, then `embed` the pending chunks. [`Library`] is
+//! the narrow API the shells use: import, sync, watch, search, status.
+
+pub mod chunk;
+pub mod clean;
+pub mod dedup;
+pub mod parse;
+pub mod scan;
+mod sync;
+pub mod watch;
+
+pub use sync::{FileIssue, ImportOptions, ImportReport};
+
+use crate::engine::{Embedder, EmbedderConfig, EngineError};
+use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
+use crate::search::{self, SearchQuery, SearchResult};
+use crate::store::{Source, Store, StoreError, StoredModel};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// File name of the library database inside the data folder.
+pub const DATABASE_FILE: &str = "library.sqlite3";
+
+/// Errors from library operations.
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The inference runtime failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// No embedding model was chosen yet.
+    #[error(
+        "no embedding model is set; import one first: twin models import models/all-MiniLM-L6-v2"
+    )]
+    NoEmbeddingModel,
+    /// A path given by the user does not exist.
+    #[error("{0}: no such file or folder")]
+    NotFound(PathBuf),
+    /// The recorded embedding model file is gone.
+    #[error("{0}: the library's embedding model file is missing; import it again with `twin models import`")]
+    ModelFileMissing(PathBuf),
+}
+
+/// The user's library: a store plus the embedding model its vectors come from.
+pub struct Library {
+    store: Store,
+    embedder: Option<Arc<Embedder>>,
+    embed_config: EmbedderConfig,
+    data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library")
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
+}
+
+/// What an embedding pass did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct EmbedReport {
+    /// Chunks embedded.
+    pub chunks: usize,
+    /// Tokens fed to the model.
+    pub tokens: usize,
+    /// Wall time of the pass.
+    pub seconds: f64,
+    /// Whether it stopped early because it was cancelled.
+    pub cancelled: bool,
+}
+
+impl Library {
+    /// Open the library in `data_dir` (created if needed).
+    pub fn open(data_dir: &Path, embed_config: EmbedderConfig) -> Result<Self, LibraryError> {
+        let store = Store::open(&data_dir.join(DATABASE_FILE))?;
+        Ok(Self {
+            store,
+            embedder: None,
+            embed_config,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The store, for read-only queries.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The embedding model, loaded on first use from the path the store records.
+    pub fn embedder(&mut self) -> Result<Arc<Embedder>, LibraryError> {
+        if let Some(e) = &self.embedder {
+            return Ok(Arc::clone(e));
+        }
+        let model = self
+            .store
+            .embedding_model()?
+            .ok_or(LibraryError::NoEmbeddingModel)?;
+        let path = PathBuf::from(&model.path);
+        if !path.exists() {
+            return Err(LibraryError::ModelFileMissing(path));
+        }
+        let embedder = Arc::new(Embedder::load(&path, &self.embed_config)?);
+        if embedder.identity().hash != model.hash {
+            // The file changed under us: treat it as a new model, so vectors never mix.
+            self.store.set_embedding_model(&stored_model(&embedder))?;
+        }
+        self.embedder = Some(Arc::clone(&embedder));
+        Ok(embedder)
+    }
+
+    /// Use the GGUF embedding model at `path` for this library. Returns true when this replaced
+    /// another model, which drops every vector so the next import re-embeds everything.
+    pub fn set_embedding_model(&mut self, path: &Path) -> Result<bool, LibraryError> {
+        let embedder = Arc::new(Embedder::load(path, &self.embed_config)?);
+        let reset = self.store.set_embedding_model(&stored_model(&embedder))?;
+        self.embedder = Some(embedder);
+        Ok(reset)
+    }
+
+    /// Add `paths` as sources (or find the source they lie in) and bring them up to date: new and
+    /// changed files are parsed and chunked, deleted ones removed, then pending chunks embedded.
+    pub fn import(
+        &mut self,
+        paths: &[PathBuf],
+        options: &ImportOptions,
+        progress: &dyn Progress,
+        cancel: &CancelToken,
+    ) -> Result<ImportReport, LibraryError> {
+        let embedder = self.embedder()?;
+        let mut report = ImportReport::default();
+        let started = std::time::Instant::now();
+        for path in paths {
+            let path =
+                std::fs::canonicalize(path).map_err(|_| LibraryError::NotFound(path.clone()))?;
+            let existing = self
+                .store
+                .sources()?
+                .into_iter()
+                .find(|s| path.starts_with(&s.path));
+            let source = match existing {
+                Some(s) => s,
+                None => self.store.add_source(&path, false)?,
+            };
+            let scope = if path == source.path {
+                Vec::new()
+            } else {
+                vec![path.clone()]
+            };
+            let part = sync::sync(
+                &mut self.store,
+                &embedder,
+                &source,
+                &scope,
+                options,
+                progress,
+                cancel,
+            )?;
+            report.merge(part);
+            if cancel.is_cancelled() {
+                break;
+            }
+        }
+        if options.embed && !cancel.is_cancelled() {
+            let e = self.embed_pending(options.embed_batch, progress, cancel)?;
+            report.chunks_embedded = e.chunks;
+            report.cancelled |= e.cancelled;
+        }
+        report.cancelled |= cancel.is_cancelled();
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Sync only `paths` (files or folders, existing or deleted) inside `source`; used by watch.
+    pub fn sync_paths(
+        &mut self,
+        source: &Source,
+        paths: &[PathBuf],
+        options: &ImportOptions,
+        progress: &dyn Progress,
+        cancel: &CancelToken,
+    ) -> Result<ImportReport, LibraryError> {
+        let embedder = self.embedder()?;
+        let started = std::time::Instant::now();
+        let mut report = sync::sync(
+            &mut self.store,
+            &embedder,
+            source,
+            paths,
+            options,
+            progress,
+            cancel,
+        )?;
+        if options.embed && !cancel.is_cancelled() {
+            report.chunks_embedded = self
+                .embed_pending(options.embed_batch, progress, cancel)?
+                .chunks;
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Embed every chunk still without a vector, in batches, committing after each batch so a
+    /// crash or cancel loses at most one batch of work.
+    pub fn embed_pending(
+        &mut self,
+        batch: usize,
+        progress: &dyn Progress,
+        cancel: &CancelToken,
+    ) -> Result<EmbedReport, LibraryError> {
+        let embedder = self.embedder()?;
+        let _span = tracing::info_span!("embed").entered();
+        let started = std::time::Instant::now();
+        let total = self.store.pending_count()?;
+        let mut report = EmbedReport::default();
+        progress.report(ProgressEvent {
+            stage: Stage::Embed,
+            done: 0,
+            total,
+            item: None,
+        });
+        loop {
+            if cancel.is_cancelled() {
+                report.cancelled = true;
+                break;
+            }
+            let pending = self.store.pending_chunks(batch.max(1))?;
+            if pending.is_empty() {
+                break;
+            }
+            let inputs: Vec<String> = pending
+                .iter()
+                .map(|c| chunk::embedding_input(&c.title, &c.heading_path, &c.text))
+                .collect();
+            let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+            let vectors = embedder.embed(&refs)?;
+            report.tokens += inputs
+                .iter()
+                .map(|t| embedder.count_tokens(t).min(embedder.max_tokens()))
+                .sum::<usize>();
+            let rows: Vec<_> = pending.iter().map(|c| c.id).zip(vectors).collect();
+            self.store.put_vectors(&embedder.identity().hash, &rows)?;
+            report.chunks += rows.len();
+            progress.report(ProgressEvent {
+                stage: Stage::Embed,
+                done: report.chunks as u64,
+                total,
+                item: None,
+            });
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Search the library.
+    pub fn search(&mut self, query: &SearchQuery) -> Result<Vec<SearchResult>, LibraryError> {
+        let embedder = match query.mode {
+            search::SearchMode::Bm25 => None,
+            _ => Some(self.embedder()?),
+        };
+        search::run(&self.store, embedder.as_deref(), query)
+    }
+
+    /// The sources, with counts.
+    pub fn sources(&self) -> Result<Vec<Source>, LibraryError> {
+        Ok(self.store.sources()?)
+    }
+}
+
+fn stored_model(e: &Embedder) -> StoredModel {
+    let id = e.identity();
+    StoredModel {
+        name: id.name.clone(),
+        hash: id.hash.clone(),
+        dim: id.dim,
+        path: e.path().to_string_lossy().into_owned(),
+    }
+}

@@ -1,0 +1,456 @@
+//! Incremental sync of one source: only changed files are read, parsed and chunked.
+//!
+//! Change detection: mtime+size is the fast path; when either differs the file is hashed with
+//! blake3, and only a different hash means a re-parse. A stored file that is gone but whose bytes
+//! reappear at a new path is a rename: the document moves and keeps its chunks and vectors.
+//! Bad files are reported with a reason and never disturb what is already stored.
+
+use super::chunk::{self, ChunkConfig};
+use super::clean;
+use super::dedup::{self, NearDuplicateIndex};
+use super::parse::{self, Format, ParseError};
+use super::scan::{self, Candidate};
+use crate::engine::Embedder;
+use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
+use crate::store::{DocState, NewDocument, Source, Store, StoreError};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// How to import.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportOptions {
+    /// Files larger than this are skipped with a reason.
+    pub max_file_size: u64,
+    /// Chunk sizes.
+    pub chunking: ChunkConfig,
+    /// Embed new chunks after parsing (off for a parse-only pass).
+    pub embed: bool,
+    /// Chunks per embedding call (and per commit).
+    pub embed_batch: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self {
+            max_file_size: 20 * 1024 * 1024,
+            chunking: ChunkConfig::default(),
+            embed: true,
+            embed_batch: 64,
+        }
+    }
+}
+
+/// A file that was skipped or failed, with the reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileIssue {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: String,
+}
+
+/// What an import or sync did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ImportReport {
+    /// Files looked at.
+    pub scanned: usize,
+    /// New documents.
+    pub added: usize,
+    /// Documents re-parsed because their file changed.
+    pub updated: usize,
+    /// Files whose content did not change.
+    pub unchanged: usize,
+    /// Documents moved to a new path (chunks kept).
+    pub renamed: usize,
+    /// Documents removed because their file is gone.
+    pub deleted: usize,
+    /// Byte-identical copies of another document (stored, not chunked).
+    pub duplicates: usize,
+    /// Documents flagged as near-duplicates (e.g. drafts of the same post).
+    pub near_duplicates: usize,
+    /// Chunks written.
+    pub chunks_written: usize,
+    /// Chunks that kept their vector because their text did not change.
+    pub vectors_reused: usize,
+    /// Chunks embedded.
+    pub chunks_embedded: usize,
+    /// Files deliberately not imported (unsupported type, too large, empty, noindex…).
+    pub skipped: Vec<FileIssue>,
+    /// Files that could not be read or parsed.
+    pub failed: Vec<FileIssue>,
+    /// Whether the run was cancelled before finishing.
+    pub cancelled: bool,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+impl ImportReport {
+    pub(super) fn merge(&mut self, o: ImportReport) {
+        self.scanned += o.scanned;
+        self.added += o.added;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.renamed += o.renamed;
+        self.deleted += o.deleted;
+        self.duplicates += o.duplicates;
+        self.near_duplicates += o.near_duplicates;
+        self.chunks_written += o.chunks_written;
+        self.vectors_reused += o.vectors_reused;
+        self.chunks_embedded += o.chunks_embedded;
+        self.skipped.extend(o.skipped);
+        self.failed.extend(o.failed);
+        self.cancelled |= o.cancelled;
+    }
+}
+
+/// `YYYY-MM-DD` of a Unix time in nanoseconds (UTC), for documents that state no date.
+fn date_of(nanos: i64) -> String {
+    // Howard Hinnant's civil-from-days.
+    let z = nanos.div_euclid(86_400_000_000_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+enum Outcome {
+    Stored {
+        chunks: usize,
+        reused: usize,
+        near_duplicate: bool,
+        duplicate: bool,
+    },
+    Skipped(String),
+    Failed(String),
+}
+
+struct Syncer<'a> {
+    store: &'a mut Store,
+    embedder: &'a Embedder,
+    source: &'a Source,
+    options: &'a ImportOptions,
+    near: NearDuplicateIndex,
+}
+
+impl Syncer<'_> {
+    /// Parse, clean, chunk and store one file whose bytes are `bytes`.
+    fn process(
+        &mut self,
+        file: &Candidate,
+        bytes: &[u8],
+        hash: String,
+    ) -> Result<Outcome, StoreError> {
+        let path = &file.path;
+        let Some(format) = Format::of(path) else {
+            let ext = path
+                .extension()
+                .map(|e| format!(".{}", e.to_string_lossy()))
+                .unwrap_or_else(|| "no extension".into());
+            return Ok(Outcome::Skipped(format!("unsupported file type ({ext})")));
+        };
+        if bytes.is_empty() {
+            return Ok(Outcome::Skipped("empty file".into()));
+        }
+        let parsed = match parse::parse(format, bytes) {
+            Ok(p) => p,
+            Err(ParseError::Skip(reason)) => return Ok(Outcome::Skipped(reason)),
+            Err(ParseError::Invalid(reason)) => return Ok(Outcome::Failed(reason)),
+        };
+        let blocks = clean::clean_blocks(parsed.blocks);
+        if blocks.is_empty() {
+            return Ok(Outcome::Skipped("no text content".into()));
+        }
+        let existing_id = self.store.document_id_by_path(path)?;
+        let original = self
+            .store
+            .documents_with_hash(&hash)?
+            .into_iter()
+            .find(|d| d.path != *path && d.duplicate_of.is_none())
+            .map(|d| d.id);
+        let body = chunk::render_body(&blocks);
+        let title = parsed
+            .title
+            .map(|t| clean::tidy_whitespace(&clean::normalize(&t)).replace('\n', " "))
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| {
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+        let simhash = dedup::simhash(&body.text);
+        let near = if original.is_none() {
+            simhash.and_then(|h| self.near.find(h, existing_id))
+        } else {
+            None
+        };
+        let chunks = if original.is_some() {
+            Vec::new()
+        } else {
+            chunk::chunk(&body, &title, &self.options.chunking, self.embedder)
+        };
+        let doc = NewDocument {
+            source_id: self.source.id,
+            path: path.clone(),
+            title,
+            platform: parsed.platform,
+            format: format.name().into(),
+            date: parsed.date.or_else(|| Some(date_of(file.mtime))),
+            tags: parsed.tags,
+            content_hash: hash,
+            mtime: file.mtime,
+            size: file.size as i64,
+            body: body.text,
+            simhash,
+            duplicate_of: original,
+            near_duplicate_of: near,
+        };
+        let put = self.store.put_document(&doc, &chunks)?;
+        if let (Some(h), None) = (simhash, original) {
+            self.near.remove(put.id);
+            self.near.insert(put.id, h);
+        }
+        Ok(Outcome::Stored {
+            chunks: chunks.len(),
+            reused: put.vectors_reused,
+            near_duplicate: near.is_some(),
+            duplicate: original.is_some(),
+        })
+    }
+}
+
+fn under(path: &Path, scope: &[PathBuf]) -> bool {
+    scope.iter().any(|s| path == s || path.starts_with(s))
+}
+
+/// Sync `source`, limited to `scope` (files or folders inside it; empty means the whole source).
+pub(super) fn sync(
+    store: &mut Store,
+    embedder: &Embedder,
+    source: &Source,
+    scope: &[PathBuf],
+    options: &ImportOptions,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<ImportReport, StoreError> {
+    let _span = tracing::info_span!("sync", source = %source.path.display()).entered();
+    let mut report = ImportReport::default();
+    let roots: Vec<PathBuf> = if scope.is_empty() {
+        vec![source.path.clone()]
+    } else {
+        scope.to_vec()
+    };
+    let ignore_root = if source.path.is_dir() {
+        source.path.clone()
+    } else {
+        source
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    };
+
+    // 1. Scan.
+    progress.report(ProgressEvent {
+        stage: Stage::Scan,
+        done: 0,
+        total: 0,
+        item: Some(source.path.display().to_string()),
+    });
+    let mut files: Vec<Candidate> = Vec::new();
+    for root in &roots {
+        if !root.exists() {
+            continue; // deleted: handled below as missing
+        }
+        if root != &ignore_root && scan::is_excluded(root, &ignore_root) {
+            continue;
+        }
+        let found = {
+            let _s = tracing::info_span!("scan", root = %root.display()).entered();
+            scan::scan(root, &ignore_root, options.max_file_size)
+        };
+        report
+            .skipped
+            .extend(found.issues.into_iter().map(|i| FileIssue {
+                path: i.path,
+                reason: i.reason,
+            }));
+        files.extend(found.files);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup_by(|a, b| a.path == b.path);
+    report.scanned = files.len();
+    progress.report(ProgressEvent {
+        stage: Stage::Scan,
+        done: files.len() as u64,
+        total: files.len() as u64,
+        item: None,
+    });
+
+    // 2. What is stored under the scope, and which of it is gone from disk.
+    let stored: HashMap<PathBuf, DocState> = store
+        .documents_under(&roots)?
+        .into_iter()
+        .map(|d| (d.path.clone(), d))
+        .collect();
+    let seen: std::collections::HashSet<&Path> = files.iter().map(|f| f.path.as_path()).collect();
+    let mut missing_by_hash: HashMap<String, Vec<DocState>> = HashMap::new();
+    for doc in stored
+        .values()
+        .filter(|d| !seen.contains(d.path.as_path()) && under(&d.path, &roots))
+    {
+        missing_by_hash
+            .entry(doc.content_hash.clone())
+            .or_default()
+            .push(doc.clone());
+    }
+
+    let mut near = NearDuplicateIndex::default();
+    for (id, h) in store.simhashes()? {
+        near.insert(id, h);
+    }
+    let mut syncer = Syncer {
+        store,
+        embedder,
+        source,
+        options,
+        near,
+    };
+
+    // 3. New and changed files.
+    let total = files.len() as u64;
+    for (i, file) in files.iter().enumerate() {
+        if cancel.is_cancelled() {
+            report.cancelled = true;
+            return Ok(report);
+        }
+        progress.report(ProgressEvent {
+            stage: Stage::Parse,
+            done: i as u64,
+            total,
+            item: Some(file.path.display().to_string()),
+        });
+        let known = stored.get(&file.path);
+        if let Some(doc) = known {
+            if doc.mtime == file.mtime && doc.size == file.size as i64 {
+                report.unchanged += 1;
+                continue;
+            }
+        }
+        let _s = tracing::debug_span!("file", path = %file.path.display()).entered();
+        let bytes = match std::fs::read(&file.path) {
+            Ok(b) => b,
+            Err(e) => {
+                let reason = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    "permission denied".to_string()
+                } else {
+                    e.to_string()
+                };
+                report.failed.push(FileIssue {
+                    path: file.path.clone(),
+                    reason,
+                });
+                continue;
+            }
+        };
+        let hash = blake3::hash(&bytes).to_hex().to_string();
+        if let Some(doc) = known {
+            if doc.content_hash == hash {
+                syncer
+                    .store
+                    .touch_document(doc.id, file.mtime, file.size as i64)?;
+                report.unchanged += 1;
+                continue;
+            }
+        } else if let Some(moved) = missing_by_hash.get_mut(&hash).and_then(Vec::pop) {
+            syncer.store.move_document(
+                moved.id,
+                source.id,
+                &file.path,
+                file.mtime,
+                file.size as i64,
+            )?;
+            report.renamed += 1;
+            continue;
+        }
+        match syncer.process(file, &bytes, hash)? {
+            Outcome::Stored {
+                chunks,
+                reused,
+                near_duplicate,
+                duplicate,
+            } => {
+                if known.is_some() {
+                    report.updated += 1;
+                } else {
+                    report.added += 1;
+                }
+                report.chunks_written += chunks;
+                report.vectors_reused += reused;
+                report.near_duplicates += usize::from(near_duplicate);
+                if duplicate {
+                    report.duplicates += 1;
+                    report.skipped.push(FileIssue {
+                        path: file.path.clone(),
+                        reason: "exact duplicate of another document".into(),
+                    });
+                }
+            }
+            Outcome::Skipped(reason) => report.skipped.push(FileIssue {
+                path: file.path.clone(),
+                reason,
+            }),
+            Outcome::Failed(reason) => report.failed.push(FileIssue {
+                path: file.path.clone(),
+                reason,
+            }),
+        }
+    }
+    progress.report(ProgressEvent {
+        stage: Stage::Parse,
+        done: total,
+        total,
+        item: None,
+    });
+
+    // 4. Files gone from disk leave both indexes. A copy that was a duplicate of a deleted
+    //    document becomes a document in its own right.
+    let mut promote = Vec::new();
+    for doc in missing_by_hash.into_values().flatten() {
+        promote.extend(syncer.store.duplicates_of(doc.id)?);
+        syncer.store.delete_document(doc.id)?;
+        syncer.near.remove(doc.id);
+        report.deleted += 1;
+    }
+    for dup in promote {
+        if let Ok(bytes) = std::fs::read(&dup.path) {
+            let file = Candidate {
+                path: dup.path.clone(),
+                size: dup.size as u64,
+                mtime: dup.mtime,
+            };
+            let hash = blake3::hash(&bytes).to_hex().to_string();
+            if let Outcome::Stored { chunks, .. } = syncer.process(&file, &bytes, hash)? {
+                report.chunks_written += chunks;
+            }
+        }
+    }
+    if scope.is_empty() {
+        syncer.store.mark_synced(source.id)?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_from_unix_time() {
+        assert_eq!(super::date_of(0), "1970-01-01");
+        assert_eq!(super::date_of(1_709_596_800 * 1_000_000_000), "2024-03-05");
+    }
+}

@@ -1,0 +1,260 @@
+//! Hybrid search: FTS5 BM25 and sqlite-vec KNN, fused by reciprocal rank fusion.
+//!
+//! RRF (score = Σ 1 / (k + rank), k = 60) needs no score calibration between the two
+//! retrievers, which is why it is the default: BM25 scores and cosine distances live on
+//! unrelated scales, but ranks compare directly.
+
+use crate::engine::Embedder;
+use crate::library::LibraryError;
+use crate::store::{ChunkHit, ChunkId, SearchFilter, Store};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The RRF constant from the original paper (Cormack et al., 2009).
+pub const RRF_K: f64 = 60.0;
+
+/// Which retriever(s) to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Full-text BM25 only.
+    Bm25,
+    /// Vector KNN only.
+    Vector,
+    /// Both, fused by RRF.
+    Hybrid,
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "bm25" => Ok(Self::Bm25),
+            "vector" => Ok(Self::Vector),
+            "hybrid" => Ok(Self::Hybrid),
+            other => Err(format!(
+                "unknown search mode {other:?} (bm25, vector or hybrid)"
+            )),
+        }
+    }
+}
+
+/// A search request.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchQuery {
+    /// What the user typed.
+    pub text: String,
+    /// Retriever(s).
+    pub mode: SearchMode,
+    /// Restrictions by source, platform, date.
+    pub filter: SearchFilter,
+    /// Results wanted.
+    pub limit: usize,
+}
+
+impl SearchQuery {
+    /// A hybrid query for `text` returning `limit` results.
+    pub fn new(text: impl Into<String>, limit: usize) -> Self {
+        Self {
+            text: text.into(),
+            mode: SearchMode::Hybrid,
+            filter: SearchFilter::default(),
+            limit,
+        }
+    }
+}
+
+/// One result.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchResult {
+    /// The chunk and its document.
+    #[serde(flatten)]
+    pub hit: ChunkHit,
+    /// A short excerpt around the query terms.
+    pub snippet: String,
+    /// Fused score (RRF), or the single retriever's score.
+    pub score: f64,
+    /// 1-based rank in the BM25 list, if it appeared there.
+    pub bm25_rank: Option<usize>,
+    /// 1-based rank in the vector list, if it appeared there.
+    pub vector_rank: Option<usize>,
+}
+
+const STOPWORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how",
+    "i", "in", "is", "it", "my", "of", "on", "or", "the", "to", "what", "when", "where", "which",
+    "why", "with", "you", "your",
+];
+
+/// The query's words, lower-cased and de-duplicated, stopwords dropped unless nothing else is left.
+pub fn query_terms(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for w in text
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+    {
+        let w = w.to_lowercase();
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    let content: Vec<String> = words
+        .iter()
+        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+        .cloned()
+        .collect();
+    if content.is_empty() {
+        words
+    } else {
+        content
+    }
+}
+
+/// An FTS5 query matching any of the terms; each is quoted so user input cannot inject syntax.
+pub fn fts_query(text: &str) -> String {
+    query_terms(text)
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "")))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// Fuse ranked lists by reciprocal rank fusion; returns ids by descending fused score.
+pub fn reciprocal_rank_fusion(lists: &[&[ChunkId]], k: f64) -> Vec<(ChunkId, f64)> {
+    let mut scores: HashMap<ChunkId, f64> = HashMap::new();
+    for list in lists {
+        for (rank, id) in list.iter().enumerate() {
+            *scores.entry(*id).or_default() += 1.0 / (k + rank as f64 + 1.0);
+        }
+    }
+    let mut fused: Vec<(ChunkId, f64)> = scores.into_iter().collect();
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    fused
+}
+
+/// A window of about `width` characters around the first query term found in `text`.
+pub fn snippet(text: &str, terms: &[String], width: usize) -> String {
+    let lower = text.to_lowercase();
+    let hit = terms
+        .iter()
+        .filter_map(|t| lower.find(t.as_str()))
+        .min()
+        .unwrap_or(0);
+    // `lower` can differ in byte length from `text` for a few scripts; clamp to a char boundary.
+    let mut start = hit.saturating_sub(width / 3).min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    if start > 0 {
+        start = text[start..]
+            .find(char::is_whitespace)
+            .map_or(start, |i| start + i + 1);
+    }
+    let mut end = (start + width).min(text.len());
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    if end < text.len() {
+        end = text[..end]
+            .rfind(char::is_whitespace)
+            .filter(|&e| e > start)
+            .unwrap_or(end);
+    }
+    let body = text[start..end]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "{}{}{}",
+        if start > 0 { "…" } else { "" },
+        body,
+        if end < text.len() { "…" } else { "" }
+    )
+}
+
+/// Run `query` against `store`; `embedder` is needed for vector and hybrid modes.
+pub fn run(
+    store: &Store,
+    embedder: Option<&Embedder>,
+    query: &SearchQuery,
+) -> Result<Vec<SearchResult>, LibraryError> {
+    let _span = tracing::info_span!("search", mode = ?query.mode).entered();
+    let depth = (query.limit * 5).max(50);
+    let bm25: Vec<(ChunkId, f64)> = if query.mode != SearchMode::Vector {
+        store.search_bm25(&fts_query(&query.text), &query.filter, depth)?
+    } else {
+        Vec::new()
+    };
+    let vector: Vec<(ChunkId, f64)> = match (query.mode, embedder) {
+        (SearchMode::Bm25, _) => Vec::new(),
+        (_, Some(e)) => {
+            if let Some(model) = store.embedding_model()? {
+                if model.hash != e.identity().hash {
+                    return Err(crate::store::StoreError::ModelMismatch {
+                        stored: model.name,
+                        requested: e.identity().name.clone(),
+                    }
+                    .into());
+                }
+            }
+            let v = e.embed(&[query.text.as_str()])?.pop().unwrap_or_default();
+            store.search_vector(&v, &query.filter, depth)?
+        }
+        (_, None) => return Err(LibraryError::NoEmbeddingModel),
+    };
+    let bm25_ids: Vec<ChunkId> = bm25.iter().map(|(id, _)| *id).collect();
+    let vector_ids: Vec<ChunkId> = vector.iter().map(|(id, _)| *id).collect();
+    let ranked: Vec<(ChunkId, f64)> = match query.mode {
+        SearchMode::Bm25 => bm25.clone(),
+        SearchMode::Vector => vector.iter().map(|(id, d)| (*id, 1.0 - d)).collect(),
+        SearchMode::Hybrid => reciprocal_rank_fusion(&[&bm25_ids, &vector_ids], RRF_K),
+    };
+    let top: Vec<(ChunkId, f64)> = ranked.into_iter().take(query.limit).collect();
+    let ids: Vec<ChunkId> = top.iter().map(|(id, _)| *id).collect();
+    let terms = query_terms(&query.text);
+    let scores: HashMap<ChunkId, f64> = top.into_iter().collect();
+    let rank_of = |list: &[ChunkId], id: ChunkId| list.iter().position(|x| *x == id).map(|p| p + 1);
+    Ok(store
+        .chunk_hits(&ids)?
+        .into_iter()
+        .map(|hit| SearchResult {
+            snippet: snippet(&hit.text, &terms, 220),
+            score: scores.get(&hit.chunk_id).copied().unwrap_or_default(),
+            bm25_rank: rank_of(&bm25_ids, hit.chunk_id),
+            vector_rank: rank_of(&vector_ids, hit.chunk_id),
+            hit,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rrf_rewards_agreement() {
+        let fused = reciprocal_rank_fusion(&[&[1, 2, 3], &[3, 1, 4]], RRF_K);
+        assert_eq!(fused[0].0, 1);
+        assert_eq!(fused[1].0, 3);
+        assert!((fused[0].1 - (1.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fts_query_is_quoted_and_drops_stopwords() {
+        assert_eq!(
+            fts_query("How do I use \"traits\" OR NOT?"),
+            "\"use\" OR \"traits\" OR \"not\""
+        );
+        assert_eq!(fts_query("the"), "\"the\"");
+    }
+
+    #[test]
+    fn snippet_centres_on_terms() {
+        let text = "a ".repeat(200) + "ownership rules matter " + &"b ".repeat(200);
+        let s = snippet(&text, &["ownership".to_string()], 60);
+        assert!(
+            s.contains("ownership") && s.starts_with('…') && s.ends_with('…'),
+            "{s}"
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! Versioned schema migrations, applied in order and recorded in `PRAGMA user_version`.
+//!
+//! Append new migrations; never edit one that has shipped. The vector table is not here: its
+//! width depends on the embedding model, so the store creates it when a model is chosen.
+
+/// Each entry upgrades the schema by one version.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: the writing library.
+    r#"
+    CREATE TABLE sources (
+        id            INTEGER PRIMARY KEY,
+        path          TEXT NOT NULL UNIQUE,
+        watched       INTEGER NOT NULL DEFAULT 0,
+        added_at      INTEGER NOT NULL,
+        last_sync_at  INTEGER
+    );
+    CREATE TABLE documents (
+        id                 INTEGER PRIMARY KEY,
+        source_id          INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        path               TEXT NOT NULL UNIQUE,
+        title              TEXT NOT NULL,
+        platform           TEXT,
+        format             TEXT NOT NULL,
+        date               TEXT,            -- YYYY-MM-DD: front matter date, else file mtime
+        tags               TEXT NOT NULL DEFAULT '[]',
+        content_hash       TEXT NOT NULL,   -- blake3 of the file bytes
+        mtime              INTEGER NOT NULL,-- nanoseconds since the epoch
+        size               INTEGER NOT NULL,
+        body               TEXT NOT NULL,   -- cleaned text; chunk offsets index into it
+        simhash            INTEGER,
+        duplicate_of       INTEGER REFERENCES documents(id) ON DELETE SET NULL,
+        near_duplicate_of  INTEGER REFERENCES documents(id) ON DELETE SET NULL,
+        imported_at        INTEGER NOT NULL,
+        updated_at         INTEGER NOT NULL
+    );
+    CREATE INDEX documents_source ON documents(source_id);
+    CREATE INDEX documents_hash ON documents(content_hash);
+    CREATE TABLE chunks (
+        id            INTEGER PRIMARY KEY,
+        document_id   INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        ord           INTEGER NOT NULL,
+        heading_path  TEXT NOT NULL,
+        text          TEXT NOT NULL,
+        char_start    INTEGER NOT NULL,     -- offsets in characters into documents.body
+        char_end      INTEGER NOT NULL,
+        n_tokens      INTEGER NOT NULL,
+        embedded      INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (document_id, ord)
+    );
+    CREATE INDEX chunks_pending ON chunks(embedded) WHERE embedded = 0;
+    -- Contentless: the text lives in `chunks`; FTS5 keeps only its index.
+    CREATE VIRTUAL TABLE chunks_fts USING fts5(
+        title, heading, text,
+        content = '', contentless_delete = 1,
+        tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    CREATE TABLE embedding_model (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        name       TEXT NOT NULL,
+        hash       TEXT NOT NULL,
+        dim        INTEGER NOT NULL,
+        path       TEXT NOT NULL,
+        set_at     INTEGER NOT NULL
+    );
+    CREATE TABLE settings (
+        key    TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    "#,
+];

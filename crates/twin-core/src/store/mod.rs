@@ -1,0 +1,951 @@
+//! The store: one SQLite file (WAL, foreign keys, versioned migrations) holding sources,
+//! documents, chunks, an FTS5 index and a sqlite-vec `vec0` table with cosine distance.
+//!
+//! Invariants kept here, because this is the only module that writes SQL:
+//! - a document's chunks, their FTS rows and their vectors change in one transaction;
+//! - the vector table only ever holds vectors of the one recorded embedding model; choosing
+//!   another model drops them all and marks every chunk for re-embedding.
+
+mod migrations;
+mod types;
+
+pub use types::*;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Errors from the store; each names the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("{path}: database error: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer Twin.
+    #[error("{path}: schema version {found} is newer than this Twin understands ({known})")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Version in the file.
+        found: i64,
+        /// Newest version this build knows.
+        known: i64,
+    },
+    /// Vectors were requested from a model other than the one the library was embedded with.
+    #[error(
+        "the library is embedded with {stored}, not {requested}; run an import to re-embed it"
+    )]
+    ModelMismatch {
+        /// The model recorded in the store.
+        stored: String,
+        /// The model in use.
+        requested: String,
+    },
+    /// No embedding model has been chosen for this library yet.
+    #[error("no embedding model is set for this library")]
+    NoModel,
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+fn register_sqlite_vec() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_vec_init has the signature SQLite expects of an extension entry point;
+        // registering it as an auto-extension is how sqlite-vec documents static linking.
+        #[allow(unsafe_code)]
+        unsafe {
+            rusqlite::ffi::sqlite3_auto_extension(Some(std::mem::transmute::<
+                *const (),
+                unsafe extern "C" fn(
+                    *mut rusqlite::ffi::sqlite3,
+                    *mut *mut std::os::raw::c_char,
+                    *const rusqlite::ffi::sqlite3_api_routines,
+                ) -> i32,
+            >(
+                sqlite_vec::sqlite3_vec_init as *const (),
+            )));
+        }
+    });
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An open library database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `path` and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        register_sqlite_vec();
+        let err = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(err)?;
+        let mut store = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let known = migrations::MIGRATIONS.len() as i64;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in migrations::MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(version as usize)
+        {
+            let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            })?;
+            tx.execute_batch(sql)
+                .and_then(|_| tx.pragma_update(None, "user_version", (i + 1) as i64))
+                .and_then(|_| tx.commit())
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            tracing::info!(version = i + 1, "applied migration");
+        }
+        Ok(())
+    }
+
+    /// `PRAGMA integrity_check`: "ok" when the file is sound.
+    pub fn integrity_check(&self) -> Result<String> {
+        let rows: Vec<String> = self
+            .conn
+            .prepare("PRAGMA integrity_check")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| self.err(e))?;
+        Ok(rows.join("\n"))
+    }
+
+    // ------------------------------------------------------------------ sources
+
+    /// Register `path` as a source (idempotent) and return it.
+    pub fn add_source(&self, path: &Path, watched: bool) -> Result<Source> {
+        let p = path.to_string_lossy();
+        self.conn
+            .execute(
+                "INSERT INTO sources(path, watched, added_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(path) DO UPDATE SET watched = MAX(watched, excluded.watched)",
+                params![p, watched, now_secs()],
+            )
+            .map_err(|e| self.err(e))?;
+        self.source_by_path(path)?
+            .ok_or(self.err(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    /// The source registered at exactly `path`.
+    pub fn source_by_path(&self, path: &Path) -> Result<Option<Source>> {
+        self.sources()
+            .map(|all| all.into_iter().find(|s| s.path == path))
+    }
+
+    /// Every source, with document and chunk counts.
+    pub fn sources(&self) -> Result<Vec<Source>> {
+        let sql = "SELECT s.id, s.path, s.watched, s.added_at, s.last_sync_at,
+                          (SELECT COUNT(*) FROM documents d WHERE d.source_id = s.id),
+                          (SELECT COUNT(*) FROM chunks c JOIN documents d ON d.id = c.document_id WHERE d.source_id = s.id),
+                          (SELECT COUNT(*) FROM chunks c JOIN documents d ON d.id = c.document_id
+                             WHERE d.source_id = s.id AND c.embedded = 0)
+                   FROM sources s ORDER BY s.id";
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Source {
+                    id: r.get(0)?,
+                    path: PathBuf::from(r.get::<_, String>(1)?),
+                    watched: r.get(2)?,
+                    added_at: r.get(3)?,
+                    last_sync_at: r.get(4)?,
+                    documents: r.get(5)?,
+                    chunks: r.get(6)?,
+                    pending_chunks: r.get(7)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Record that `source` finished a sync now.
+    pub fn mark_synced(&self, source: SourceId) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE sources SET last_sync_at = ?2 WHERE id = ?1",
+                params![source, now_secs()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remove a source and everything imported from it.
+    pub fn remove_source(&mut self, source: SourceId) -> Result<()> {
+        let ids: Vec<DocumentId> = self
+            .documents_of_source(source)?
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        for id in ids {
+            self.delete_document(id)?;
+        }
+        self.conn
+            .execute("DELETE FROM sources WHERE id = ?1", [source])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    // ------------------------------------------------------------------ documents
+
+    fn doc_state_sql(filter: &str) -> String {
+        format!("SELECT id, source_id, path, content_hash, mtime, size, duplicate_of FROM documents {filter}")
+    }
+
+    fn doc_state(r: &rusqlite::Row) -> rusqlite::Result<DocState> {
+        Ok(DocState {
+            id: r.get(0)?,
+            source_id: r.get(1)?,
+            path: PathBuf::from(r.get::<_, String>(2)?),
+            content_hash: r.get(3)?,
+            mtime: r.get(4)?,
+            size: r.get(5)?,
+            duplicate_of: r.get(6)?,
+        })
+    }
+
+    /// The stored state of every document of `source`.
+    pub fn documents_of_source(&self, source: SourceId) -> Result<Vec<DocState>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&Self::doc_state_sql("WHERE source_id = ?1"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([source], Self::doc_state)
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Stored documents at or below any of `roots` (files or folders), across all sources.
+    pub fn documents_under(&self, roots: &[PathBuf]) -> Result<Vec<DocState>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&Self::doc_state_sql(
+                "WHERE path = ?1 OR (path >= ?2 AND path < ?3)",
+            ))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for root in roots {
+            let p = root.to_string_lossy();
+            let p = p.trim_end_matches('/');
+            // Children sort between "root/" and "root0" ('0' follows '/').
+            let rows = stmt
+                .query_map(
+                    params![p, format!("{p}/"), format!("{p}0")],
+                    Self::doc_state,
+                )
+                .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| self.err(e))?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// Documents recorded as byte-identical copies of `id`.
+    pub fn duplicates_of(&self, id: DocumentId) -> Result<Vec<DocState>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&Self::doc_state_sql("WHERE duplicate_of = ?1"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([id], Self::doc_state)
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Documents whose file bytes hash to `hash`.
+    pub fn documents_with_hash(&self, hash: &str) -> Result<Vec<DocState>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&Self::doc_state_sql("WHERE content_hash = ?1 ORDER BY id"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([hash], Self::doc_state)
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Every document's simhash, for near-duplicate detection.
+    pub fn simhashes(&self) -> Result<Vec<(DocumentId, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, simhash FROM documents WHERE simhash IS NOT NULL AND duplicate_of IS NULL")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Insert a document, or replace the one at the same path, with its chunks, in one transaction.
+    /// Chunks whose heading and text did not change keep their vectors, so an edit re-embeds only
+    /// what changed.
+    pub fn put_document(&mut self, doc: &NewDocument, chunks: &[NewChunk]) -> Result<PutOutcome> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        let now = now_secs();
+        let doc_path = doc.path.to_string_lossy();
+        let existing: Option<DocumentId> = tx
+            .query_row(
+                "SELECT id FROM documents WHERE path = ?1",
+                [&doc_path],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        let has_vectors = vector_table_exists(&tx).map_err(err)?;
+        // Old chunks keyed by (heading, text), to carry their vectors over.
+        let mut reusable: std::collections::HashMap<(String, String), Vec<u8>> = Default::default();
+        let id = if let Some(id) = existing {
+            if has_vectors {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT c.heading_path, c.text, v.embedding FROM chunks c
+                         JOIN chunks_vec v ON v.chunk_id = c.id WHERE c.document_id = ?1",
+                    )
+                    .map_err(err)?;
+                let rows = stmt
+                    .query_map([id], |r| {
+                        Ok(((r.get(0)?, r.get(1)?), r.get::<_, Vec<u8>>(2)?))
+                    })
+                    .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+                    .map_err(err)?;
+                reusable.extend(rows);
+            }
+            delete_chunks(&tx, id, has_vectors).map_err(err)?;
+            tx.execute(
+                "UPDATE documents SET source_id=?2, title=?3, platform=?4, format=?5, date=?6, tags=?7,
+                        content_hash=?8, mtime=?9, size=?10, body=?11, simhash=?12, duplicate_of=?13,
+                        near_duplicate_of=?14, updated_at=?15 WHERE id=?1",
+                params![
+                    id, doc.source_id, doc.title, doc.platform, doc.format, doc.date,
+                    serde_json::to_string(&doc.tags).unwrap_or_else(|_| "[]".into()),
+                    doc.content_hash, doc.mtime, doc.size, doc.body, doc.simhash.map(|h| h as i64),
+                    doc.duplicate_of, doc.near_duplicate_of, now
+                ],
+            )
+            .map_err(err)?;
+            id
+        } else {
+            tx.execute(
+                "INSERT INTO documents(source_id, path, title, platform, format, date, tags, content_hash,
+                        mtime, size, body, simhash, duplicate_of, near_duplicate_of, imported_at, updated_at)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?15)",
+                params![
+                    doc.source_id, doc_path, doc.title, doc.platform, doc.format, doc.date,
+                    serde_json::to_string(&doc.tags).unwrap_or_else(|_| "[]".into()),
+                    doc.content_hash, doc.mtime, doc.size, doc.body, doc.simhash.map(|h| h as i64),
+                    doc.duplicate_of, doc.near_duplicate_of, now
+                ],
+            )
+            .map_err(err)?;
+            tx.last_insert_rowid()
+        };
+        let mut reused = 0;
+        {
+            let mut insert_chunk = tx
+                .prepare_cached(
+                    "INSERT INTO chunks(document_id, ord, heading_path, text, char_start, char_end, n_tokens, embedded)
+                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                )
+                .map_err(err)?;
+            let mut insert_fts = tx
+                .prepare_cached(
+                    "INSERT INTO chunks_fts(rowid, title, heading, text) VALUES (?1,?2,?3,?4)",
+                )
+                .map_err(err)?;
+            for (ord, c) in chunks.iter().enumerate() {
+                let vector = reusable.remove(&(c.heading_path.clone(), c.text.clone()));
+                insert_chunk
+                    .execute(params![
+                        id,
+                        ord as i64,
+                        c.heading_path,
+                        c.text,
+                        c.char_start as i64,
+                        c.char_end as i64,
+                        c.n_tokens as i64,
+                        vector.is_some()
+                    ])
+                    .map_err(err)?;
+                let chunk_id = tx.last_insert_rowid();
+                insert_fts
+                    .execute(params![chunk_id, doc.title, c.heading_path, c.text])
+                    .map_err(err)?;
+                if let Some(v) = vector {
+                    insert_vector(&tx, chunk_id, &v, doc).map_err(err)?;
+                    reused += 1;
+                }
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(PutOutcome {
+            id,
+            replaced: existing.is_some(),
+            vectors_reused: reused,
+        })
+    }
+
+    /// Update a document's path and file stamps after a rename; its chunks and vectors stay.
+    pub fn move_document(
+        &self,
+        id: DocumentId,
+        source: SourceId,
+        path: &Path,
+        mtime: i64,
+        size: i64,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE documents SET path = ?2, source_id = ?3, mtime = ?4, size = ?5, updated_at = ?6 WHERE id = ?1",
+                params![id, path.to_string_lossy(), source, mtime, size, now_secs()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Update a document's file stamps when its bytes did not change (e.g. `touch`).
+    pub fn touch_document(&self, id: DocumentId, mtime: i64, size: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE documents SET mtime = ?2, size = ?3 WHERE id = ?1",
+                params![id, mtime, size],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Delete a document and its chunks from every index.
+    pub fn delete_document(&mut self, id: DocumentId) -> Result<()> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        let has_vectors = vector_table_exists(&tx).map_err(err)?;
+        delete_chunks(&tx, id, has_vectors).map_err(err)?;
+        tx.execute("DELETE FROM documents WHERE id = ?1", [id])
+            .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// A document with its body, by id.
+    pub fn document(&self, id: DocumentId) -> Result<Option<Document>> {
+        self.conn
+            .query_row(
+                "SELECT id, source_id, path, title, platform, format, date, tags, body, duplicate_of, near_duplicate_of
+                 FROM documents WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(Document {
+                        id: r.get(0)?,
+                        source_id: r.get(1)?,
+                        path: PathBuf::from(r.get::<_, String>(2)?),
+                        title: r.get(3)?,
+                        platform: r.get(4)?,
+                        format: r.get(5)?,
+                        date: r.get(6)?,
+                        tags: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+                        body: r.get(8)?,
+                        duplicate_of: r.get(9)?,
+                        near_duplicate_of: r.get(10)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// A document's id by its path.
+    pub fn document_id_by_path(&self, path: &Path) -> Result<Option<DocumentId>> {
+        self.conn
+            .query_row(
+                "SELECT id FROM documents WHERE path = ?1",
+                [path.to_string_lossy()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The chunks of a document, in order.
+    pub fn chunks_of(&self, id: DocumentId) -> Result<Vec<ChunkRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, document_id, ord, heading_path, text, char_start, char_end, n_tokens, embedded
+                 FROM chunks WHERE document_id = ?1 ORDER BY ord",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([id], chunk_row)
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    // ------------------------------------------------------------------ embeddings
+
+    /// The embedding model the library's vectors belong to.
+    pub fn embedding_model(&self) -> Result<Option<StoredModel>> {
+        self.conn
+            .query_row(
+                "SELECT name, hash, dim, path FROM embedding_model WHERE id = 1",
+                [],
+                |r| {
+                    Ok(StoredModel {
+                        name: r.get(0)?,
+                        hash: r.get(1)?,
+                        dim: r.get::<_, i64>(2)? as usize,
+                        path: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Make `model` the library's embedding model. If another model was recorded, every vector is
+    /// dropped and every chunk is marked for re-embedding, so vectors of two models never mix.
+    /// Returns true when vectors were reset.
+    pub fn set_embedding_model(&mut self, model: &StoredModel) -> Result<bool> {
+        let current = self.embedding_model()?;
+        if current
+            .as_ref()
+            .is_some_and(|c| c.hash == model.hash && c.dim == model.dim)
+        {
+            if current.as_ref().is_some_and(|c| c.path != model.path) {
+                self.conn
+                    .execute(
+                        "UPDATE embedding_model SET path = ?1 WHERE id = 1",
+                        [&model.path],
+                    )
+                    .map_err(|e| self.err(e))?;
+            }
+            return Ok(false);
+        }
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute_batch("DROP TABLE IF EXISTS chunks_vec; UPDATE chunks SET embedded = 0;")
+            .map_err(err)?;
+        // Metadata columns let the KNN query filter by source, platform and date inside the
+        // search itself; filtering after a top-k would return short or empty result lists.
+        tx.execute_batch(&format!(
+            "CREATE VIRTUAL TABLE chunks_vec USING vec0(
+                 chunk_id INTEGER PRIMARY KEY,
+                 embedding float[{}] distance_metric=cosine,
+                 source_id INTEGER,
+                 platform TEXT,
+                 day INTEGER
+             );",
+            model.dim
+        ))
+        .map_err(err)?;
+        tx.execute(
+            "INSERT INTO embedding_model(id, name, hash, dim, path, set_at) VALUES (1, ?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET name=excluded.name, hash=excluded.hash, dim=excluded.dim,
+                 path=excluded.path, set_at=excluded.set_at",
+            params![model.name, model.hash, model.dim as i64, model.path, now_secs()],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(current.is_some())
+    }
+
+    /// Number of chunks waiting for a vector.
+    pub fn pending_count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM chunks WHERE embedded = 0", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Up to `limit` chunks waiting for a vector, with the document title for context.
+    pub fn pending_chunks(&self, limit: usize) -> Result<Vec<PendingChunk>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT c.id, d.title, c.heading_path, c.text FROM chunks c JOIN documents d ON d.id = c.document_id
+                 WHERE c.embedded = 0 ORDER BY c.id LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok(PendingChunk {
+                    id: r.get(0)?,
+                    title: r.get(1)?,
+                    heading_path: r.get(2)?,
+                    text: r.get(3)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Store vectors for chunks, produced by `model`, in one transaction.
+    pub fn put_vectors(&mut self, model_hash: &str, vectors: &[(ChunkId, Vec<f32>)]) -> Result<()> {
+        let stored = self.embedding_model()?.ok_or(StoreError::NoModel)?;
+        if stored.hash != model_hash {
+            return Err(StoreError::ModelMismatch {
+                stored: stored.name,
+                requested: model_hash.into(),
+            });
+        }
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut meta = tx
+                .prepare_cached(
+                    "SELECT d.source_id, d.platform, d.date FROM chunks c JOIN documents d ON d.id = c.document_id
+                     WHERE c.id = ?1",
+                )
+                .map_err(err)?;
+            let mut mark = tx
+                .prepare_cached("UPDATE chunks SET embedded = 1 WHERE id = ?1")
+                .map_err(err)?;
+            for (id, v) in vectors {
+                // The chunk may have been deleted (file removed) while it was being embedded.
+                let Some((source_id, platform, date)) = meta
+                    .query_row([id], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                        ))
+                    })
+                    .optional()
+                    .map_err(err)?
+                else {
+                    continue;
+                };
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                tx.execute(
+                    "INSERT INTO chunks_vec(chunk_id, embedding, source_id, platform, day) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, bytes, source_id, platform.unwrap_or_default(), day_number(date.as_deref())],
+                )
+                .map_err(err)?;
+                mark.execute([id]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Number of vectors stored.
+    pub fn vector_count(&self) -> Result<u64> {
+        if !vector_table_exists(&self.conn).map_err(|e| self.err(e))? {
+            return Ok(0);
+        }
+        self.conn
+            .query_row("SELECT COUNT(*) FROM chunks_vec", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Number of rows in the full-text index.
+    pub fn fts_count(&self) -> Result<u64> {
+        // A contentless table answers COUNT(*) from its own docsize records.
+        self.conn
+            .query_row("SELECT COUNT(*) FROM chunks_fts", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    // ------------------------------------------------------------------ search
+
+    /// Full-text search with BM25 (lower is better in SQLite; returned as a positive score).
+    pub fn search_bm25(
+        &self,
+        fts_query: &str,
+        filter: &SearchFilter,
+        k: usize,
+    ) -> Result<Vec<(ChunkId, f64)>> {
+        if fts_query.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let (clause, mut values) = filter.sql("d");
+        let sql = format!(
+            "SELECT f.rowid, bm25(chunks_fts, 4.0, 2.0, 1.0) AS s
+             FROM chunks_fts f JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.document_id
+             WHERE chunks_fts MATCH ?1 AND d.duplicate_of IS NULL {clause}
+             ORDER BY s LIMIT {k}"
+        );
+        values.insert(0, rusqlite::types::Value::Text(fts_query.to_string()));
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(values), |r| {
+                Ok((r.get(0)?, -r.get::<_, f64>(1)?))
+            })
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Nearest chunks to `vector` by cosine distance (smaller is closer), filtered inside the KNN.
+    pub fn search_vector(
+        &self,
+        vector: &[f32],
+        filter: &SearchFilter,
+        k: usize,
+    ) -> Result<Vec<(ChunkId, f64)>> {
+        if !vector_table_exists(&self.conn).map_err(|e| self.err(e))? {
+            return Ok(Vec::new());
+        }
+        let mut clause = String::new();
+        let mut values: Vec<rusqlite::types::Value> = vec![vector
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect::<Vec<u8>>()
+            .into()];
+        if let Some(s) = filter.source {
+            clause.push_str(&format!(" AND source_id = ?{}", values.len() + 1));
+            values.push(s.into());
+        }
+        if let Some(p) = &filter.platform {
+            clause.push_str(&format!(" AND platform = ?{}", values.len() + 1));
+            values.push(p.clone().into());
+        }
+        if let Some(from) = &filter.date_from {
+            clause.push_str(&format!(" AND day >= ?{}", values.len() + 1));
+            values.push(day_number(Some(from)).into());
+        }
+        if let Some(to) = &filter.date_to {
+            clause.push_str(&format!(" AND day <= ?{}", values.len() + 1));
+            values.push(day_number(Some(to)).into());
+        }
+        let k = k.clamp(1, 4096); // sqlite-vec's limit on k
+        let sql = format!(
+            "SELECT chunk_id, distance FROM chunks_vec WHERE embedding MATCH ?1 AND k = {k} {clause} ORDER BY distance"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(values), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Chunks with their document's path, title and metadata, in the order of `ids`.
+    pub fn chunk_hits(&self, ids: &[ChunkId]) -> Result<Vec<ChunkHit>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT c.id, c.document_id, d.path, d.title, d.platform, d.date, c.heading_path, c.text,
+                        c.char_start, c.char_end, d.source_id
+                 FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let hit = stmt
+                .query_row([id], |r| {
+                    Ok(ChunkHit {
+                        chunk_id: r.get(0)?,
+                        document_id: r.get(1)?,
+                        path: PathBuf::from(r.get::<_, String>(2)?),
+                        title: r.get(3)?,
+                        platform: r.get(4)?,
+                        date: r.get(5)?,
+                        heading_path: r.get(6)?,
+                        text: r.get(7)?,
+                        char_start: r.get::<_, i64>(8)? as usize,
+                        char_end: r.get::<_, i64>(9)? as usize,
+                        source_id: r.get(10)?,
+                    })
+                })
+                .optional()
+                .map_err(|e| self.err(e))?;
+            out.extend(hit);
+        }
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------------ status
+
+    /// Counts for `twin status`.
+    pub fn stats(&self) -> Result<LibraryStats> {
+        let q = |sql: &str| -> Result<u64> {
+            self.conn
+                .query_row(sql, [], |r| r.get(0))
+                .map_err(|e| self.err(e))
+        };
+        Ok(LibraryStats {
+            sources: q("SELECT COUNT(*) FROM sources")?,
+            documents: q("SELECT COUNT(*) FROM documents")?,
+            duplicates: q("SELECT COUNT(*) FROM documents WHERE duplicate_of IS NOT NULL")?,
+            near_duplicates: q(
+                "SELECT COUNT(*) FROM documents WHERE near_duplicate_of IS NOT NULL",
+            )?,
+            chunks: q("SELECT COUNT(*) FROM chunks")?,
+            embedded_chunks: q("SELECT COUNT(*) FROM chunks WHERE embedded = 1")?,
+            vectors: self.vector_count()?,
+            embedding_model: self.embedding_model()?,
+            database_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+        })
+    }
+
+    /// A setting's value.
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Set a setting's value.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO settings(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+}
+
+fn chunk_row(r: &rusqlite::Row) -> rusqlite::Result<ChunkRow> {
+    Ok(ChunkRow {
+        id: r.get(0)?,
+        document_id: r.get(1)?,
+        ord: r.get::<_, i64>(2)? as usize,
+        heading_path: r.get(3)?,
+        text: r.get(4)?,
+        char_start: r.get::<_, i64>(5)? as usize,
+        char_end: r.get::<_, i64>(6)? as usize,
+        n_tokens: r.get::<_, i64>(7)? as usize,
+        embedded: r.get(8)?,
+    })
+}
+
+fn vector_table_exists(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'chunks_vec'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+fn delete_chunks(tx: &Connection, doc: DocumentId, has_vectors: bool) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE document_id = ?1)",
+        [doc],
+    )?;
+    if has_vectors {
+        tx.execute("DELETE FROM chunks_vec WHERE chunk_id IN (SELECT id FROM chunks WHERE document_id = ?1)", [doc])?;
+    }
+    tx.execute("DELETE FROM chunks WHERE document_id = ?1", [doc])?;
+    Ok(())
+}
+
+fn insert_vector(
+    tx: &Connection,
+    chunk: ChunkId,
+    bytes: &[u8],
+    doc: &NewDocument,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO chunks_vec(chunk_id, embedding, source_id, platform, day) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![chunk, bytes, doc.source_id, doc.platform.clone().unwrap_or_default(), day_number(doc.date.as_deref())],
+    )?;
+    Ok(())
+}
+
+/// `YYYY-MM-DD` as the integer `YYYYMMDD` (0 when absent), which orders like the date.
+pub fn day_number(date: Option<&str>) -> i64 {
+    date.and_then(|d| d.get(..10))
+        .map(|d| d.replace('-', ""))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,274 @@
+//! Plain data types that cross the store's API.
+
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Row id of a source.
+pub type SourceId = i64;
+/// Row id of a document.
+pub type DocumentId = i64;
+/// Row id of a chunk.
+pub type ChunkId = i64;
+
+/// A folder or file the user added to the library.
+#[derive(Clone, Debug, Serialize)]
+pub struct Source {
+    /// Row id.
+    pub id: SourceId,
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Whether `twin watch` follows it.
+    pub watched: bool,
+    /// When it was added (Unix seconds).
+    pub added_at: i64,
+    /// When it last finished syncing (Unix seconds).
+    pub last_sync_at: Option<i64>,
+    /// Documents imported from it.
+    pub documents: u64,
+    /// Chunks of those documents.
+    pub chunks: u64,
+    /// Chunks still waiting for a vector.
+    pub pending_chunks: u64,
+}
+
+/// What the sync needs to decide whether a file changed.
+#[derive(Clone, Debug)]
+pub struct DocState {
+    /// Row id.
+    pub id: DocumentId,
+    /// Owning source.
+    pub source_id: SourceId,
+    /// Absolute path.
+    pub path: PathBuf,
+    /// blake3 of the file bytes.
+    pub content_hash: String,
+    /// File mtime in nanoseconds.
+    pub mtime: i64,
+    /// File size in bytes.
+    pub size: i64,
+    /// Set when the file is a byte-identical copy of another document.
+    pub duplicate_of: Option<DocumentId>,
+}
+
+/// A stored document with its cleaned text.
+#[derive(Clone, Debug, Serialize)]
+pub struct Document {
+    /// Row id.
+    pub id: DocumentId,
+    /// Owning source.
+    pub source_id: SourceId,
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Title (front matter, first heading, or file name).
+    pub title: String,
+    /// Platform (`linkedin`, `x`, `blog`, `newsletter`, …) when known.
+    pub platform: Option<String>,
+    /// Source format (`markdown`, `html`, `docx`, `pdf`, `text`).
+    pub format: String,
+    /// `YYYY-MM-DD`.
+    pub date: Option<String>,
+    /// Tags from front matter.
+    pub tags: Vec<String>,
+    /// Cleaned text; chunk offsets index into it (in characters).
+    pub body: String,
+    /// Byte-identical copy of this document.
+    pub duplicate_of: Option<DocumentId>,
+    /// Nearly identical to this document (e.g. an earlier draft).
+    pub near_duplicate_of: Option<DocumentId>,
+}
+
+/// A document to insert or replace.
+#[derive(Clone, Debug)]
+pub struct NewDocument {
+    /// Owning source.
+    pub source_id: SourceId,
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Title.
+    pub title: String,
+    /// Platform when known.
+    pub platform: Option<String>,
+    /// Source format.
+    pub format: String,
+    /// `YYYY-MM-DD`.
+    pub date: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// blake3 of the file bytes.
+    pub content_hash: String,
+    /// File mtime in nanoseconds.
+    pub mtime: i64,
+    /// File size in bytes.
+    pub size: i64,
+    /// Cleaned text.
+    pub body: String,
+    /// Similarity fingerprint of the body.
+    pub simhash: Option<u64>,
+    /// Byte-identical copy of this document.
+    pub duplicate_of: Option<DocumentId>,
+    /// Nearly identical to this document.
+    pub near_duplicate_of: Option<DocumentId>,
+}
+
+/// A chunk to insert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewChunk {
+    /// Headings above the chunk, joined with " > ".
+    pub heading_path: String,
+    /// The chunk's text: exactly `body[char_start..char_end]` in characters.
+    pub text: String,
+    /// Start offset in characters into the document body.
+    pub char_start: usize,
+    /// End offset (exclusive) in characters.
+    pub char_end: usize,
+    /// Tokens of the embedding input (title, headings and text) in the embedding model.
+    pub n_tokens: usize,
+}
+
+/// A stored chunk.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChunkRow {
+    /// Row id.
+    pub id: ChunkId,
+    /// Owning document.
+    pub document_id: DocumentId,
+    /// Position in the document.
+    pub ord: usize,
+    /// Headings above it.
+    pub heading_path: String,
+    /// Text.
+    pub text: String,
+    /// Start offset in characters into the body.
+    pub char_start: usize,
+    /// End offset in characters.
+    pub char_end: usize,
+    /// Tokens of the embedding input.
+    pub n_tokens: usize,
+    /// Whether it has a vector.
+    pub embedded: bool,
+}
+
+/// The result of [`super::Store::put_document`].
+#[derive(Clone, Copy, Debug)]
+pub struct PutOutcome {
+    /// The document's row id.
+    pub id: DocumentId,
+    /// Whether an older version was replaced.
+    pub replaced: bool,
+    /// Chunks that kept their vector because their text did not change.
+    pub vectors_reused: usize,
+}
+
+/// The embedding model recorded for a library.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredModel {
+    /// Name.
+    pub name: String,
+    /// blake3 of the GGUF file.
+    pub hash: String,
+    /// Vector width.
+    pub dim: usize,
+    /// Where the GGUF file was.
+    pub path: String,
+}
+
+/// A chunk waiting for a vector.
+#[derive(Clone, Debug)]
+pub struct PendingChunk {
+    /// Row id.
+    pub id: ChunkId,
+    /// Its document's title.
+    pub title: String,
+    /// Headings above it.
+    pub heading_path: String,
+    /// Text.
+    pub text: String,
+}
+
+/// Restricts a search to part of the library.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SearchFilter {
+    /// Only this source.
+    pub source: Option<SourceId>,
+    /// Only this platform.
+    pub platform: Option<String>,
+    /// Only documents dated on or after this `YYYY-MM-DD`.
+    pub date_from: Option<String>,
+    /// Only documents dated on or before this `YYYY-MM-DD`.
+    pub date_to: Option<String>,
+}
+
+impl SearchFilter {
+    /// SQL conditions on the documents table aliased `alias`, and their values (numbered from ?2).
+    pub(super) fn sql(&self, alias: &str) -> (String, Vec<rusqlite::types::Value>) {
+        let mut clause = String::new();
+        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        let mut push = |cond: &str, v: rusqlite::types::Value, clause: &mut String| {
+            values.push(v);
+            clause.push_str(&format!(" AND {alias}.{cond} ?{}", values.len() + 1));
+        };
+        if let Some(s) = self.source {
+            push("source_id =", s.into(), &mut clause);
+        }
+        if let Some(p) = &self.platform {
+            push("platform =", p.clone().into(), &mut clause);
+        }
+        if let Some(d) = &self.date_from {
+            push("date >=", d.clone().into(), &mut clause);
+        }
+        if let Some(d) = &self.date_to {
+            push("date <=", format!("{d}\u{ffff}").into(), &mut clause);
+        }
+        (clause, values)
+    }
+}
+
+/// A chunk with what a search result shows about it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChunkHit {
+    /// Chunk row id.
+    pub chunk_id: ChunkId,
+    /// Document row id.
+    pub document_id: DocumentId,
+    /// Source row id.
+    pub source_id: SourceId,
+    /// The document's file.
+    pub path: PathBuf,
+    /// The document's title.
+    pub title: String,
+    /// Platform.
+    pub platform: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub date: Option<String>,
+    /// Headings above the chunk.
+    pub heading_path: String,
+    /// The chunk's text.
+    pub text: String,
+    /// Start offset in characters into the body.
+    pub char_start: usize,
+    /// End offset in characters.
+    pub char_end: usize,
+}
+
+/// Library-wide counts.
+#[derive(Clone, Debug, Serialize)]
+pub struct LibraryStats {
+    /// Sources.
+    pub sources: u64,
+    /// Documents.
+    pub documents: u64,
+    /// Byte-identical duplicates (stored, not chunked).
+    pub duplicates: u64,
+    /// Documents flagged as near-duplicates of another.
+    pub near_duplicates: u64,
+    /// Chunks.
+    pub chunks: u64,
+    /// Chunks with a vector.
+    pub embedded_chunks: u64,
+    /// Rows in the vector table.
+    pub vectors: u64,
+    /// The embedding model.
+    pub embedding_model: Option<StoredModel>,
+    /// Size of the database file.
+    pub database_bytes: u64,
+}
