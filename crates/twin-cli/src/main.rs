@@ -60,6 +60,28 @@ enum Command {
     /// Manage models.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Measure speed and memory; prints a table.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The writing library: parse/chunk/embed throughput, embedding efficiency, search latency.
+    Library {
+        /// Large folder for the parse-only pass. Default: the Rust toolchain's HTML docs.
+        #[arg(long)]
+        tree: Option<PathBuf>,
+        /// Smaller folder imported with embedding. Default: the Rust Book.
+        #[arg(long)]
+        subset: Option<PathBuf>,
+        /// Library sizes (chunks) for search latency, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        sizes: Vec<usize>,
+        /// Queries per size.
+        #[arg(long, default_value_t = 50)]
+        queries: usize,
+    },
 }
 
 #[derive(Args)]
@@ -422,6 +444,56 @@ fn models(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
     }
 }
 
+fn rust_docs() -> Result<PathBuf> {
+    let out = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .context("running rustc")?;
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("share/doc/rust/html"))
+}
+
+fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode> {
+    let BenchCommand::Library {
+        tree,
+        subset,
+        sizes,
+        queries,
+    } = cmd;
+    let library = open_library(cli)?;
+    let model = library
+        .store()
+        .embedding_model()?
+        .context("no embedding model: run `twin models import models/all-MiniLM-L6-v2` first")?;
+    let scratch = tempfile::tempdir().context("creating a scratch folder")?;
+    let docs = rust_docs()?;
+    let spec = twin_core::bench::LibraryBench {
+        tree: tree.clone().unwrap_or_else(|| docs.clone()),
+        subset: subset.clone().unwrap_or_else(|| docs.join("book")),
+        search_sizes: sizes.clone(),
+        queries: *queries,
+        model: PathBuf::from(model.path),
+        threads: cli
+            .threads
+            .unwrap_or_else(twin_core::engine::default_threads),
+        scratch: scratch.path().to_path_buf(),
+    };
+    let bar = progress_bar::Bar::new(!cli.json);
+    let rows = twin_core::bench::library(&spec, &bar)?;
+    bar.finish();
+    if cli.json {
+        print_json(&rows)?;
+    } else {
+        let w = rows.iter().map(|r| r.metric.len()).max().unwrap_or(10);
+        let v = rows.iter().map(|r| r.value.len()).max().unwrap_or(10);
+        println!("| {:w$} | {:v$} | note |", "metric", "value");
+        println!("|{}|{}|------|", "-".repeat(w + 2), "-".repeat(v + 2));
+        for r in rows {
+            println!("| {:w$} | {:v$} | {} |", r.metric, r.value, r.note);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Import(args) => import(cli, args),
@@ -430,6 +502,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Status => status(cli),
         Command::Search(args) => search(cli, args),
         Command::Models(cmd) => models(cli, cmd),
+        Command::Bench(cmd) => bench(cli, cmd),
     }
 }
 

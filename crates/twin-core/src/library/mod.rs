@@ -97,6 +97,11 @@ impl Library {
         &self.store
     }
 
+    /// The store, for benchmarks and maintenance that write directly.
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
     /// The embedding model, loaded on first use from the path the store records.
     pub fn embedder(&mut self) -> Result<Arc<Embedder>, LibraryError> {
         if let Some(e) = &self.embedder {

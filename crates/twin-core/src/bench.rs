@@ -1,0 +1,467 @@
+//! Benchmarks behind `twin bench library`: speed and memory of the feature pipeline and of
+//! search, printed as a table by the shell. Targets live here, never in timed tests.
+
+use crate::engine::EmbedderConfig;
+use crate::library::{chunk, ImportOptions, Library, LibraryError};
+use crate::progress::{CancelToken, NoProgress, Progress};
+use crate::search::{SearchMode, SearchQuery};
+use crate::store::{NewChunk, NewDocument, SearchFilter};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// One line of a benchmark table.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchRow {
+    /// What was measured.
+    pub metric: String,
+    /// The measurement, with its unit.
+    pub value: String,
+    /// Context: sizes, goals, caveats.
+    pub note: String,
+}
+
+fn row(metric: impl Into<String>, value: impl Into<String>, note: impl Into<String>) -> BenchRow {
+    BenchRow {
+        metric: metric.into(),
+        value: value.into(),
+        note: note.into(),
+    }
+}
+
+/// What `twin bench library` measures.
+#[derive(Clone, Debug)]
+pub struct LibraryBench {
+    /// A large folder for the parse-only pass (default: the Rust docs tree).
+    pub tree: PathBuf,
+    /// A smaller folder imported with embedding, and used for the embedding comparison.
+    pub subset: PathBuf,
+    /// Chunk counts at which to measure search latency (synthetic vectors and text).
+    pub search_sizes: Vec<usize>,
+    /// Queries per size.
+    pub queries: usize,
+    /// The GGUF embedding model.
+    pub model: PathBuf,
+    /// llama.cpp threads.
+    pub threads: usize,
+    /// Where to put the scratch libraries.
+    pub scratch: PathBuf,
+}
+
+/// Peak resident memory of this process so far, in MiB (Linux; 0 elsewhere).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn fresh_library(dir: &Path, model: &Path, threads: usize) -> Result<Library, LibraryError> {
+    let _ = std::fs::remove_dir_all(dir);
+    let mut lib = Library::open(
+        dir,
+        EmbedderConfig {
+            threads,
+            ..Default::default()
+        },
+    )?;
+    lib.set_embedding_model(model)?;
+    Ok(lib)
+}
+
+fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
+    if sorted_ms.is_empty() {
+        return 0.0;
+    }
+    sorted_ms[((sorted_ms.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A small xorshift generator: reproducible synthetic data without another dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+    fn vector(&mut self, dim: usize) -> Vec<f32> {
+        let v: Vec<f32> = (0..dim).map(|_| self.unit()).collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+}
+
+fn timed<T>(f: impl FnOnce() -> Result<T, LibraryError>) -> Result<(T, f64), LibraryError> {
+    let t = Instant::now();
+    let v = f()?;
+    Ok((v, t.elapsed().as_secs_f64()))
+}
+
+/// Run the library benchmark; `progress` shows the long passes.
+pub fn library(b: &LibraryBench, progress: &dyn Progress) -> Result<Vec<BenchRow>, LibraryError> {
+    let mut rows = Vec::new();
+    let cancel = CancelToken::new();
+    let parse_only = ImportOptions {
+        embed: false,
+        ..Default::default()
+    };
+
+    // 1. Parse + clean + chunk alone, on the big tree.
+    let mut lib = fresh_library(&b.scratch.join("tree"), &b.model, b.threads)?;
+    let (r, secs) = timed(|| {
+        lib.import(
+            std::slice::from_ref(&b.tree),
+            &parse_only,
+            progress,
+            &cancel,
+        )
+    })?;
+    rows.push(row(
+        "parse+clean+chunk files/s",
+        format!("{:.0}", r.scanned as f64 / secs),
+        format!(
+            "{} files in {:.1} s ({})",
+            r.scanned,
+            secs,
+            b.tree.display()
+        ),
+    ));
+    rows.push(row(
+        "parse+clean+chunk chunks/s",
+        format!("{:.0}", r.chunks_written as f64 / secs),
+        format!(
+            "{} chunks; {} skipped, {} failed",
+            r.chunks_written,
+            r.skipped.len(),
+            r.failed.len()
+        ),
+    ));
+    rows.push(row(
+        "peak RSS after the tree",
+        format!("{:.0} MiB", peak_rss_mib()),
+        "whole process, VmHWM",
+    ));
+    let db_bytes = lib.store().stats()?.database_bytes;
+    rows.push(row(
+        "database size (no vectors)",
+        format!("{:.0} MiB", db_bytes as f64 / 1048576.0),
+        "",
+    ));
+    drop(lib);
+
+    // 2. The whole pipeline with embedding, on the subset.
+    let mut lib = fresh_library(&b.scratch.join("subset"), &b.model, b.threads)?;
+    let (r, secs) = timed(|| {
+        lib.import(
+            std::slice::from_ref(&b.subset),
+            &ImportOptions::default(),
+            progress,
+            &cancel,
+        )
+    })?;
+    rows.push(row(
+        "full pipeline files/s",
+        format!("{:.1}", r.scanned as f64 / secs),
+        format!(
+            "{} files, {} chunks in {:.1} s ({})",
+            r.scanned,
+            r.chunks_written,
+            secs,
+            b.subset.display()
+        ),
+    ));
+    rows.push(row(
+        "full pipeline chunks/s",
+        format!("{:.1}", r.chunks_written as f64 / secs),
+        "parse + embed + store",
+    ));
+    drop(lib);
+
+    // 3. Embedding inside the pipeline vs llama.cpp embedding alone, same chunks and threads.
+    let mut lib = fresh_library(&b.scratch.join("embed"), &b.model, b.threads)?;
+    lib.import(
+        std::slice::from_ref(&b.subset),
+        &parse_only,
+        &NoProgress,
+        &cancel,
+    )?;
+    let pending = lib.store().pending_chunks(usize::MAX >> 1)?;
+    let inputs: Vec<String> = pending
+        .iter()
+        .map(|c| chunk::embedding_input(&c.title, &c.heading_path, &c.text))
+        .collect();
+    let embedder = lib.embedder()?;
+    let tokens: usize = inputs
+        .iter()
+        .map(|t| embedder.count_tokens(t).min(embedder.max_tokens()))
+        .sum();
+    let mut bare = f64::MAX;
+    for _ in 0..2 {
+        let t = Instant::now();
+        for batch in inputs.chunks(64) {
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            embedder.embed(&refs)?;
+        }
+        bare = bare.min(t.elapsed().as_secs_f64());
+    }
+    let (e, pipeline) = timed(|| lib.embed_pending(64, &NoProgress, &cancel))?;
+    rows.push(row(
+        "llama.cpp embedding alone",
+        format!("{:.0} tok/s", tokens as f64 / bare),
+        format!(
+            "{} chunks, {} tokens, {} threads, best of 2",
+            inputs.len(),
+            tokens,
+            b.threads
+        ),
+    ));
+    rows.push(row(
+        "pipeline embedding",
+        format!("{:.0} tok/s", tokens as f64 / pipeline),
+        format!("{} chunks read from and written to SQLite", e.chunks),
+    ));
+    rows.push(row(
+        "pipeline / llama.cpp",
+        format!("{:.0}%", 100.0 * bare / pipeline),
+        "goal ≥ 90%",
+    ));
+    drop(lib);
+
+    // 4. Search latency on synthetic libraries.
+    let vocab: Vec<String> = inputs
+        .iter()
+        .flat_map(|t| {
+            t.split_whitespace().map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
+        })
+        .filter(|w| w.len() > 3)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for &size in &b.search_sizes {
+        rows.extend(search_latency(b, size, &vocab, progress)?);
+    }
+    rows.push(row(
+        "peak RSS",
+        format!("{:.0} MiB", peak_rss_mib()),
+        "whole benchmark process",
+    ));
+    Ok(rows)
+}
+
+fn search_latency(
+    b: &LibraryBench,
+    size: usize,
+    vocab: &[String],
+    progress: &dyn Progress,
+) -> Result<Vec<BenchRow>, LibraryError> {
+    let dir = b.scratch.join(format!("search-{size}"));
+    let mut lib = fresh_library(&dir, &b.model, b.threads)?;
+    let dim = lib.embedder()?.identity().dim;
+    let hash = lib.embedder()?.identity().hash.clone();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ size as u64);
+    let source = lib.store().add_source(&dir, false)?;
+    let per_doc = 100;
+    let t = Instant::now();
+    let mut written = 0;
+    while written < size {
+        let n = per_doc.min(size - written);
+        let words = |rng: &mut Rng, k: usize| -> String {
+            (0..k)
+                .map(|_| vocab[(rng.next() % vocab.len() as u64) as usize].as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let chunks: Vec<NewChunk> = (0..n)
+            .map(|_| {
+                let text = words(&mut rng, 40);
+                NewChunk {
+                    heading_path: String::new(),
+                    char_start: 0,
+                    char_end: text.chars().count(),
+                    text,
+                    n_tokens: 50,
+                }
+            })
+            .collect();
+        let doc = NewDocument {
+            source_id: source.id,
+            path: dir.join(format!("doc-{written}.md")),
+            title: words(&mut rng, 4),
+            platform: Some(["blog", "linkedin", "x"][(rng.next() % 3) as usize].into()),
+            format: "markdown".into(),
+            date: Some(format!(
+                "202{}-0{}-1{}",
+                rng.next() % 5,
+                1 + rng.next() % 9,
+                rng.next() % 10
+            )),
+            tags: Vec::new(),
+            content_hash: format!("synthetic-{written}"),
+            mtime: 0,
+            size: 0,
+            body: String::new(),
+            simhash: None,
+            duplicate_of: None,
+            near_duplicate_of: None,
+        };
+        lib_store_put(&mut lib, &doc, &chunks, &hash, dim, &mut rng)?;
+        written += n;
+        progress.report(crate::progress::ProgressEvent {
+            stage: crate::progress::Stage::Embed,
+            done: written as u64,
+            total: size as u64,
+            item: Some(format!("synthetic library of {size} chunks")),
+        });
+    }
+    let build = t.elapsed().as_secs_f64();
+    lib.store_mut().build_binary_index()?;
+    let queries: Vec<(String, Vec<f32>)> = (0..b.queries)
+        .map(|_| {
+            let q = (0..3)
+                .map(|_| vocab[(rng.next() % vocab.len() as u64) as usize].clone())
+                .collect::<Vec<_>>()
+                .join(" ");
+            (q, rng.vector(dim))
+        })
+        .collect();
+    let filter = SearchFilter::default();
+    let measure = |f: &mut QueryFn| -> Result<(f64, f64), LibraryError> {
+        f(&queries[0])?; // warm the page cache
+        let mut ms: Vec<f64> = Vec::new();
+        for q in &queries {
+            let t = Instant::now();
+            f(q)?;
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        ms.sort_by(f64::total_cmp);
+        Ok((percentile(&ms, 0.5), percentile(&ms, 0.95)))
+    };
+    let store = lib.store();
+    let bm25 = measure(&mut |q| {
+        store
+            .search_bm25(&crate::search::fts_query(&q.0), &filter, 50)
+            .map(|_| ())
+            .map_err(Into::into)
+    })?;
+    let float = measure(&mut |q| {
+        store
+            .search_vector(&q.1, &filter, 50)
+            .map(|_| ())
+            .map_err(Into::into)
+    })?;
+    let bits = measure(&mut |q| {
+        store
+            .search_vector_binary(&q.1, 50, 8)
+            .map(|_| ())
+            .map_err(Into::into)
+    })?;
+    // How much of the exact top 10 the binary index keeps (random vectors are a hard case).
+    let mut overlap = 0usize;
+    for q in queries.iter().take(20) {
+        let exact: Vec<i64> = store
+            .search_vector(&q.1, &filter, 10)?
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        let approx: Vec<i64> = store
+            .search_vector_binary(&q.1, 10, 8)?
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        overlap += approx.iter().filter(|id| exact.contains(id)).count();
+    }
+    let hybrid = measure(&mut |q| lib_search(&dir, &b.model, b.threads, &q.0))?;
+    let note = format!("{size} chunks, {dim}-d, {} queries", queries.len());
+    Ok(vec![
+        row(
+            format!("build synthetic {size}"),
+            format!("{build:.1} s"),
+            "insert chunks, FTS rows and vectors",
+        ),
+        row(
+            format!("bm25 p50/p95 @ {size}"),
+            format!("{:.1} / {:.1} ms", bm25.0, bm25.1),
+            note.clone(),
+        ),
+        row(
+            format!("vector float p50/p95 @ {size}"),
+            format!("{:.1} / {:.1} ms", float.0, float.1),
+            "sqlite-vec brute force, cosine",
+        ),
+        row(
+            format!("vector bit+rescore p50/p95 @ {size}"),
+            format!("{:.1} / {:.1} ms", bits.0, bits.1),
+            format!(
+                "Hamming ×8 oversample, re-scored; top-10 overlap with exact {:.0}%",
+                overlap as f64 / 2.0
+            ),
+        ),
+        row(
+            format!("hybrid end-to-end p50/p95 @ {size}"),
+            format!("{:.1} / {:.1} ms", hybrid.0, hybrid.1),
+            "query embedding + bm25 + float KNN + RRF + snippets; goal p50 < 20 ms at 100k",
+        ),
+    ])
+}
+
+/// One timed search over a synthetic query (text, vector).
+type QueryFn<'a> = dyn FnMut(&(String, Vec<f32>)) -> Result<(), LibraryError> + 'a;
+
+thread_local! {
+    static SEARCH_LIB: std::cell::RefCell<Option<(PathBuf, Library)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A full hybrid search through a (cached) library handle, as the shells run it.
+fn lib_search(dir: &Path, model: &Path, threads: usize, text: &str) -> Result<(), LibraryError> {
+    let _ = model;
+    SEARCH_LIB.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|(d, _)| d != dir) {
+            *cell = Some((
+                dir.to_path_buf(),
+                Library::open(
+                    dir,
+                    EmbedderConfig {
+                        threads,
+                        ..Default::default()
+                    },
+                )?,
+            ));
+        }
+        let (_, lib) = cell.as_mut().ok_or(LibraryError::NoEmbeddingModel)?;
+        let mut q = SearchQuery::new(text, 10);
+        q.mode = SearchMode::Hybrid;
+        lib.search(&q).map(|_| ())
+    })
+}
+
+fn lib_store_put(
+    lib: &mut Library,
+    doc: &NewDocument,
+    chunks: &[NewChunk],
+    hash: &str,
+    dim: usize,
+    rng: &mut Rng,
+) -> Result<(), LibraryError> {
+    let store = lib.store_mut();
+    let put = store.put_document(doc, chunks)?;
+    let ids: Vec<i64> = store.chunks_of(put.id)?.into_iter().map(|c| c.id).collect();
+    let vectors: Vec<(i64, Vec<f32>)> = ids.into_iter().map(|id| (id, rng.vector(dim))).collect();
+    store.put_vectors(hash, &vectors)?;
+    Ok(())
+}
