@@ -136,6 +136,21 @@ impl Store {
         }
     }
 
+    /// Run a cached query and collect every row through `map`.
+    fn rows<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params, map)
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
     fn migrate(&mut self) -> Result<()> {
         let known = migrations::MIGRATIONS.len() as i64;
         let version: i64 = self
@@ -276,15 +291,11 @@ impl Store {
 
     /// The stored state of every document of `source`.
     pub fn documents_of_source(&self, source: SourceId) -> Result<Vec<DocState>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&Self::doc_state_sql("WHERE source_id = ?1"))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([source], Self::doc_state)
-            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        self.rows(
+            &Self::doc_state_sql("WHERE source_id = ?1"),
+            [source],
+            Self::doc_state,
+        )
     }
 
     /// Stored documents at or below any of `roots` (files or folders), across all sources.
@@ -314,41 +325,29 @@ impl Store {
 
     /// Documents recorded as byte-identical copies of `id`.
     pub fn duplicates_of(&self, id: DocumentId) -> Result<Vec<DocState>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&Self::doc_state_sql("WHERE duplicate_of = ?1"))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([id], Self::doc_state)
-            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        self.rows(
+            &Self::doc_state_sql("WHERE duplicate_of = ?1"),
+            [id],
+            Self::doc_state,
+        )
     }
 
     /// Documents whose file bytes hash to `hash`.
     pub fn documents_with_hash(&self, hash: &str) -> Result<Vec<DocState>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&Self::doc_state_sql("WHERE content_hash = ?1 ORDER BY id"))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([hash], Self::doc_state)
-            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        self.rows(
+            &Self::doc_state_sql("WHERE content_hash = ?1 ORDER BY id"),
+            [hash],
+            Self::doc_state,
+        )
     }
 
     /// Every document's simhash, for near-duplicate detection.
     pub fn simhashes(&self) -> Result<Vec<(DocumentId, u64)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, simhash FROM documents WHERE simhash IS NOT NULL AND duplicate_of IS NULL")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
-            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        self.rows(
+            "SELECT id, simhash FROM documents WHERE simhash IS NOT NULL AND duplicate_of IS NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)),
+        )
     }
 
     /// Insert a document, or replace the one at the same path, with its chunks, in one transaction.
@@ -549,18 +548,12 @@ impl Store {
 
     /// The chunks of a document, in order.
     pub fn chunks_of(&self, id: DocumentId) -> Result<Vec<ChunkRow>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, document_id, ord, heading_path, text, char_start, char_end, n_tokens, embedded
-                 FROM chunks WHERE document_id = ?1 ORDER BY ord",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([id], chunk_row)
-            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        self.rows(
+            "SELECT id, document_id, ord, heading_path, text, char_start, char_end, n_tokens, embedded
+             FROM chunks WHERE document_id = ?1 ORDER BY ord",
+            [id],
+            chunk_row,
+        )
     }
 
     // ------------------------------------------------------------------ embeddings
@@ -757,14 +750,9 @@ impl Store {
              ORDER BY s LIMIT {k}"
         );
         values.insert(0, rusqlite::types::Value::Text(fts_query.to_string()));
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(values), |r| {
-                Ok((r.get(0)?, -r.get::<_, f64>(1)?))
-            })
-            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        self.rows(&sql, rusqlite::params_from_iter(values), |r| {
+            Ok((r.get(0)?, -r.get::<_, f64>(1)?))
+        })
     }
 
     /// Nearest chunks to `vector` by cosine distance (smaller is closer), filtered inside the KNN.
@@ -803,14 +791,9 @@ impl Store {
         let sql = format!(
             "SELECT chunk_id, distance FROM chunks_vec WHERE embedding MATCH ?1 AND k = {k} {clause} ORDER BY distance"
         );
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(values), |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        self.rows(&sql, rusqlite::params_from_iter(values), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
     }
 
     /// Build (or rebuild) a 1-bit-per-dimension copy of the vectors for fast approximate search:
