@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# The main job: set up, build, then import the sample writing into a fresh library on the
-# embedded default models and search it.
+# The main job: set up, build, then import the sample writing into a library on the embedded
+# default models, search it, and draft a LinkedIn post in the sample author's voice.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
+. scripts/cpu-flags.sh
 cargo build -p twin-cli
 twin="$root/target/debug/twin"
 export TWIN_DATA_DIR="${TWIN_DATA_DIR:-$root/.twin-data}"
 echo "library: $TWIN_DATA_DIR"
 "$twin" models import models/all-MiniLM-L6-v2
+"$twin" models add models/SmolLM2-135M-Instruct.Q4_1.gguf
 "$twin" import assets/sample-writing
 "$twin" status
 echo
 echo '$ twin search "how do you price a small software product?"'
 "$twin" search "how do you price a small software product?"
+echo
+echo '$ twin draft --format linkedin "how to price a small software product"'
+"$twin" draft --format linkedin --author Nell "how to price a small software product"

@@ -1,5 +1,7 @@
 //! `twin`: the command line, a thin shell over twin-core.
 
+mod draft_cmd;
+mod models_cmd;
 mod progress_bar;
 
 use anyhow::{Context, Result};
@@ -13,7 +15,7 @@ use twin_core::store::SearchFilter;
 use twin_core::{CancelToken, ImportOptions, ImportReport, Library, SearchMode, SearchQuery};
 
 /// Exit codes, so scripts can tell outcomes apart.
-mod exit {
+pub(crate) mod exit {
     /// Some files could not be imported (each is listed with its reason); the rest were.
     pub const PARTIAL: u8 = 3;
     /// Stopped by Ctrl-C; what finished is kept and a re-run resumes.
@@ -26,7 +28,7 @@ mod exit {
     version,
     about = "Twin: an offline writing twin that learns your voice"
 )]
-struct Cli {
+pub(crate) struct Cli {
     /// Data folder (library database and models). Default: the platform's app-data folder.
     #[arg(long, global = true, env = "TWIN_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -57,9 +59,21 @@ enum Command {
     Status,
     /// Search the library.
     Search(SearchArgs),
-    /// Manage models.
+    /// Manage models: list, add, pull from Hugging Face, use models from Ollama and LM Studio.
     #[command(subcommand)]
-    Models(ModelsCommand),
+    Models(models_cmd::ModelsCommand),
+    /// Draft a post, thread, article or newsletter in your voice, with citations.
+    Draft(Box<draft_cmd::DraftArgs>),
+    /// Browse stored drafting runs: prompts, retrieved chunks, model, timings.
+    Traces {
+        #[command(subcommand)]
+        command: Option<draft_cmd::TracesCommand>,
+        /// Runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show or edit your style card (how your writing sounds, used in every draft).
+    Style(draft_cmd::StyleArgs),
     /// Measure speed and memory; prints a table.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -81,6 +95,23 @@ enum BenchCommand {
         /// Queries per size.
         #[arg(long, default_value_t = 50)]
         queries: usize,
+        /// Run only these parts (parse, pipeline, embed, search), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<twin_core::bench::BenchPart>,
+    },
+    /// Drafting: decode speed against bare llama.cpp, first-token latency, chain steps.
+    Draft {
+        /// Tokens generated per decode measurement.
+        #[arg(long, default_value_t = 256)]
+        tokens: usize,
+        /// Repetitions of each first-token measurement.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Writing for the scratch library. Default: the sample writing.
+        #[arg(long)]
+        writing: Option<PathBuf>,
+        #[command(flatten)]
+        model: draft_cmd::ModelArgs,
     },
 }
 
@@ -137,19 +168,7 @@ struct SearchArgs {
     to: Option<String>,
 }
 
-#[derive(Subcommand)]
-enum ModelsCommand {
-    /// Convert a sentence-transformers folder to GGUF and use it as the library's embedding model.
-    Import {
-        /// The model folder (config.json, model.safetensors, tokenizer.json).
-        folder: PathBuf,
-        /// Keep F32 weights instead of F16.
-        #[arg(long)]
-        f32: bool,
-    },
-}
-
-fn data_dir(cli: &Cli) -> Result<PathBuf> {
+pub(crate) fn data_dir(cli: &Cli) -> Result<PathBuf> {
     if let Some(d) = &cli.data_dir {
         return Ok(d.clone());
     }
@@ -158,7 +177,7 @@ fn data_dir(cli: &Cli) -> Result<PathBuf> {
         .context("cannot tell the platform's data folder; pass --data-dir")
 }
 
-fn open_library(cli: &Cli) -> Result<Library> {
+pub(crate) fn open_library(cli: &Cli) -> Result<Library> {
     let mut config = EmbedderConfig::default();
     if let Some(t) = cli.threads {
         config.threads = t;
@@ -167,12 +186,12 @@ fn open_library(cli: &Cli) -> Result<Library> {
     Library::open(&dir, config).with_context(|| format!("opening the library in {}", dir.display()))
 }
 
-fn print_json(value: &impl Serialize) -> Result<()> {
+pub(crate) fn print_json(value: &impl Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
-fn cancel_on_ctrl_c() -> CancelToken {
+pub(crate) fn cancel_on_ctrl_c() -> CancelToken {
     let cancel = CancelToken::new();
     let c = cancel.clone();
     let _ = ctrlc::set_handler(move || {
@@ -403,47 +422,6 @@ fn search(cli: &Cli, args: &SearchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn models(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
-    match cmd {
-        ModelsCommand::Import { folder, f32 } => {
-            let dir = data_dir(cli)?.join("models");
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let name = folder
-                .canonicalize()
-                .with_context(|| format!("{}: no such folder", folder.display()))?
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "embedding".into());
-            let out = dir.join(format!("{name}.{}.gguf", if *f32 { "f32" } else { "f16" }));
-            let converted = twin_core::models::convert_sentence_transformer(
-                folder,
-                &out,
-                &twin_core::models::ConvertOptions { f16: !f32 },
-            )?;
-            let mut library = open_library(cli)?;
-            let reset = library.set_embedding_model(&converted.path)?;
-            if cli.json {
-                print_json(
-                    &serde_json::json!({"path": converted.path, "name": converted.name, "dim": converted.dim,
-                    "max_tokens": converted.max_tokens, "tensors": converted.n_tensors, "vectors_reset": reset}),
-                )?;
-            } else {
-                println!(
-                    "converted {} → {} ({} dims, {} tensors); it is now the library's embedding model",
-                    folder.display(),
-                    converted.path.display(),
-                    converted.dim,
-                    converted.n_tensors
-                );
-                if reset {
-                    println!("the previous model's vectors were dropped; the next import re-embeds everything");
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
 fn rust_docs() -> Result<PathBuf> {
     let out = std::process::Command::new("rustc")
         .args(["--print", "sysroot"])
@@ -452,13 +430,90 @@ fn rust_docs() -> Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("share/doc/rust/html"))
 }
 
+fn print_table(rows: &[twin_core::bench::BenchRow]) {
+    let w = rows
+        .iter()
+        .map(|r| r.metric.chars().count())
+        .max()
+        .unwrap_or(10);
+    let v = rows
+        .iter()
+        .map(|r| r.value.chars().count())
+        .max()
+        .unwrap_or(10);
+    println!("| {:w$} | {:v$} | note |", "metric", "value");
+    println!("|{}|{}|------|", "-".repeat(w + 2), "-".repeat(v + 2));
+    for r in rows {
+        println!("| {:w$} | {:v$} | {} |", r.metric, r.value, r.note);
+    }
+}
+
+fn bench_draft(
+    cli: &Cli,
+    tokens: usize,
+    runs: usize,
+    writing: &Option<PathBuf>,
+    model: &draft_cmd::ModelArgs,
+) -> Result<ExitCode> {
+    let library = open_library(cli)?;
+    let embedding = library
+        .store()
+        .embedding_model()?
+        .context("no embedding model: run `twin models import models/all-MiniLM-L6-v2` first")?;
+    let chat = match &model.model {
+        Some(q) => twin_core::models::registry::find(library.store(), q)?,
+        None => twin_core::models::registry::active(
+            library.store(),
+            twin_core::models::ModelKind::Chat,
+        )?
+        .context(
+            "no chat model: run `twin models add models/SmolLM2-135M-Instruct.Q4_1.gguf` first",
+        )?,
+    };
+    let scratch = tempfile::tempdir().context("creating a scratch folder")?;
+    let writing = match writing {
+        Some(w) => w.clone(),
+        None => std::env::current_dir()?.join("assets/sample-writing"),
+    };
+    anyhow::ensure!(
+        writing.exists(),
+        "{}: no such folder; pass --writing",
+        writing.display()
+    );
+    let spec = twin_core::bench_draft::DraftBench {
+        model: PathBuf::from(chat.path),
+        config: model.config(cli),
+        embedding_model: PathBuf::from(embedding.path),
+        writing,
+        scratch: scratch.path().join("library"),
+        tokens,
+        runs,
+    };
+    let rows = twin_core::bench_draft::draft(&spec)?;
+    if cli.json {
+        print_json(&rows)?;
+    } else {
+        print_table(&rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode> {
-    let BenchCommand::Library {
-        tree,
-        subset,
-        sizes,
-        queries,
-    } = cmd;
+    let (tree, subset, sizes, queries, only) = match cmd {
+        BenchCommand::Library {
+            tree,
+            subset,
+            sizes,
+            queries,
+            only,
+        } => (tree, subset, sizes, queries, only),
+        BenchCommand::Draft {
+            tokens,
+            runs,
+            writing,
+            model,
+        } => return bench_draft(cli, *tokens, *runs, writing, model),
+    };
     let library = open_library(cli)?;
     let model = library
         .store()
@@ -476,6 +531,7 @@ fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode> {
             .threads
             .unwrap_or_else(twin_core::engine::default_threads),
         scratch: scratch.path().to_path_buf(),
+        parts: only.clone(),
     };
     let bar = progress_bar::Bar::new(!cli.json);
     let rows = twin_core::bench::library(&spec, &bar)?;
@@ -483,13 +539,7 @@ fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode> {
     if cli.json {
         print_json(&rows)?;
     } else {
-        let w = rows.iter().map(|r| r.metric.len()).max().unwrap_or(10);
-        let v = rows.iter().map(|r| r.value.len()).max().unwrap_or(10);
-        println!("| {:w$} | {:v$} | note |", "metric", "value");
-        println!("|{}|{}|------|", "-".repeat(w + 2), "-".repeat(v + 2));
-        for r in rows {
-            println!("| {:w$} | {:v$} | {} |", r.metric, r.value, r.note);
-        }
+        print_table(&rows);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -501,7 +551,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Sources => sources(cli),
         Command::Status => status(cli),
         Command::Search(args) => search(cli, args),
-        Command::Models(cmd) => models(cli, cmd),
+        Command::Models(cmd) => models_cmd::run(cli, cmd),
+        Command::Draft(args) => draft_cmd::draft_cmd(cli, args),
+        Command::Traces { command, limit } => draft_cmd::traces_cmd(cli, command, *limit),
+        Command::Style(args) => draft_cmd::style_cmd(cli, args),
         Command::Bench(cmd) => bench(cli, cmd),
     }
 }

@@ -31,6 +31,10 @@ impl Bar {
     }
 }
 
+fn counted(label: &str, unit: &str) -> String {
+    format!("{label} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}}) {{wide_msg}}")
+}
+
 impl twin_core::Progress for Bar {
     fn report(&self, e: ProgressEvent) {
         let Ok(mut stage) = self.stage.lock() else {
@@ -38,12 +42,12 @@ impl twin_core::Progress for Bar {
         };
         if *stage != Some(e.stage) {
             *stage = Some(e.stage);
-            let (label, unit) = match e.stage {
-                Stage::Scan => ("scanning", "files"),
-                Stage::Parse => ("parsing ", "files"),
-                Stage::Embed => ("embedding", "chunks"),
+            let template = match e.stage {
+                Stage::Scan => counted("scanning", "files"),
+                Stage::Parse => counted("parsing ", "files"),
+                Stage::Embed => counted("embedding", "chunks"),
+                Stage::Download => "downloading [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {wide_msg}".to_string(),
             };
-            let template = format!("{label} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}}) {{wide_msg}}");
             self.bar.set_style(
                 ProgressStyle::with_template(&template)
                     .unwrap_or_else(|_| ProgressStyle::default_bar())

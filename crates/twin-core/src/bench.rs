@@ -5,7 +5,7 @@ use crate::engine::EmbedderConfig;
 use crate::library::{chunk, ImportOptions, Library, LibraryError};
 use crate::progress::{CancelToken, NoProgress, Progress};
 use crate::search::{SearchMode, SearchQuery};
-use crate::store::{NewChunk, NewDocument, SearchFilter};
+use crate::store::{NewChunk, NewDocument, SearchFilter, VectorIndex, APPROXIMATE_FROM};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -45,6 +45,42 @@ pub struct LibraryBench {
     pub threads: usize,
     /// Where to put the scratch libraries.
     pub scratch: PathBuf,
+    /// Parts to run; empty runs all.
+    pub parts: Vec<BenchPart>,
+}
+
+/// A part of the library benchmark, to run one alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchPart {
+    /// Parse + clean + chunk of the big tree.
+    Parse,
+    /// The whole pipeline with embedding on the subset.
+    Pipeline,
+    /// Pipeline embedding against bare llama.cpp embedding.
+    Embed,
+    /// Search latency on synthetic libraries.
+    Search,
+}
+
+impl std::str::FromStr for BenchPart {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "parse" => Ok(Self::Parse),
+            "pipeline" => Ok(Self::Pipeline),
+            "embed" => Ok(Self::Embed),
+            "search" => Ok(Self::Search),
+            other => Err(format!(
+                "unknown part {other:?} (parse, pipeline, embed or search)"
+            )),
+        }
+    }
+}
+
+impl LibraryBench {
+    fn runs(&self, part: BenchPart) -> bool {
+        self.parts.is_empty() || self.parts.contains(&part)
+    }
 }
 
 /// Peak resident memory of this process so far, in MiB (Linux; 0 elsewhere).
@@ -119,75 +155,79 @@ pub fn library(b: &LibraryBench, progress: &dyn Progress) -> Result<Vec<BenchRow
     };
 
     // 1. Parse + clean + chunk alone, on the big tree.
-    let mut lib = fresh_library(&b.scratch.join("tree"), &b.model, b.threads)?;
-    let (r, secs) = timed(|| {
-        lib.import(
-            std::slice::from_ref(&b.tree),
-            &parse_only,
-            progress,
-            &cancel,
-        )
-    })?;
-    rows.push(row(
-        "parse+clean+chunk files/s",
-        format!("{:.0}", r.scanned as f64 / secs),
-        format!(
-            "{} files in {:.1} s ({})",
-            r.scanned,
-            secs,
-            b.tree.display()
-        ),
-    ));
-    rows.push(row(
-        "parse+clean+chunk chunks/s",
-        format!("{:.0}", r.chunks_written as f64 / secs),
-        format!(
-            "{} chunks; {} skipped, {} failed",
-            r.chunks_written,
-            r.skipped.len(),
-            r.failed.len()
-        ),
-    ));
-    rows.push(row(
-        "peak RSS after the tree",
-        format!("{:.0} MiB", peak_rss_mib()),
-        "whole process, VmHWM",
-    ));
-    let db_bytes = lib.store().stats()?.database_bytes;
-    rows.push(row(
-        "database size (no vectors)",
-        format!("{:.0} MiB", db_bytes as f64 / 1048576.0),
-        "",
-    ));
-    drop(lib);
+    if b.runs(BenchPart::Parse) {
+        let mut lib = fresh_library(&b.scratch.join("tree"), &b.model, b.threads)?;
+        let (r, secs) = timed(|| {
+            lib.import(
+                std::slice::from_ref(&b.tree),
+                &parse_only,
+                progress,
+                &cancel,
+            )
+        })?;
+        rows.push(row(
+            "parse+clean+chunk files/s",
+            format!("{:.0}", r.scanned as f64 / secs),
+            format!(
+                "{} files in {:.1} s ({})",
+                r.scanned,
+                secs,
+                b.tree.display()
+            ),
+        ));
+        rows.push(row(
+            "parse+clean+chunk chunks/s",
+            format!("{:.0}", r.chunks_written as f64 / secs),
+            format!(
+                "{} chunks; {} skipped, {} failed",
+                r.chunks_written,
+                r.skipped.len(),
+                r.failed.len()
+            ),
+        ));
+        rows.push(row(
+            "peak RSS after the tree",
+            format!("{:.0} MiB", peak_rss_mib()),
+            "whole process, VmHWM",
+        ));
+        let db_bytes = lib.store().stats()?.database_bytes;
+        rows.push(row(
+            "database size (no vectors)",
+            format!("{:.0} MiB", db_bytes as f64 / 1048576.0),
+            "",
+        ));
+        drop(lib);
+    }
 
     // 2. The whole pipeline with embedding, on the subset.
-    let mut lib = fresh_library(&b.scratch.join("subset"), &b.model, b.threads)?;
-    let (r, secs) = timed(|| {
-        lib.import(
-            std::slice::from_ref(&b.subset),
-            &ImportOptions::default(),
-            progress,
-            &cancel,
-        )
-    })?;
-    rows.push(row(
-        "full pipeline files/s",
-        format!("{:.1}", r.scanned as f64 / secs),
-        format!(
-            "{} files, {} chunks in {:.1} s ({})",
-            r.scanned,
-            r.chunks_written,
-            secs,
-            b.subset.display()
-        ),
-    ));
-    rows.push(row(
-        "full pipeline chunks/s",
-        format!("{:.1}", r.chunks_written as f64 / secs),
-        "parse + embed + store",
-    ));
-    drop(lib);
+    if b.runs(BenchPart::Pipeline) {
+        let mut lib = fresh_library(&b.scratch.join("subset"), &b.model, b.threads)?;
+        let (r, secs) = timed(|| {
+            lib.import(
+                std::slice::from_ref(&b.subset),
+                &ImportOptions::default(),
+                progress,
+                &cancel,
+            )
+        })?;
+        rows.push(row(
+            "full pipeline files/s",
+            format!("{:.1}", r.scanned as f64 / secs),
+            format!(
+                "{} files, {} chunks in {:.1} s ({})",
+                r.scanned,
+                r.chunks_written,
+                secs,
+                b.subset.display()
+            ),
+        ));
+        rows.push(row(
+            "full pipeline chunks/s",
+            format!("{:.1}", r.chunks_written as f64 / secs),
+            "parse + embed + store",
+        ));
+        drop(lib);
+    }
 
     // 3. Embedding inside the pipeline vs llama.cpp embedding alone, same chunks and threads.
     let mut lib = fresh_library(&b.scratch.join("embed"), &b.model, b.threads)?;
@@ -202,41 +242,43 @@ pub fn library(b: &LibraryBench, progress: &dyn Progress) -> Result<Vec<BenchRow
         .iter()
         .map(|c| chunk::embedding_input(&c.title, &c.heading_path, &c.text))
         .collect();
-    let embedder = lib.embedder()?;
-    let tokens: usize = inputs
-        .iter()
-        .map(|t| embedder.count_tokens(t).min(embedder.max_tokens()))
-        .sum();
-    let mut bare = f64::MAX;
-    for _ in 0..2 {
-        let t = Instant::now();
-        for batch in inputs.chunks(64) {
-            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-            embedder.embed(&refs)?;
+    if b.runs(BenchPart::Embed) {
+        let embedder = lib.embedder()?;
+        let tokens: usize = inputs
+            .iter()
+            .map(|t| embedder.count_tokens(t).min(embedder.max_tokens()))
+            .sum();
+        let mut bare = f64::MAX;
+        for _ in 0..2 {
+            let t = Instant::now();
+            for batch in inputs.chunks(64) {
+                let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+                embedder.embed(&refs)?;
+            }
+            bare = bare.min(t.elapsed().as_secs_f64());
         }
-        bare = bare.min(t.elapsed().as_secs_f64());
+        let (e, pipeline) = timed(|| lib.embed_pending(64, &NoProgress, &cancel))?;
+        rows.push(row(
+            "llama.cpp embedding alone",
+            format!("{:.0} tok/s", tokens as f64 / bare),
+            format!(
+                "{} chunks, {} tokens, {} threads, best of 2",
+                inputs.len(),
+                tokens,
+                b.threads
+            ),
+        ));
+        rows.push(row(
+            "pipeline embedding",
+            format!("{:.0} tok/s", tokens as f64 / pipeline),
+            format!("{} chunks read from and written to SQLite", e.chunks),
+        ));
+        rows.push(row(
+            "pipeline / llama.cpp",
+            format!("{:.0}%", 100.0 * bare / pipeline),
+            "goal ≥ 90%",
+        ));
     }
-    let (e, pipeline) = timed(|| lib.embed_pending(64, &NoProgress, &cancel))?;
-    rows.push(row(
-        "llama.cpp embedding alone",
-        format!("{:.0} tok/s", tokens as f64 / bare),
-        format!(
-            "{} chunks, {} tokens, {} threads, best of 2",
-            inputs.len(),
-            tokens,
-            b.threads
-        ),
-    ));
-    rows.push(row(
-        "pipeline embedding",
-        format!("{:.0} tok/s", tokens as f64 / pipeline),
-        format!("{} chunks read from and written to SQLite", e.chunks),
-    ));
-    rows.push(row(
-        "pipeline / llama.cpp",
-        format!("{:.0}%", 100.0 * bare / pipeline),
-        "goal ≥ 90%",
-    ));
     drop(lib);
 
     // 4. Search latency on synthetic libraries.
@@ -253,6 +295,9 @@ pub fn library(b: &LibraryBench, progress: &dyn Progress) -> Result<Vec<BenchRow
         .into_iter()
         .collect();
     for &size in &b.search_sizes {
+        if !b.runs(BenchPart::Search) {
+            break;
+        }
         rows.extend(search_latency(b, size, &vocab, progress)?);
     }
     rows.push(row(
@@ -329,7 +374,6 @@ fn search_latency(
         });
     }
     let build = t.elapsed().as_secs_f64();
-    lib.store_mut().build_binary_index()?;
     let queries: Vec<(String, Vec<f32>)> = (0..b.queries)
         .map(|_| {
             let q = (0..3)
@@ -360,13 +404,13 @@ fn search_latency(
     })?;
     let float = measure(&mut |q| {
         store
-            .search_vector(&q.1, &filter, 50)
+            .search_vector_with(VectorIndex::Exact, &q.1, &filter, 50)
             .map(|_| ())
             .map_err(Into::into)
     })?;
     let bits = measure(&mut |q| {
         store
-            .search_vector_binary(&q.1, 50, 8)
+            .search_vector_with(VectorIndex::Approximate, &q.1, &filter, 50)
             .map(|_| ())
             .map_err(Into::into)
     })?;
@@ -374,12 +418,12 @@ fn search_latency(
     let mut overlap = 0usize;
     for q in queries.iter().take(20) {
         let exact: Vec<i64> = store
-            .search_vector(&q.1, &filter, 10)?
+            .search_vector_with(VectorIndex::Exact, &q.1, &filter, 10)?
             .into_iter()
             .map(|r| r.0)
             .collect();
         let approx: Vec<i64> = store
-            .search_vector_binary(&q.1, 10, 8)?
+            .search_vector_with(VectorIndex::Approximate, &q.1, &filter, 10)?
             .into_iter()
             .map(|r| r.0)
             .collect();
@@ -404,17 +448,20 @@ fn search_latency(
             "sqlite-vec brute force, cosine",
         ),
         row(
-            format!("vector bit+rescore p50/p95 @ {size}"),
+            format!("vector bit+int8 rescore p50/p95 @ {size}"),
             format!("{:.1} / {:.1} ms", bits.0, bits.1),
             format!(
-                "Hamming ×8 oversample, re-scored; top-10 overlap with exact {:.0}%",
+                "Hamming ×10 oversample, int8 re-score; top-10 overlap with exact {:.0}% (random vectors: worst case)",
                 overlap as f64 / 2.0
             ),
         ),
         row(
             format!("hybrid end-to-end p50/p95 @ {size}"),
             format!("{:.1} / {:.1} ms", hybrid.0, hybrid.1),
-            "query embedding + bm25 + float KNN + RRF + snippets; goal p50 < 20 ms at 100k",
+            format!(
+                "query embedding + bm25 + {} KNN + RRF + snippets; goal p50 < 20 ms at 100k",
+                if size as u64 >= APPROXIMATE_FROM { "quantized" } else { "exact" }
+            ),
         ),
     ])
 }

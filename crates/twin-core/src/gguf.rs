@@ -231,6 +231,10 @@ pub struct Header {
     pub n_tensors: u64,
     /// Bytes the tensor data needs after the header, by the tensor infos.
     pub data_bytes: u64,
+    /// Every metadata key, in file order.
+    pub keys: Vec<String>,
+    /// Whether a classification head (`cls.*` tensors) is present, as in rerankers.
+    pub has_classifier: bool,
 }
 
 /// Bytes per block and elements per block for ggml types, enough to check a file's length.
@@ -382,8 +386,11 @@ pub fn read_header(path: &Path) -> Result<Header, GgufError> {
     }
     let (mut architecture, mut name, mut file_type) = (None, None, None);
     let mut alignment = ALIGNMENT;
+    let mut keys = Vec::with_capacity(n_kv as usize);
+    let mut has_classifier = false;
     for _ in 0..n_kv {
         let key = r.string().map_err(eof)?;
+        keys.push(key.clone());
         let ty = r.u32().map_err(eof)?;
         if key == "general.alignment" && ty == 4 {
             alignment = u64::from(r.u32().map_err(eof)?).max(1);
@@ -400,6 +407,7 @@ pub fn read_header(path: &Path) -> Result<Header, GgufError> {
     let mut data_end = 0u64;
     for _ in 0..n_tensors {
         let tname = r.string().map_err(eof)?;
+        has_classifier |= tname.starts_with("cls.");
         let n_dims = r.u32().map_err(eof)?;
         if n_dims > 4 {
             return Err(invalid(format!("tensor {tname} has {n_dims} dimensions")));
@@ -433,6 +441,8 @@ pub fn read_header(path: &Path) -> Result<Header, GgufError> {
         file_type,
         n_tensors,
         data_bytes: data_end,
+        keys,
+        has_classifier,
     })
 }
 

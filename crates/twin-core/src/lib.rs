@@ -1,13 +1,16 @@
 //! Twin's engine: everything the desktop app and the command line share.
 //!
 //! The feature pipeline lives in [`library`] (sources → parse → clean → chunk → embed → store),
-//! the single SQLite store in [`store`], llama.cpp in [`engine`], hybrid retrieval in [`search`].
+//! the single SQLite store in [`store`], llama.cpp in [`engine`], hybrid retrieval in [`search`],
+//! the drafting chain in [`draft`], the model registry in [`models`].
 //! This crate knows nothing about Tauri or terminals: progress and cancellation go through
 //! [`progress`], and errors are typed per module.
 
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod bench_draft;
+pub mod draft;
 pub mod engine;
 pub mod gguf;
 pub mod library;

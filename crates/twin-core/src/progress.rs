@@ -38,6 +38,8 @@ pub enum Stage {
     Parse,
     /// Computing embeddings for stored chunks.
     Embed,
+    /// Downloading a model (units are bytes).
+    Download,
 }
 
 /// One progress update: `done` of `total` units of `stage` finished.

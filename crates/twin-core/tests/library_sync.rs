@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use twin_core::engine::EmbedderConfig;
 use twin_core::library::watch::{self, WatchEvent};
 use twin_core::progress::NoProgress;
+use twin_core::store::{SearchFilter, VectorIndex};
 use twin_core::{CancelToken, ImportOptions, Library, SearchMode, SearchQuery};
 
 fn library(dir: &Path) -> Library {
@@ -332,4 +333,70 @@ fn filters_restrict_search_by_platform_date_and_source() {
             .iter()
             .all(|r| r.hit.date.as_deref().unwrap_or("") >= "2025-01-01"));
     }
+}
+
+/// The quantized index that large libraries use agrees with the exact one on real embeddings,
+/// applies the same filters, and follows edits to the library.
+#[test]
+fn quantized_vector_search_agrees_with_exact() {
+    let data = tempfile::tempdir().unwrap();
+    let mut lib = library(data.path());
+    import(&mut lib, &common::sample_writing());
+    let queries = [
+        "pricing the whole shop",
+        "why I stopped chasing followers",
+        "shipping small tools for tiny teams",
+        "what a newsletter taught me about writing",
+    ];
+    let mut overlap = 0;
+    for text in queries {
+        let v = lib.embedder().unwrap().embed(&[text]).unwrap().remove(0);
+        for filter in [
+            SearchFilter::default(),
+            SearchFilter {
+                platform: Some("linkedin".into()),
+                ..Default::default()
+            },
+        ] {
+            let store = lib.store();
+            let exact = store
+                .search_vector_with(VectorIndex::Exact, &v, &filter, 5)
+                .unwrap();
+            let approx = store
+                .search_vector_with(VectorIndex::Approximate, &v, &filter, 5)
+                .unwrap();
+            assert_eq!(exact[0].0, approx[0].0, "{text}: top hit differs");
+            assert!((exact[0].1 - approx[0].1).abs() < 0.02);
+            overlap += approx
+                .iter()
+                .filter(|(id, _)| exact.iter().any(|(e, _)| e == id))
+                .count();
+            if filter.platform.is_some() {
+                for (id, _) in &approx {
+                    let hit = store.chunk_hits(&[*id]).unwrap().remove(0);
+                    assert_eq!(hit.platform.as_deref(), Some("linkedin"));
+                }
+            }
+        }
+    }
+    assert!(overlap >= 34, "top-5 overlap {overlap}/40");
+    // A deleted document leaves the quantized index too.
+    let v = lib
+        .embedder()
+        .unwrap()
+        .embed(&["pricing the whole shop"])
+        .unwrap()
+        .remove(0);
+    let top = lib
+        .store()
+        .search_vector_with(VectorIndex::Approximate, &v, &SearchFilter::default(), 1)
+        .unwrap()[0]
+        .0;
+    let doc = lib.store().chunk_hits(&[top]).unwrap()[0].document_id;
+    lib.store_mut().delete_document(doc).unwrap();
+    let after = lib
+        .store()
+        .search_vector_with(VectorIndex::Approximate, &v, &SearchFilter::default(), 5)
+        .unwrap();
+    assert!(after.iter().all(|(id, _)| *id != top));
 }

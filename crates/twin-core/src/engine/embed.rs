@@ -100,10 +100,7 @@ impl Embedder {
             path: path.to_path_buf(),
             reason,
         };
-        let header = crate::gguf::read_header(path).map_err(|e| match e {
-            crate::gguf::GgufError::Invalid { reason, .. } => load_err(reason),
-            crate::gguf::GgufError::Io { source, .. } => load_err(source.to_string()),
-        })?;
+        let header = super::validate_gguf(path)?;
         let backend = backend()?;
         let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
         let model = LlamaModel::load_from_file(backend, path, &params)

@@ -1,12 +1,20 @@
 //! The engine: the only module that talks to llama.cpp (through llama-cpp-2, pinned exactly).
 //!
-//! It loads GGUF models, runs embeddings today and generation later. Everything else in Twin
-//! sees plain Rust types (token counts, `Vec<f32>` vectors, strings); no llama.cpp type leaks out.
+//! It loads GGUF models and runs embeddings and generation. Everything else in Twin sees plain
+//! Rust types (token counts, `Vec<f32>` vectors, strings); no llama.cpp type leaks out.
 
 mod backend;
+pub mod chat_template;
 pub mod embed;
+pub mod generate;
+mod stream_text;
 
+pub use chat_template::ChatMessage;
 pub use embed::{Embedder, EmbedderConfig, ModelIdentity};
+pub use generate::{
+    ChatModel, ChatModelConfig, ChatModelInfo, FinishReason, GenerateRequest, Generation,
+    GenerationStats, Sampling,
+};
 
 use std::path::PathBuf;
 
@@ -29,12 +37,46 @@ pub enum EngineError {
         /// What is wrong.
         reason: String,
     },
+    /// The model's chat template could not render the conversation.
+    #[error("{path}: {reason}")]
+    Template {
+        /// The model file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A GBNF grammar did not parse.
+    #[error("the output grammar is invalid: {0}")]
+    Grammar(String),
+    /// The prompt does not fit the context window.
+    #[error("the prompt needs {needed} tokens but the context holds {available}; shorten it or raise the context size")]
+    ContextFull {
+        /// Tokens needed.
+        needed: usize,
+        /// Context size.
+        available: usize,
+    },
     /// llama.cpp failed while running.
     #[error("llama.cpp: {0}")]
     Runtime(String),
     /// The worker thread that owns the model context went away.
-    #[error("the embedding worker stopped unexpectedly")]
+    #[error("the model worker stopped unexpectedly")]
     WorkerGone,
+}
+
+/// Check that `path` is a complete GGUF file before llama.cpp sees it: llama.cpp answers a
+/// truncated or foreign file with a null pointer, this answers with the file and the reason.
+pub(crate) fn validate_gguf(path: &std::path::Path) -> Result<crate::gguf::Header, EngineError> {
+    crate::gguf::read_header(path).map_err(|e| match e {
+        crate::gguf::GgufError::Invalid { reason, .. } => EngineError::Load {
+            path: path.to_path_buf(),
+            reason,
+        },
+        crate::gguf::GgufError::Io { source, .. } => EngineError::Load {
+            path: path.to_path_buf(),
+            reason: source.to_string(),
+        },
+    })
 }
 
 /// Number of threads to use when the caller does not say: the machine's available parallelism.

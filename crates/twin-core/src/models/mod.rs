@@ -1,7 +1,107 @@
-//! Model files: converting embedding models to GGUF, and (later) the model registry.
+//! Model files: the registry of GGUF models Twin may use (added, pulled from Hugging Face, or
+//! found in Ollama's and LM Studio's folders), downloads, and converting sentence-transformers
+//! embedding models to GGUF.
 
 pub mod bert_convert;
+pub mod pull;
+pub mod registry;
 
 pub use bert_convert::{
     convert_sentence_transformer, ConvertError, ConvertOptions, ConvertedModel,
 };
+pub use pull::{pull, PullRequest};
+pub use registry::{discover, Discovered, ModelKind};
+
+use std::path::PathBuf;
+
+/// Errors from the model registry and downloads; each names the file or URL concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a usable GGUF model.
+    #[error("{path}: not a usable GGUF model: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file's sha256 is not the recorded (or announced) one.
+    #[error("{path}: sha256 is {actual}, expected {expected}; the file changed or is corrupt")]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// The expected hash.
+        expected: String,
+        /// The hash found.
+        actual: String,
+    },
+    /// No registered model matches.
+    #[error("no model matches {0:?}; see `twin models list`")]
+    NotFound(String),
+    /// Several registered models match.
+    #[error("{query:?} matches several models: {}", matches.join(", "))]
+    Ambiguous {
+        /// What was asked for.
+        query: String,
+        /// The names that match.
+        matches: Vec<String>,
+    },
+    /// A download failed.
+    #[error("{url}: {reason}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The operation was cancelled; a partial download is kept for resuming.
+    #[error("cancelled")]
+    Cancelled,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// llama.cpp could not load the model.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// No chat model is registered or chosen.
+    #[error("no chat model chosen; add one with `twin models add <file.gguf>` (or pick one with `twin models use`)")]
+    NoChatModel,
+}
+
+/// Load the chat model named by `query` (see [`registry::find`]), else the active one, after
+/// checking the file is still the one registered.
+pub fn open_chat_model(
+    store: &crate::store::Store,
+    query: Option<&str>,
+    config: &crate::engine::ChatModelConfig,
+) -> Result<(crate::store::ModelRecord, crate::engine::ChatModel), ModelError> {
+    let record = match query {
+        Some(q) => registry::find(store, q)?,
+        None => registry::active(store, ModelKind::Chat)?.ok_or(ModelError::NoChatModel)?,
+    };
+    if record.kind != ModelKind::Chat.as_str() {
+        return Err(ModelError::Invalid {
+            path: record.path.clone().into(),
+            reason: format!("this is a {} model, not a chat model", record.kind),
+        });
+    }
+    registry::verify(&record, false)?;
+    let config = crate::engine::ChatModelConfig {
+        id: Some(format!(
+            "{}@sha256:{}",
+            record.name,
+            &record.sha256[..12.min(record.sha256.len())]
+        )),
+        ..config.clone()
+    };
+    let model = crate::engine::ChatModel::load(std::path::Path::new(&record.path), &config)?;
+    Ok((record, model))
+}

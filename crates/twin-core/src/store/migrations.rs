@@ -67,4 +67,43 @@ pub(super) const MIGRATIONS: &[&str] = &[
         value  TEXT NOT NULL
     );
     "#,
+    // 2: quantized copies of the vectors for fast search on large libraries (store/vectors.rs).
+    r#"
+    CREATE TABLE chunk_codes (
+        chunk_id  INTEGER PRIMARY KEY,
+        bits      BLOB NOT NULL,   -- sign bit per dimension, little-endian u64 words
+        code      BLOB NOT NULL    -- int8 per dimension, scaled by the largest magnitude
+    );
+    -- The column weights (title, heading, text) as the default rank, so an unfiltered search
+    -- can let FTS5 keep its own top-k instead of sorting every match through two joins.
+    INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('rank', 'bm25(4.0, 2.0, 1.0)');
+    "#,
+    // 3: the model registry and drafting traces.
+    r#"
+    CREATE TABLE models (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL,
+        path          TEXT NOT NULL UNIQUE,  -- used in place: Ollama/LM Studio files are not copied
+        kind          TEXT NOT NULL,         -- chat | embedding | reranker
+        origin        TEXT NOT NULL,         -- added | pulled | ollama | lmstudio
+        architecture  TEXT,
+        sha256        TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        mtime         INTEGER NOT NULL,      -- nanoseconds; a change means the file must be re-hashed
+        added_at      INTEGER NOT NULL
+    );
+    CREATE TABLE traces (
+        id            INTEGER PRIMARY KEY,
+        created_at    INTEGER NOT NULL,
+        kind          TEXT NOT NULL,         -- draft
+        status        TEXT NOT NULL,         -- ok | cancelled | error
+        topic         TEXT NOT NULL,
+        format        TEXT NOT NULL,
+        model         TEXT NOT NULL,         -- name@sha256 prefix
+        adapter       TEXT,
+        output        TEXT NOT NULL,
+        detail        TEXT NOT NULL          -- JSON: templates, retrieval, citations, timings
+    );
+    CREATE INDEX traces_created ON traces(created_at);
+    "#,
 ];

@@ -7,9 +7,14 @@
 //!   another model drops them all and marks every chunk for re-embedding.
 
 mod migrations;
+mod records;
 mod types;
+mod vectors;
 
+pub use records::{ModelId, ModelRecord, TraceId, TraceRecord};
 pub use types::*;
+use vectors::{insert_vector, vector_table_exists};
+pub use vectors::{VectorIndex, APPROXIMATE_FROM};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -87,6 +92,12 @@ pub fn now_secs() -> i64 {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Bumped whenever this connection changes vectors; see `vectors.rs`.
+    vector_generation: std::cell::Cell<u64>,
+    /// (vector state, vector count); see `vector_count_cached`.
+    vector_count_cache: std::cell::Cell<Option<((i64, u64), u64)>>,
+    /// Sign bits of every vector for the approximate scan, loaded on first use.
+    bit_cache: std::cell::RefCell<vectors::BitCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -119,8 +130,12 @@ impl Store {
         let mut store = Self {
             conn,
             path: path.to_path_buf(),
+            vector_generation: std::cell::Cell::new(0),
+            vector_count_cache: std::cell::Cell::new(None),
+            bit_cache: Default::default(),
         };
         store.migrate()?;
+        store.ensure_quantized()?;
         Ok(store)
     }
 
@@ -450,12 +465,18 @@ impl Store {
                     .execute(params![chunk_id, doc.title, c.heading_path, c.text])
                     .map_err(err)?;
                 if let Some(v) = vector {
-                    insert_vector(&tx, chunk_id, &v, doc).map_err(err)?;
+                    let meta = vectors::VectorMeta {
+                        source_id: doc.source_id,
+                        platform: doc.platform.clone().unwrap_or_default(),
+                        day: day_number(doc.date.as_deref()),
+                    };
+                    insert_vector(&tx, chunk_id, &v, &meta).map_err(err)?;
                     reused += 1;
                 }
             }
         }
         tx.commit().map_err(err)?;
+        self.vectors_changed();
         Ok(PutOutcome {
             id,
             replaced: existing.is_some(),
@@ -504,7 +525,9 @@ impl Store {
         delete_chunks(&tx, id, has_vectors).map_err(err)?;
         tx.execute("DELETE FROM documents WHERE id = ?1", [id])
             .map_err(err)?;
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        self.vectors_changed();
+        Ok(())
     }
 
     /// A document with its body, by id.
@@ -602,21 +625,9 @@ impl Store {
             source,
         };
         let tx = self.conn.transaction().map_err(err)?;
-        tx.execute_batch("DROP TABLE IF EXISTS chunks_vec; UPDATE chunks SET embedded = 0;")
+        tx.execute_batch("UPDATE chunks SET embedded = 0;")
             .map_err(err)?;
-        // Metadata columns let the KNN query filter by source, platform and date inside the
-        // search itself; filtering after a top-k would return short or empty result lists.
-        tx.execute_batch(&format!(
-            "CREATE VIRTUAL TABLE chunks_vec USING vec0(
-                 chunk_id INTEGER PRIMARY KEY,
-                 embedding float[{}] distance_metric=cosine,
-                 source_id INTEGER,
-                 platform TEXT,
-                 day INTEGER
-             );",
-            model.dim
-        ))
-        .map_err(err)?;
+        vectors::create_tables(&tx, model.dim).map_err(err)?;
         tx.execute(
             "INSERT INTO embedding_model(id, name, hash, dim, path, set_at) VALUES (1, ?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(id) DO UPDATE SET name=excluded.name, hash=excluded.hash, dim=excluded.dim,
@@ -625,6 +636,7 @@ impl Store {
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;
+        self.vectors_changed();
         Ok(current.is_some())
     }
 
@@ -700,16 +712,18 @@ impl Store {
                 else {
                     continue;
                 };
-                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                tx.execute(
-                    "INSERT INTO chunks_vec(chunk_id, embedding, source_id, platform, day) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![id, bytes, source_id, platform.unwrap_or_default(), day_number(date.as_deref())],
-                )
-                .map_err(err)?;
+                let meta = vectors::VectorMeta {
+                    source_id,
+                    platform: platform.unwrap_or_default(),
+                    day: day_number(date.as_deref()),
+                };
+                insert_vector(&tx, *id, &vectors::to_bytes(v), &meta).map_err(err)?;
                 mark.execute([id]).map_err(err)?;
             }
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        self.vectors_changed();
+        Ok(())
     }
 
     /// Number of vectors stored.
@@ -742,6 +756,36 @@ impl Store {
         if fts_query.trim().is_empty() {
             return Ok(Vec::new());
         }
+        if filter.is_empty() {
+            // Fast path: FTS5's own top-k by rank, then drop chunks of duplicate documents.
+            let hits: Vec<(ChunkId, f64)> = self.rows(
+                "SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY rank LIMIT ?2",
+                params![fts_query, (2 * k) as i64],
+                |r| Ok((r.get(0)?, -r.get::<_, f64>(1)?)),
+            )?;
+            let ids: Vec<String> = hits.iter().map(|(id, _)| id.to_string()).collect();
+            let duplicates: std::collections::HashSet<ChunkId> = self
+                .rows(
+                    &format!(
+                        "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id
+                         WHERE c.id IN ({}) AND d.duplicate_of IS NOT NULL",
+                        ids.join(",")
+                    ),
+                    [],
+                    |r| r.get(0),
+                )?
+                .into_iter()
+                .collect();
+            let kept: Vec<(ChunkId, f64)> = hits
+                .iter()
+                .filter(|(id, _)| !duplicates.contains(id))
+                .take(k)
+                .copied()
+                .collect();
+            if kept.len() == k || hits.len() < 2 * k {
+                return Ok(kept);
+            }
+        }
         let (clause, mut values) = filter.sql("d");
         let sql = format!(
             "SELECT f.rowid, bm25(chunks_fts, 4.0, 2.0, 1.0) AS s
@@ -753,102 +797,6 @@ impl Store {
         self.rows(&sql, rusqlite::params_from_iter(values), |r| {
             Ok((r.get(0)?, -r.get::<_, f64>(1)?))
         })
-    }
-
-    /// Nearest chunks to `vector` by cosine distance (smaller is closer), filtered inside the KNN.
-    pub fn search_vector(
-        &self,
-        vector: &[f32],
-        filter: &SearchFilter,
-        k: usize,
-    ) -> Result<Vec<(ChunkId, f64)>> {
-        if !vector_table_exists(&self.conn).map_err(|e| self.err(e))? {
-            return Ok(Vec::new());
-        }
-        let mut clause = String::new();
-        let mut values: Vec<rusqlite::types::Value> = vec![vector
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect::<Vec<u8>>()
-            .into()];
-        if let Some(s) = filter.source {
-            clause.push_str(&format!(" AND source_id = ?{}", values.len() + 1));
-            values.push(s.into());
-        }
-        if let Some(p) = &filter.platform {
-            clause.push_str(&format!(" AND platform = ?{}", values.len() + 1));
-            values.push(p.clone().into());
-        }
-        if let Some(from) = &filter.date_from {
-            clause.push_str(&format!(" AND day >= ?{}", values.len() + 1));
-            values.push(day_number(Some(from)).into());
-        }
-        if let Some(to) = &filter.date_to {
-            clause.push_str(&format!(" AND day <= ?{}", values.len() + 1));
-            values.push(day_number(Some(to)).into());
-        }
-        let k = k.clamp(1, 4096); // sqlite-vec's limit on k
-        let sql = format!(
-            "SELECT chunk_id, distance FROM chunks_vec WHERE embedding MATCH ?1 AND k = {k} {clause} ORDER BY distance"
-        );
-        self.rows(&sql, rusqlite::params_from_iter(values), |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-    }
-
-    /// Build (or rebuild) a 1-bit-per-dimension copy of the vectors for fast approximate search:
-    /// 32× smaller than float, scanned with Hamming distance, then re-scored against the floats.
-    pub fn build_binary_index(&mut self) -> Result<()> {
-        let dim = self.embedding_model()?.ok_or(StoreError::NoModel)?.dim;
-        self.conn
-            .execute_batch(&format!(
-                "DROP TABLE IF EXISTS chunks_vec_bit;
-                 CREATE VIRTUAL TABLE chunks_vec_bit USING vec0(chunk_id INTEGER PRIMARY KEY, embedding bit[{dim}]);
-                 INSERT INTO chunks_vec_bit(chunk_id, embedding)
-                     SELECT chunk_id, vec_quantize_binary(embedding) FROM chunks_vec;"
-            ))
-            .map_err(|e| self.err(e))
-    }
-
-    /// Approximate nearest chunks: Hamming KNN over the binary index for `k × oversample`
-    /// candidates, re-scored by exact cosine distance; needs [`Store::build_binary_index`].
-    pub fn search_vector_binary(
-        &self,
-        vector: &[f32],
-        k: usize,
-        oversample: usize,
-    ) -> Result<Vec<(ChunkId, f64)>> {
-        let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let candidates: Vec<ChunkId> = {
-            let mut stmt = self
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT chunk_id FROM chunks_vec_bit WHERE embedding MATCH vec_quantize_binary(?1) AND k = {}",
-                    (k * oversample).clamp(1, 4096)
-                ))
-                .map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map([&bytes], |r| r.get(0))
-                .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
-                .map_err(|e| self.err(e))?;
-            rows
-        };
-        let mut exact = self
-            .conn
-            .prepare_cached(
-                "SELECT vec_distance_cosine(embedding, ?2) FROM chunks_vec WHERE chunk_id = ?1",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut scored = Vec::with_capacity(candidates.len());
-        for id in candidates {
-            let d: f64 = exact
-                .query_row(params![id, bytes], |r| r.get(0))
-                .map_err(|e| self.err(e))?;
-            scored.push((id, d));
-        }
-        scored.sort_by(|a, b| a.1.total_cmp(&b.1));
-        scored.truncate(k);
-        Ok(scored)
     }
 
     /// Chunks with their document's path, title and metadata, in the order of `ids`.
@@ -886,6 +834,46 @@ impl Store {
         Ok(out)
     }
 
+    /// Platforms present in the library, most documents first.
+    pub fn platforms(&self) -> Result<Vec<(String, u64)>> {
+        self.rows(
+            "SELECT platform, COUNT(*) FROM documents
+             WHERE platform IS NOT NULL AND duplicate_of IS NULL
+             GROUP BY platform ORDER BY COUNT(*) DESC, platform",
+            [],
+            |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)),
+        )
+    }
+
+    /// Up to `limit` chunk ids of documents on `platform` (all platforms when `None`), skipping
+    /// duplicate documents.
+    pub fn chunk_ids_of_platform(
+        &self,
+        platform: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ChunkId>> {
+        self.rows(
+            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id
+             WHERE (?1 IS NULL OR d.platform = ?1) AND d.duplicate_of IS NULL
+             ORDER BY c.id LIMIT ?2",
+            params![platform, limit as i64],
+            |r| r.get(0),
+        )
+    }
+
+    /// Cleaned bodies of up to `limit` distinct documents, newest first, for style statistics.
+    pub fn document_bodies(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(DocumentId, Option<String>, String)>> {
+        self.rows(
+            "SELECT id, platform, body FROM documents WHERE duplicate_of IS NULL
+             ORDER BY date DESC, id LIMIT ?1",
+            [limit as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
     // ------------------------------------------------------------------ status
 
     /// Counts for `twin status`.
@@ -920,6 +908,14 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Remove a setting.
+    pub fn delete_setting(&self, key: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM settings WHERE key = ?1", [key])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Set a setting's value.
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
         self.conn
@@ -946,37 +942,15 @@ fn chunk_row(r: &rusqlite::Row) -> rusqlite::Result<ChunkRow> {
     })
 }
 
-fn vector_table_exists(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'chunks_vec'",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n > 0)
-}
-
 fn delete_chunks(tx: &Connection, doc: DocumentId, has_vectors: bool) -> rusqlite::Result<()> {
     tx.execute(
         "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE document_id = ?1)",
         [doc],
     )?;
     if has_vectors {
-        tx.execute("DELETE FROM chunks_vec WHERE chunk_id IN (SELECT id FROM chunks WHERE document_id = ?1)", [doc])?;
+        vectors::delete_for_document(tx, doc)?;
     }
     tx.execute("DELETE FROM chunks WHERE document_id = ?1", [doc])?;
-    Ok(())
-}
-
-fn insert_vector(
-    tx: &Connection,
-    chunk: ChunkId,
-    bytes: &[u8],
-    doc: &NewDocument,
-) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO chunks_vec(chunk_id, embedding, source_id, platform, day) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![chunk, bytes, doc.source_id, doc.platform.clone().unwrap_or_default(), day_number(doc.date.as_deref())],
-    )?;
     Ok(())
 }
 

@@ -199,6 +199,14 @@ pub struct SearchFilter {
 }
 
 impl SearchFilter {
+    /// True when nothing is restricted.
+    pub fn is_empty(&self) -> bool {
+        self.source.is_none()
+            && self.platform.is_none()
+            && self.date_from.is_none()
+            && self.date_to.is_none()
+    }
+
     /// SQL conditions on the documents table aliased `alias`, and their values (numbered from ?2).
     pub(super) fn sql(&self, alias: &str) -> (String, Vec<rusqlite::types::Value>) {
         let mut clause = String::new();

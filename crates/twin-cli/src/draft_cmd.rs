@@ -1,0 +1,335 @@
+//! `twin draft`, `twin traces` and `twin style`: the drafting pipeline from the terminal.
+
+use crate::{cancel_on_ctrl_c, exit, open_library, print_json, Cli};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use twin_core::draft::{self, DraftError, DraftEvent, DraftRequest, Format};
+use twin_core::engine::ChatModelConfig;
+
+#[derive(Args)]
+pub struct ModelArgs {
+    /// Chat model to use (id, name or path; default: the active one).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Context window in tokens (default: the model's, capped at 8192).
+    #[arg(long, default_value_t = 0)]
+    pub ctx: u32,
+    /// Layers to offload to the GPU (default: as many as fit, on GPU builds).
+    #[arg(long)]
+    pub gpu_layers: Option<u32>,
+    /// A GGUF LoRA adapter to load with the model.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    pub fn config(&self, cli: &Cli) -> ChatModelConfig {
+        let mut c = ChatModelConfig {
+            context_tokens: self.ctx,
+            gpu_layers: self.gpu_layers,
+            adapter: self.adapter.clone(),
+            ..Default::default()
+        };
+        if let Some(t) = cli.threads {
+            c.threads = t;
+        }
+        c
+    }
+}
+
+#[derive(Args)]
+pub struct DraftArgs {
+    /// What to write about.
+    pub topic: String,
+    /// linkedin, thread, article or newsletter.
+    #[arg(long, short, default_value = "linkedin")]
+    pub format: Format,
+    /// Skip self-critique and revision.
+    #[arg(long)]
+    pub draft_only: bool,
+    /// Alternative search queries the model writes (0 = search the topic only).
+    #[arg(long, default_value_t = 3)]
+    pub expansions: usize,
+    /// Do not extract platform/date filters from the topic.
+    #[arg(long)]
+    pub no_self_query: bool,
+    /// Context chunks at most.
+    #[arg(long, default_value_t = 6)]
+    pub context_chunks: usize,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    /// Random seed (the same seed gives the same draft).
+    #[arg(long)]
+    pub seed: Option<u32>,
+    /// Adapter strength when --adapter is given.
+    #[arg(long, default_value_t = 1.0)]
+    pub adapter_scale: f32,
+    /// How the prompts name the author.
+    #[arg(long, default_value = "the author")]
+    pub author: String,
+    /// Show every chain step as it streams, not only the final text.
+    #[arg(long, short)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Subcommand)]
+pub enum TracesCommand {
+    /// Show one trace in full.
+    Show {
+        /// Trace id.
+        id: i64,
+    },
+}
+
+#[derive(Args)]
+pub struct StyleArgs {
+    /// Replace the card with the contents of this file.
+    #[arg(long)]
+    pub set: Option<PathBuf>,
+    /// Go back to the card computed from your writing.
+    #[arg(long)]
+    pub reset: bool,
+}
+
+pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
+    let mut library = open_library(cli)?;
+    let (record, model) = twin_core::models::open_chat_model(
+        library.store(),
+        args.model.model.as_deref(),
+        &args.model.config(cli),
+    )?;
+    let mut request = DraftRequest::new(args.topic.clone(), args.format);
+    request.draft_only = args.draft_only;
+    request.expansions = args.expansions;
+    request.self_query = !args.no_self_query;
+    request.context_chunks = args.context_chunks;
+    request.sampling.temperature = args.temperature;
+    if let Some(seed) = args.seed {
+        request.sampling.seed = seed;
+    }
+    request.adapter_scale = if args.model.adapter.is_some() {
+        args.adapter_scale
+    } else {
+        0.0
+    };
+    request.author = args.author.clone();
+    let cancel = cancel_on_ctrl_c();
+    let json = cli.json;
+    let verbose = args.verbose;
+    // The step whose text is streamed to stdout: the last writing step of the chain.
+    let final_steps: &[&str] = if args.draft_only {
+        &["draft", "section"]
+    } else {
+        &["revise"]
+    };
+    let mut stdout = std::io::stdout();
+    if !json {
+        eprintln!("model: {} ({})", record.name, model.info().chat_template);
+    }
+    let result = draft::draft(&mut library, &model, &request, &cancel, &mut |event| {
+        if json {
+            return;
+        }
+        match event {
+            DraftEvent::Step { name } => eprintln!("\n── {name} ──"),
+            DraftEvent::Text { step, text } => {
+                if final_steps.contains(&step.as_str()) {
+                    let _ = write!(stdout, "{text}");
+                    let _ = stdout.flush();
+                } else if verbose {
+                    eprint!("{text}");
+                }
+            }
+            DraftEvent::Context { citations } => {
+                eprintln!("{} sources chosen", citations.len());
+            }
+        }
+    });
+    let draft = match result {
+        Ok(d) => d,
+        Err(DraftError::Cancelled) => {
+            eprintln!("\ncancelled (the partial run is stored; see `twin traces`)");
+            return Ok(ExitCode::from(exit::CANCELLED));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        print_json(&draft)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "\n\n══ {} ({} words) ══\n",
+        request.format.display_name(),
+        draft.words
+    );
+    for (i, p) in draft.paragraphs.iter().enumerate() {
+        let refs: Vec<String> = p.sources.iter().map(|(n, _)| format!("[{n}]")).collect();
+        println!(
+            "{}{}",
+            p.text,
+            if refs.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", refs.join(""))
+            }
+        );
+        if i + 1 < draft.paragraphs.len() {
+            println!();
+        }
+    }
+    println!("\nSources:");
+    for c in &draft.citations {
+        let heading = if c.heading_path.is_empty() {
+            String::new()
+        } else {
+            format!(" › {}", c.heading_path)
+        };
+        println!("[{}] {}{} ({})", c.n, c.title, heading, c.path);
+        println!("    {}", c.snippet);
+    }
+    for w in &draft.warnings {
+        println!("warning: {w}");
+    }
+    let t = &draft.timings;
+    eprintln!(
+        "\ntrace {} · retrieval {:.0} ms · first token {:.0} ms · {:.1} tokens/s · total {:.1} s",
+        draft.trace_id,
+        t.retrieval_ms,
+        t.first_token_ms,
+        t.tokens_per_second,
+        t.total_ms / 1e3
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn traces_cmd(cli: &Cli, cmd: &Option<TracesCommand>, limit: usize) -> Result<ExitCode> {
+    let library = open_library(cli)?;
+    let store = library.store();
+    match cmd {
+        Some(TracesCommand::Show { id }) => {
+            let trace = store
+                .trace(*id)?
+                .with_context(|| format!("no trace {id}; see `twin traces`"))?;
+            if cli.json {
+                print_json(&trace)?;
+            } else {
+                let d = &trace.detail;
+                println!(
+                    "trace {} · {} · {} · {}",
+                    trace.id, trace.kind, trace.status, trace.format
+                );
+                println!("topic     {}", trace.topic);
+                println!(
+                    "model     {}{}",
+                    trace.model,
+                    trace
+                        .adapter
+                        .as_deref()
+                        .map(|a| format!(" + {a}"))
+                        .unwrap_or_default()
+                );
+                if let Some(ts) = d["templates"].as_array() {
+                    let names: Vec<String> = ts
+                        .iter()
+                        .map(|t| {
+                            format!(
+                                "{} v{}",
+                                t["name"].as_str().unwrap_or("?"),
+                                t["version"].as_str().unwrap_or("?")
+                            )
+                        })
+                        .collect();
+                    println!("templates {}", names.join(", "));
+                }
+                println!("queries   {}", d["queries"]);
+                println!("filter    {}", d["filter"]);
+                println!("timings   {}", d["timings"]);
+                if let Some(steps) = d["steps"].as_array() {
+                    for s in steps {
+                        println!(
+                            "step      {:<10} {} prompt tokens ({} reused), {} generated, first token {:.0} ms, {:.1} tok/s",
+                            s["name"].as_str().unwrap_or("?"),
+                            s["stats"]["prompt_tokens"],
+                            s["stats"]["reused_tokens"],
+                            s["stats"]["generated_tokens"],
+                            s["stats"]["first_token_ms"].as_f64().unwrap_or(0.0),
+                            s["stats"]["tokens_per_second"].as_f64().unwrap_or(0.0)
+                        );
+                    }
+                }
+                if let Some(cs) = d["citations"].as_array() {
+                    for c in cs {
+                        println!(
+                            "source    [{}] chunk {} · {} · {}",
+                            c["n"],
+                            c["chunk_id"],
+                            c["title"].as_str().unwrap_or(""),
+                            c["path"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                println!("\n{}", trace.output);
+            }
+        }
+        None => {
+            let traces = store.traces(limit)?;
+            if cli.json {
+                print_json(&traces)?;
+            } else if traces.is_empty() {
+                println!("no traces yet: twin draft \"a topic\"");
+            } else {
+                for t in traces {
+                    let first: String = t
+                        .output
+                        .split_whitespace()
+                        .take(10)
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    println!(
+                        "{:>4}  {}  {:<9} {:<10} {:.0} ms  {}  — {first}…",
+                        t.id,
+                        t.created_at,
+                        t.status,
+                        t.format,
+                        t.detail["timings"]["total_ms"].as_f64().unwrap_or(0.0),
+                        t.topic
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn style_cmd(cli: &Cli, args: &StyleArgs) -> Result<ExitCode> {
+    let library = open_library(cli)?;
+    let store = library.store();
+    if args.reset {
+        draft::style::set_card(store, None)?;
+    } else if let Some(file) = &args.set {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        draft::style::set_card(store, Some(&text))?;
+    }
+    let card = draft::style::card(store)?;
+    if cli.json {
+        print_json(&card)?;
+    } else {
+        println!("{}", card.text);
+        println!(
+            "\n({}; edit with `twin style --set FILE`, undo with `twin style --reset`)",
+            if card.edited {
+                "your edited card"
+            } else {
+                "computed from your writing"
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,269 @@
+//! `twin bench draft`: generation speed against a bare llama.cpp decode loop, time to first
+//! token with and without retrieval, and the time of every retrieval step of the chain.
+
+use crate::bench::{peak_rss_mib, BenchRow};
+use crate::draft::{self, DraftError, DraftEvent, DraftRequest, Format};
+use crate::engine::{self, ChatMessage, ChatModel, ChatModelConfig, GenerateRequest, Sampling};
+use crate::library::{ImportOptions, Library};
+use crate::progress::{CancelToken, NoProgress};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What `twin bench draft` measures.
+#[derive(Clone, Debug)]
+pub struct DraftBench {
+    /// The chat model (GGUF).
+    pub model: PathBuf,
+    /// How to run it (threads, context, GPU layers).
+    pub config: ChatModelConfig,
+    /// The embedding model (GGUF) for the scratch library.
+    pub embedding_model: PathBuf,
+    /// Writing imported into the scratch library.
+    pub writing: PathBuf,
+    /// Where the scratch library goes.
+    pub scratch: PathBuf,
+    /// Tokens generated per decode measurement.
+    pub tokens: usize,
+    /// Repetitions of each time-to-first-token measurement.
+    pub runs: usize,
+}
+
+fn row(metric: &str, value: String, note: impl Into<String>) -> BenchRow {
+    BenchRow {
+        metric: metric.into(),
+        value,
+        note: note.into(),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Time from the call to the first streamed token of the first writing step, stopping the
+/// draft right there; the KV cache is emptied first so every run evaluates its prompt cold.
+fn time_to_first_token(
+    library: &mut Library,
+    model: &ChatModel,
+    request: &DraftRequest,
+) -> Result<f64, DraftError> {
+    model.clear_cache()?;
+    let cancel = CancelToken::new();
+    let started = Instant::now();
+    let mut first: Option<f64> = None;
+    let result = draft::draft(library, model, request, &cancel, &mut |e| {
+        if let DraftEvent::Text { step, .. } = e {
+            if step != "self_query" && step != "expand" && first.is_none() {
+                first = Some(started.elapsed().as_secs_f64() * 1e3);
+                cancel.cancel();
+            }
+        }
+    });
+    match result {
+        Ok(_) | Err(DraftError::Cancelled) => Ok(first.unwrap_or(0.0)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Run the drafting benchmark.
+pub fn draft(b: &DraftBench) -> Result<Vec<BenchRow>, DraftError> {
+    let mut rows = Vec::new();
+    let threads = b.config.threads;
+
+    // Decode speed: the generator against llama.cpp's bare loop, same prompt and settings.
+    let model = ChatModel::load(&b.model, &b.config)?;
+    let messages = vec![
+        ChatMessage::system("You are a helpful assistant."),
+        ChatMessage::user(
+            "Write a long essay about what woodworking teaches about building software.",
+        ),
+    ];
+    let prompt = model.render(&messages)?;
+    // Both run llama.cpp off the calling thread (the generator on its worker, the bare loop on
+    // a thread of its own), in alternating order, best of three: llama.cpp's OpenMP threads make
+    // single measurements on 2 cores swing by ±20%.
+    let bare_once = || {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| engine::generate::bare_decode(&b.model, &prompt, b.tokens, &b.config))
+                .join()
+                .unwrap_or(Err(engine::EngineError::WorkerGone))
+        })
+    };
+    let twin_once = || -> Result<f64, DraftError> {
+        model.clear_cache()?;
+        let request = GenerateRequest {
+            messages: messages.clone(),
+            max_tokens: b.tokens + 1,
+            min_tokens: b.tokens + 1,
+            sampling: Sampling {
+                repeat_penalty: 1.0,
+                ..Sampling::greedy()
+            },
+            ..Default::default()
+        };
+        let g = model.generate(&request, &CancelToken::new(), &mut |_| {})?;
+        Ok(g.stats.tokens_per_second)
+    };
+    let mut bare = 0f64;
+    let mut twin = 0f64;
+    for round in 0..3 {
+        if round % 2 == 0 {
+            bare = bare.max(bare_once()?.tokens_per_second);
+            twin = twin.max(twin_once()?);
+        } else {
+            twin = twin.max(twin_once()?);
+            bare = bare.max(bare_once()?.tokens_per_second);
+        }
+    }
+    let sampled = {
+        model.clear_cache()?;
+        let request = GenerateRequest {
+            messages: messages.clone(),
+            max_tokens: b.tokens + 1,
+            min_tokens: b.tokens + 1,
+            ..Default::default()
+        };
+        model
+            .generate(&request, &CancelToken::new(), &mut |_| {})?
+            .stats
+            .tokens_per_second
+    };
+    let info = model.info();
+    let setting = format!(
+        "{}, {threads} threads, ctx {}, {} tokens",
+        info.name, info.context, b.tokens
+    );
+    rows.push(row(
+        "decode, bare llama.cpp loop (greedy)",
+        format!("{bare:.1} tok/s"),
+        setting.clone(),
+    ));
+    rows.push(row(
+        "decode, Twin generator (greedy)",
+        format!("{twin:.1} tok/s"),
+        setting,
+    ));
+    rows.push(row(
+        "generator / bare",
+        format!("{:.1}%", 100.0 * twin / bare.max(1e-9)),
+        "goal ≥ 95%; best of 3 each, alternating order",
+    ));
+    rows.push(row(
+        "decode, Twin default sampling",
+        format!("{sampled:.1} tok/s"),
+        "penalties, top-k, top-p, min-p, temperature",
+    ));
+
+    // A scratch library from the sample writing.
+    let _ = std::fs::remove_dir_all(&b.scratch);
+    let mut library = Library::open(
+        &b.scratch,
+        crate::engine::EmbedderConfig {
+            threads,
+            ..Default::default()
+        },
+    )?;
+    library.set_embedding_model(&b.embedding_model)?;
+    library.import(
+        std::slice::from_ref(&b.writing),
+        &ImportOptions::default(),
+        &NoProgress,
+        &CancelToken::new(),
+    )?;
+
+    // Time to first token: retrieval (hybrid search, MMR, exemplars) against none.
+    let topics = [
+        "pricing a small product",
+        "why small pull requests ship faster",
+    ];
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    let mut full_chain = Vec::new();
+    for _ in 0..b.runs.max(1) {
+        for topic in topics {
+            let mut request = DraftRequest::new(topic, Format::Linkedin);
+            request.expansions = 0;
+            request.self_query = false;
+            request.draft_only = true;
+            request.retrieval = false;
+            without.push(time_to_first_token(&mut library, &model, &request)?);
+            request.retrieval = true;
+            with.push(time_to_first_token(&mut library, &model, &request)?);
+            request.expansions = 3;
+            request.self_query = true;
+            full_chain.push(time_to_first_token(&mut library, &model, &request)?);
+        }
+    }
+    let (with, without, full_chain) = (median(with), median(without), median(full_chain));
+    rows.push(row(
+        "first token, no retrieval",
+        format!("{without:.0} ms"),
+        "median; style card only, cold KV cache",
+    ));
+    rows.push(row(
+        "first token, with retrieval",
+        format!("{with:.0} ms"),
+        "median; hybrid search + MMR + exemplars, context in the prompt",
+    ));
+    rows.push(row(
+        "with / without",
+        format!("{:.2}×", with / without.max(1e-9)),
+        "goal ≤ 1.2×",
+    ));
+    rows.push(row(
+        "first token, full chain",
+        format!("{full_chain:.0} ms"),
+        "median; adds the self-query and 3-query expansion steps (two short generations)",
+    ));
+
+    // Every step of one full chain.
+    let mut request = DraftRequest::new("how to price a small software product", Format::Linkedin);
+    request.draft_only = true;
+    model.clear_cache()?;
+    let d = draft::draft(
+        &mut library,
+        &model,
+        &request,
+        &CancelToken::new(),
+        &mut |_| {},
+    )?;
+    let t = &d.timings;
+    rows.push(row(
+        "step: self-query (model, grammar)",
+        format!("{:.0} ms", t.self_query_ms),
+        "JSON filters",
+    ));
+    rows.push(row(
+        "step: query expansion (model, grammar)",
+        format!("{:.0} ms", t.expand_ms),
+        "3 variants",
+    ));
+    rows.push(row(
+        "step: hybrid search × 4 queries + RRF",
+        format!("{:.1} ms", t.search_ms),
+        "BM25 + vectors per query",
+    ));
+    rows.push(row(
+        "step: MMR, exemplars, style card",
+        format!("{:.1} ms", t.select_ms),
+        "",
+    ));
+    rows.push(row(
+        "step: citations + near-repeat check",
+        format!("{:.1} ms", t.cite_ms),
+        "embeds each paragraph",
+    ));
+    rows.push(row(
+        "draft-only LinkedIn post, total",
+        format!("{:.1} s", t.total_ms / 1e3),
+        format!("{} words, {:.1} tok/s", d.words, t.tokens_per_second),
+    ));
+    rows.push(row(
+        "peak RSS",
+        format!("{:.0} MiB", peak_rss_mib()),
+        "two model copies loaded (bare loop and generator)",
+    ));
+    Ok(rows)
+}

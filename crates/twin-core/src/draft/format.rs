@@ -1,0 +1,413 @@
+//! Output formats: what each asks of the model, its length target, and the shaping applied to
+//! the model's text afterwards (threads split into posts that fit X's limit, lengths capped).
+
+use serde::{Deserialize, Serialize};
+use unicode_segmentation::UnicodeSegmentation;
+
+/// X's limit per post.
+pub const X_POST_LIMIT: usize = 280;
+
+/// What to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// A LinkedIn post.
+    Linkedin,
+    /// An X thread of posts of at most 280 characters.
+    Thread,
+    /// A blog article: outline, then sections.
+    Article,
+    /// A newsletter issue.
+    Newsletter,
+}
+
+/// Word counts a format aims for.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct LengthTarget {
+    /// The draft is not allowed to end before this.
+    pub min_words: usize,
+    /// What the prompt asks for.
+    pub target_words: usize,
+    /// The draft is cut (at a sentence end) after this.
+    pub max_words: usize,
+}
+
+impl Format {
+    /// All formats.
+    pub const ALL: [Format; 4] = [
+        Self::Linkedin,
+        Self::Thread,
+        Self::Article,
+        Self::Newsletter,
+    ];
+
+    /// Name used in prompts.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::Linkedin => "LinkedIn post",
+            Self::Thread => "X thread",
+            Self::Article => "blog article",
+            Self::Newsletter => "newsletter issue",
+        }
+    }
+
+    /// The platform value the user's own pieces of this format carry (front matter).
+    pub fn platform(self) -> &'static str {
+        match self {
+            Self::Linkedin => "linkedin",
+            Self::Thread => "x",
+            Self::Article => "blog",
+            Self::Newsletter => "newsletter",
+        }
+    }
+
+    /// Length target, in words.
+    pub fn length(self) -> LengthTarget {
+        let (min_words, target_words, max_words) = match self {
+            Self::Linkedin => (70, 150, 260),
+            Self::Thread => (60, 130, 240),
+            Self::Article => (300, 600, 1100),
+            Self::Newsletter => (150, 300, 550),
+        };
+        LengthTarget {
+            min_words,
+            target_words,
+            max_words,
+        }
+    }
+
+    /// Format rules for the prompt.
+    pub fn rules(self) -> &'static str {
+        match self {
+            Self::Linkedin => "Short paragraphs separated by blank lines; a strong first line; end with one line that lands the point. At most two hashtags.",
+            Self::Thread => "Write 4 to 7 posts. Start each post on a new line with its number, like 1/ 2/ 3/. Each post is one or two sentences and under 280 characters.",
+            Self::Article => "Plain paragraphs, concrete examples from experience.",
+            Self::Newsletter => "Open with a short greeting to readers, cover the topic in a few short paragraphs, close with a sign-off.",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "linkedin" => Ok(Self::Linkedin),
+            "thread" | "x" => Ok(Self::Thread),
+            "article" | "blog" => Ok(Self::Article),
+            "newsletter" => Ok(Self::Newsletter),
+            other => Err(format!(
+                "unknown format {other:?} (linkedin, thread, article or newsletter)"
+            )),
+        }
+    }
+}
+
+/// Remove the assistant chatter small models wrap around a draft ("Here's a revised
+/// version:", "I hope this helps!") from its first and last lines.
+pub fn strip_chatter(text: &str) -> String {
+    const OPENERS: &[&str] = &[
+        "here's",
+        "here is",
+        "sure",
+        "certainly",
+        "revised",
+        "rewritten",
+        "draft:",
+        "new version",
+        "below is",
+        "i hope",
+        "let me know",
+        "this version",
+        "note:",
+    ];
+    let is_chatter = |line: &str| {
+        let l = line
+            .trim()
+            .trim_start_matches(['*', '#', ' '])
+            .to_lowercase();
+        // "Draft LinkedIn post:" and similar labels.
+        if l.ends_with(':') && l.split_whitespace().count() <= 8 {
+            return true;
+        }
+        let opens = |o: &&str| {
+            l.strip_prefix(*o)
+                .is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric()))
+        };
+        OPENERS.iter().any(opens) && l.split_whitespace().count() <= 25
+    };
+    let mut lines: Vec<&str> = text.lines().collect();
+    while lines
+        .first()
+        .is_some_and(|l| l.trim().is_empty() || is_chatter(l))
+    {
+        lines.remove(0);
+    }
+    while lines
+        .last()
+        .is_some_and(|l| l.trim().is_empty() || is_chatter(l))
+    {
+        lines.pop();
+    }
+    lines
+        .iter()
+        .map(|l| strip_note_label(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+/// "[2] Some title: text" → "text": small models copy the numbered note format of the context.
+fn strip_note_label(line: &str) -> &str {
+    let t = line.trim_start();
+    let Some(rest) = t.strip_prefix('[') else {
+        return line;
+    };
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    if digits == 0 || !rest[digits..].starts_with(']') {
+        return line;
+    }
+    let after = &rest[digits + 1..];
+    match after.find(": ") {
+        Some(i) if i <= 100 => after[i + 2..].trim_start(),
+        _ => after.trim_start(),
+    }
+}
+
+/// Drop lines that merely repeat the step's instructions back (small models echo "Length:
+/// about 150 words…" into drafts).
+pub fn drop_echoes(text: &str, instructions: &str) -> String {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    let source = norm(instructions);
+    text.lines()
+        .filter(|line| {
+            let l = norm(line);
+            l.split_whitespace().count() < 4 || !source.contains(&l)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Words in `text`.
+pub fn word_count(text: &str) -> usize {
+    text.unicode_words().count()
+}
+
+/// Length of `text` as X counts it: characters outside Latin and common punctuation (CJK,
+/// emoji) weigh two.
+pub fn x_length(text: &str) -> usize {
+    text.chars()
+        .map(|c| {
+            if (c as u32) < 0x1100 || (0x2000..0x2100).contains(&(c as u32)) {
+                1
+            } else {
+                2
+            }
+        })
+        .sum()
+}
+
+/// Cut `text` after at most `max_words` words, at the end of a sentence when possible.
+pub fn cap_words(text: &str, max_words: usize) -> String {
+    if word_count(text) <= max_words {
+        return text.trim().to_string();
+    }
+    let mut words = 0;
+    let mut cut = 0;
+    for (start, sentence) in text.split_sentence_bound_indices() {
+        let n = word_count(sentence);
+        if words + n > max_words {
+            break;
+        }
+        words += n;
+        cut = start + sentence.len();
+    }
+    if cut == 0 {
+        // One enormous sentence: cut at a word boundary.
+        let mut end = 0;
+        for (i, (start, w)) in text.unicode_word_indices().enumerate() {
+            if i == max_words {
+                break;
+            }
+            end = start + w.len();
+        }
+        cut = end;
+    }
+    text[..cut].trim().to_string()
+}
+
+/// Split a model's thread text into posts of at most [`X_POST_LIMIT`] (X-weighted) characters,
+/// numbered `1/`, `2/`, …. Numbered lines start posts; long posts are split at sentence ends,
+/// then at word boundaries.
+pub fn split_thread(text: &str) -> Vec<String> {
+    let mut raw: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        match strip_number(trimmed) {
+            Some(rest) => raw.push(rest.to_string()),
+            None => match raw.last_mut() {
+                Some(last) if !last.is_empty() => {
+                    last.push(' ');
+                    last.push_str(trimmed);
+                }
+                _ => raw.push(trimmed.to_string()),
+            },
+        }
+    }
+    // Room for the widest number prefix ("12/ ").
+    let budget = X_POST_LIMIT - 4;
+    let mut pieces: Vec<String> = Vec::new();
+    for post in raw.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        let mut current = String::new();
+        for sentence in post.split_sentence_bounds() {
+            for part in fit_words(sentence.trim(), budget) {
+                let joined = if current.is_empty() {
+                    part.clone()
+                } else {
+                    format!("{current} {part}")
+                };
+                if x_length(&joined) <= budget {
+                    current = joined;
+                } else {
+                    pieces.push(std::mem::take(&mut current));
+                    current = part;
+                }
+            }
+        }
+        if !current.is_empty() {
+            pieces.push(current);
+        }
+    }
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}/ {}", i + 1, p))
+        .collect()
+}
+
+/// `text` split at word boundaries into parts of at most `budget` weighted characters.
+fn fit_words(text: &str, budget: usize) -> Vec<String> {
+    if x_length(text) <= budget {
+        return if text.is_empty() {
+            vec![]
+        } else {
+            vec![text.to_string()]
+        };
+    }
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    for word in text.split_whitespace() {
+        // A single word over the budget (a long URL) is cut by characters.
+        let mut word = word.to_string();
+        while x_length(&word) > budget {
+            let head: String = word.chars().take(budget / 2).collect();
+            word = word.chars().skip(budget / 2).collect();
+            if !current.is_empty() {
+                parts.push(std::mem::take(&mut current));
+            }
+            parts.push(head);
+        }
+        let joined = if current.is_empty() {
+            word.clone()
+        } else {
+            format!("{current} {word}")
+        };
+        if x_length(&joined) <= budget {
+            current = joined;
+        } else {
+            parts.push(std::mem::replace(&mut current, word));
+        }
+    }
+    if !current.is_empty() {
+        parts.push(current);
+    }
+    parts
+}
+
+/// The text after a leading post number ("3/", "3.", "3)", "(3/7)"), if the line has one.
+fn strip_number(line: &str) -> Option<&str> {
+    let l = line.trim_start_matches(['(', '*', '#', ' ']);
+    let digits = l.chars().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 2 {
+        return None;
+    }
+    let rest = &l[digits..];
+    let rest = rest
+        .strip_prefix('/')
+        .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
+        .or_else(|| rest.strip_prefix('.'))
+        .or_else(|| rest.strip_prefix(')'))?;
+    Some(rest.trim_start_matches([')', ' ', '*']).trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_split_into_numbered_posts_within_the_limit() {
+        let long = "Sharp tools, small batches. ".repeat(30);
+        let text = format!(
+            "1/ First post about jigs.\n2. Second one\ncontinues here.\n3/ {long}\n(4/4) Last 🪵"
+        );
+        let posts = split_thread(&text);
+        assert!(posts.len() >= 5, "{posts:?}");
+        assert_eq!(posts[0], "1/ First post about jigs.");
+        assert_eq!(posts[1], "2/ Second one continues here.");
+        assert!(posts.last().unwrap().ends_with("Last 🪵"));
+        for p in &posts {
+            assert!(x_length(p) <= X_POST_LIMIT, "{} > 280: {p}", x_length(p));
+        }
+    }
+
+    #[test]
+    fn an_unbroken_wall_of_text_still_fits() {
+        let posts = split_thread(&"x".repeat(1000));
+        assert!(posts.iter().all(|p| x_length(p) <= X_POST_LIMIT));
+        assert_eq!(posts.iter().map(|p| p.len() - 3).sum::<usize>(), 1000);
+    }
+
+    #[test]
+    fn echoed_instructions_are_dropped() {
+        let rules =
+            "Write a post.\nLength: about 150 words. Short paragraphs separated by blank lines.";
+        let text = "Jigs matter.\nLength: about 150 words. Short paragraphs separated by blank lines.\nMeasure twice.";
+        assert_eq!(drop_echoes(text, rules), "Jigs matter.\nMeasure twice.");
+    }
+
+    #[test]
+    fn chatter_around_a_draft_is_removed() {
+        let text = "Here's a revised version:\n\nJigs are care you can repeat.\nMeasure twice.\n\nI hope this helps!";
+        assert_eq!(
+            strip_chatter(text),
+            "Jigs are care you can repeat.\nMeasure twice."
+        );
+        assert_eq!(strip_chatter("Sure thing."), "");
+        assert_eq!(strip_chatter("Surely not.\nKept."), "Surely not.\nKept.");
+        assert_eq!(
+            strip_chatter(
+                "Draft LinkedIn post:\n[2] Pricing: Charge for the whole shop.\n[3] No label here"
+            ),
+            "Charge for the whole shop.\nNo label here"
+        );
+    }
+
+    #[test]
+    fn capping_words_ends_at_a_sentence() {
+        let text = "One two three. Four five six. Seven eight nine.";
+        assert_eq!(cap_words(text, 7), "One two three. Four five six.");
+        assert_eq!(cap_words(text, 100), text);
+        assert_eq!(cap_words("a b c d e", 2), "a b");
+    }
+}

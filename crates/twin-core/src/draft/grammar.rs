@@ -1,0 +1,119 @@
+//! GBNF grammars for the chain's structured steps, and parsers for what they produce.
+//!
+//! Small local models do not reliably write JSON on request. A grammar makes llama.cpp sample
+//! only tokens that keep the output inside the JSON shape, so the steps always parse; string
+//! lengths are bounded so a model cannot ramble inside a string until `max_tokens` cuts the JSON.
+
+use serde::{Deserialize, Serialize};
+
+/// Shared rules: a bounded JSON string without escapes that starts with a letter or digit
+/// (small models otherwise fill lists with `", "` and stray brackets), and bounded whitespace.
+const COMMON: &str = r#"
+string ::= "\"" first char{0,59} "\""
+first ::= [^"\\\n\r\t ,.;:#\[\]{}()*/\-]
+char ::= [^"\\\n\r\t#\[\]{}]
+ws ::= [ \n]{0,2}
+"#;
+
+/// Token budget for a grammar output of `strings` strings: the worst case is one token per
+/// character, so the JSON can never be cut off mid-string.
+pub fn max_tokens_for(strings: usize) -> usize {
+    strings * 64 + 48
+}
+
+/// Grammar for `{"queries": [s1, …, sN]}` with exactly `n` strings.
+pub fn expansion_grammar(n: usize) -> String {
+    let more = ("\",\" ws string ").repeat(n.saturating_sub(1));
+    format!(
+        "root ::= \"{{\" ws \"\\\"queries\\\":\" ws \"[\" ws string {more}ws \"]\" ws \"}}\"\n{COMMON}"
+    )
+}
+
+/// The parsed expansion step.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Expansion {
+    /// The alternative queries.
+    pub queries: Vec<String>,
+}
+
+/// Grammar for the self-query filters; `platforms` are the library's platform names.
+pub fn self_query_grammar(platforms: &[String]) -> String {
+    let mut platform = String::from("\"null\"");
+    for p in platforms {
+        let safe: String = p
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        if !safe.is_empty() {
+            platform.push_str(&format!(" | \"\\\"{safe}\\\"\""));
+        }
+    }
+    format!(
+        r#"root ::= "{{" ws "\"platform\":" ws platform "," ws "\"date_from\":" ws date "," ws "\"date_to\":" ws date "," ws "\"topic\":" ws string ws "}}"
+platform ::= {platform}
+date ::= "null" | "\"" [12] [0-9] [0-9] [0-9] "-" month "-" day "\""
+month ::= "0" [1-9] | "1" [0-2]
+day ::= "0" [1-9] | [12] [0-9] | "3" [01]
+{COMMON}"#
+    )
+}
+
+/// The parsed self-query step.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct SelfQuery {
+    /// A platform the request names.
+    pub platform: Option<String>,
+    /// Earliest date, `YYYY-MM-DD`.
+    pub date_from: Option<String>,
+    /// Latest date, `YYYY-MM-DD`.
+    pub date_to: Option<String>,
+    /// The subject in a few words.
+    pub topic: String,
+}
+
+/// Grammar for an article plan: a title and exactly `n` section headings.
+pub fn outline_grammar(n: usize) -> String {
+    let more = ("\",\" ws string ").repeat(n.saturating_sub(1));
+    format!(
+        "root ::= \"{{\" ws \"\\\"title\\\":\" ws string \",\" ws \"\\\"sections\\\":\" ws \"[\" ws string {more}ws \"]\" ws \"}}\"\n{COMMON}"
+    )
+}
+
+/// The parsed article plan.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ArticlePlan {
+    /// Article title.
+    pub title: String,
+    /// Section headings in order.
+    pub sections: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grammars_name_every_rule_they_use() {
+        for g in [
+            expansion_grammar(3),
+            self_query_grammar(&["linkedin".into(), "x".into()]),
+            outline_grammar(4),
+        ] {
+            for rule in ["root ::=", "string ::=", "first ::=", "char ::=", "ws ::="] {
+                assert!(g.contains(rule), "{rule} missing in\n{g}");
+            }
+        }
+        assert_eq!(expansion_grammar(3).matches("string").count(), 4);
+    }
+
+    #[test]
+    fn outputs_in_the_grammar_shape_parse() {
+        let e: Expansion = serde_json::from_str(r#"{"queries": ["a b", "c", "d"]}"#).unwrap();
+        assert_eq!(e.queries.len(), 3);
+        let s: SelfQuery = serde_json::from_str(
+            r#"{"platform": "x", "date_from": null, "date_to": "2024-12-31", "topic": "jigs"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.platform.as_deref(), Some("x"));
+    }
+}

@@ -1,0 +1,816 @@
+//! Drafting: the inference pipeline. A topic goes in; a post, thread, article or newsletter in
+//! the user's voice comes out, grounded in their writing, streamed, with citations and a trace.
+//!
+//! The chain, every step local:
+//! 1. **self-query** (grammar-constrained JSON): platform and date filters named in the request;
+//! 2. **query expansion** (grammar-constrained JSON): N alternative queries;
+//! 3. **retrieval**: hybrid search per query, fused by RRF, then MMR under a token budget;
+//! 4. **voice**: the style card and the user's most representative pieces of the format;
+//! 5. **outline → draft → self-critique → revise** (the last two skipped with `draft_only`);
+//!    articles are planned as a title plus sections (grammar-constrained) and written section
+//!    by section;
+//! 6. **shaping**: length caps, threads split into posts of at most 280 characters;
+//! 7. **citations** per paragraph and near-repeat warnings; the run is stored as a trace.
+//!
+//! The system prompt (style card, exemplars, context) is identical for every generation step,
+//! so the engine's KV cache reuses it and only each step's instruction is evaluated anew.
+
+pub mod cite;
+pub mod format;
+pub mod grammar;
+pub mod retrieve;
+pub mod style;
+pub mod templates;
+
+pub use cite::Paragraph;
+pub use format::{Format, LengthTarget};
+pub use style::{StyleCard, STYLE_CARD_SETTING};
+pub use templates::{TemplateUse, Templates};
+
+use crate::engine::{
+    ChatMessage, ChatModel, EngineError, FinishReason, GenerateRequest, GenerationStats, Sampling,
+};
+use crate::library::{Library, LibraryError};
+use crate::progress::CancelToken;
+use crate::store::{SearchFilter, StoreError, TraceId, TraceRecord};
+use grammar::{ArticlePlan, Expansion, SelfQuery};
+use retrieve::ContextChunk;
+use serde::Serialize;
+use std::time::Instant;
+
+/// Errors from drafting.
+#[derive(Debug, thiserror::Error)]
+pub enum DraftError {
+    /// The library failed (search, embeddings).
+    #[error(transparent)]
+    Library(#[from] LibraryError),
+    /// The chat model failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A prompt template is broken.
+    #[error("prompt template {name}: {reason}")]
+    Template {
+        /// Template name or file.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A grammar-constrained step produced text that does not parse (should not happen).
+    #[error("the {step} step returned malformed JSON: {reason}")]
+    Structured {
+        /// The step.
+        step: &'static str,
+        /// The parse error.
+        reason: String,
+    },
+    /// The library holds nothing to draw on.
+    #[error("the library is empty; import some writing first (twin import <folder>)")]
+    EmptyLibrary,
+    /// The user cancelled; the partial run is stored as a trace.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// What to draft and how.
+#[derive(Clone, Debug, Serialize)]
+pub struct DraftRequest {
+    /// What the piece is about.
+    pub topic: String,
+    /// The output format.
+    pub format: Format,
+    /// Skip self-critique and revision.
+    pub draft_only: bool,
+    /// Ground the draft in the library (off: style card only, for comparisons).
+    pub retrieval: bool,
+    /// Alternative queries written by the model (0 = search the topic only).
+    pub expansions: usize,
+    /// Extract platform and date filters from the topic with the model.
+    pub self_query: bool,
+    /// Context chunks at most.
+    pub context_chunks: usize,
+    /// Context size in the chat model's tokens at most.
+    pub context_tokens: usize,
+    /// Few-shot exemplars of the format.
+    pub exemplars: usize,
+    /// Sampling for the writing steps (structured steps are greedy).
+    pub sampling: Sampling,
+    /// Strength of the loaded LoRA adapter (0 = base model).
+    pub adapter_scale: f32,
+    /// Author's name as the prompts use it.
+    pub author: String,
+}
+
+impl DraftRequest {
+    /// Defaults for `topic` in `format`.
+    pub fn new(topic: impl Into<String>, format: Format) -> Self {
+        Self {
+            topic: topic.into(),
+            format,
+            draft_only: false,
+            retrieval: true,
+            expansions: 3,
+            self_query: true,
+            context_chunks: 6,
+            context_tokens: 900,
+            exemplars: 2,
+            sampling: Sampling::default(),
+            adapter_scale: 0.0,
+            author: "the author".into(),
+        }
+    }
+}
+
+/// Progress of a draft, for streaming UIs.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum DraftEvent {
+    /// A chain step started.
+    Step {
+        /// Step name (`self_query`, `expand`, `retrieve`, `outline`, `draft`, `critique`, `revise`, `section`).
+        name: String,
+    },
+    /// Text generated by the current step.
+    Text {
+        /// Step name.
+        step: String,
+        /// The new text.
+        text: String,
+    },
+    /// The context was chosen.
+    Context {
+        /// What the draft will draw on.
+        citations: Vec<Citation>,
+    },
+}
+
+/// A source the draft drew on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Citation {
+    /// 1-based number, as paragraphs refer to it.
+    pub n: usize,
+    /// The chunk.
+    pub chunk_id: i64,
+    /// Its document.
+    pub document_id: i64,
+    /// Document title.
+    pub title: String,
+    /// Document file.
+    pub path: String,
+    /// Headings above the chunk.
+    pub heading_path: String,
+    /// Platform of the document.
+    pub platform: Option<String>,
+    /// Date of the document.
+    pub date: Option<String>,
+    /// An excerpt.
+    pub snippet: String,
+    /// Fused retrieval score.
+    pub score: f64,
+}
+
+/// One generation step of the chain, for traces.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepTrace {
+    /// Step name.
+    pub name: String,
+    /// Template that produced its instruction.
+    pub template: String,
+    /// What the model wrote.
+    pub output: String,
+    /// Why it stopped.
+    pub finish: FinishReason,
+    /// Timings and counts.
+    pub stats: GenerationStats,
+}
+
+/// Timings of a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DraftTimings {
+    /// Self-query step, ms.
+    pub self_query_ms: f64,
+    /// Query expansion step, ms.
+    pub expand_ms: f64,
+    /// Hybrid searches and fusion, ms.
+    pub search_ms: f64,
+    /// MMR, exemplars and style card, ms.
+    pub select_ms: f64,
+    /// Everything before the first writing step, ms.
+    pub retrieval_ms: f64,
+    /// From the request to the first token of the first writing step, ms.
+    pub first_token_ms: f64,
+    /// Generated tokens per second over the writing steps.
+    pub tokens_per_second: f64,
+    /// Citation and near-repeat checks, ms.
+    pub cite_ms: f64,
+    /// The whole run, ms.
+    pub total_ms: f64,
+}
+
+/// A finished draft.
+#[derive(Clone, Debug, Serialize)]
+pub struct Draft {
+    /// The final text.
+    pub text: String,
+    /// Format.
+    pub format: Format,
+    /// For threads: the posts, each at most 280 characters.
+    pub posts: Vec<String>,
+    /// Words in the text.
+    pub words: usize,
+    /// Paragraphs with their nearest sources.
+    pub paragraphs: Vec<Paragraph>,
+    /// Everything the draft drew on.
+    pub citations: Vec<Citation>,
+    /// Near-repeats of the user's published writing.
+    pub warnings: Vec<String>,
+    /// The stored trace.
+    pub trace_id: TraceId,
+    /// Timings.
+    pub timings: DraftTimings,
+}
+
+/// Everything a run records, stored as the trace's detail.
+#[derive(Debug, Default, Serialize)]
+struct TraceDetail {
+    request: Option<DraftRequest>,
+    templates: Vec<TemplateUse>,
+    style_card: String,
+    self_query: Option<SelfQuery>,
+    filter: SearchFilter,
+    filter_dropped: bool,
+    queries: Vec<String>,
+    exemplar_chunks: Vec<i64>,
+    citations: Vec<Citation>,
+    steps: Vec<StepTrace>,
+    paragraphs: Vec<Paragraph>,
+    warnings: Vec<String>,
+    timings: DraftTimings,
+    model: serde_json::Value,
+    error: Option<String>,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// Runs one draft; holds what the steps share.
+struct Run<'a> {
+    model: &'a ChatModel,
+    templates: Templates,
+    request: &'a DraftRequest,
+    cancel: &'a CancelToken,
+    on_event: &'a mut dyn FnMut(DraftEvent),
+    detail: TraceDetail,
+    started: Instant,
+    /// The last step's rendered instruction, to strip echoes of it from the output.
+    last_instruction: String,
+}
+
+impl Run<'_> {
+    fn ctx(&self, extra: minijinja::Value) -> minijinja::Value {
+        let length = self.request.format.length();
+        // Step values first: they win over the shared defaults (a section's word count).
+        minijinja::value::merge_maps([
+            extra,
+            minijinja::context! {
+                topic => self.request.topic,
+                author => self.request.author,
+                format_name => self.request.format.display_name(),
+                words => length.target_words,
+                rules => self.request.format.rules(),
+            },
+        ])
+    }
+
+    fn record_template(&mut self, name: &str) {
+        if let Some(u) = self.templates.describe(name) {
+            if !self.detail.templates.iter().any(|t| t.name == u.name) {
+                self.detail.templates.push(u.clone());
+            }
+        }
+    }
+
+    /// One generation step: `system` + the rendered `template`, streamed as `step`.
+    fn generate(
+        &mut self,
+        step: &str,
+        system: &str,
+        template: &str,
+        extra: minijinja::Value,
+        request: GenerateRequest,
+    ) -> Result<String, DraftError> {
+        if self.cancel.is_cancelled() {
+            return Err(DraftError::Cancelled);
+        }
+        let instruction = self.templates.render(template, self.ctx(extra))?;
+        self.last_instruction = instruction.clone();
+        self.record_template(template);
+        (self.on_event)(DraftEvent::Step { name: step.into() });
+        let request = GenerateRequest {
+            messages: vec![ChatMessage::system(system), ChatMessage::user(instruction)],
+            ..request
+        };
+        let step_started = ms(self.started);
+        let on_event = &mut self.on_event;
+        let generation = self.model.generate(&request, self.cancel, &mut |text| {
+            on_event(DraftEvent::Text {
+                step: step.into(),
+                text: text.into(),
+            })
+        })?;
+        if self.detail.timings.first_token_ms == 0.0 && request.grammar.is_none() {
+            self.detail.timings.first_token_ms = step_started + generation.stats.first_token_ms;
+        }
+        self.detail.steps.push(StepTrace {
+            name: step.into(),
+            template: template.into(),
+            output: generation.text.clone(),
+            finish: generation.finish,
+            stats: generation.stats,
+        });
+        if generation.finish == FinishReason::Cancelled {
+            return Err(DraftError::Cancelled);
+        }
+        if request.grammar.is_some() {
+            return Ok(generation.text.trim().to_string());
+        }
+        Ok(
+            format::drop_echoes(&generation.text, &self.last_instruction)
+                .trim()
+                .to_string(),
+        )
+    }
+
+    /// A grammar-constrained step, parsed into `T`.
+    fn structured<T: serde::de::DeserializeOwned>(
+        &mut self,
+        step: &'static str,
+        template: &str,
+        extra: minijinja::Value,
+        grammar: String,
+        max_tokens: usize,
+    ) -> Result<T, DraftError> {
+        let system = self
+            .templates
+            .render("json_system", minijinja::context! {})?;
+        self.record_template("json_system");
+        let text = self.generate(
+            step,
+            &system,
+            template,
+            extra,
+            structured_request(grammar, max_tokens),
+        )?;
+        parse_structured(step, &text)
+    }
+
+    fn writing_request(&self, words: (usize, usize)) -> GenerateRequest {
+        // About 1.4 tokens per English word with small-model vocabularies.
+        GenerateRequest {
+            max_tokens: words.1 * 14 / 10 + 16,
+            min_tokens: words.0 * 13 / 10,
+            sampling: self.request.sampling.clone(),
+            adapter_scale: self.request.adapter_scale,
+            stop: vec!["<|im_end|>".into(), "\n\n\n\n".into()],
+            ..Default::default()
+        }
+    }
+}
+
+/// Greedy, grammar-constrained, base model only: structured steps should be exact, not
+/// creative, and the adapter is trained on the user's prose, not on JSON.
+fn structured_request(grammar: String, max_tokens: usize) -> GenerateRequest {
+    GenerateRequest {
+        max_tokens,
+        sampling: Sampling::greedy(),
+        grammar: Some(grammar),
+        adapter_scale: 0.0,
+        ..Default::default()
+    }
+}
+
+fn parse_structured<T: serde::de::DeserializeOwned>(
+    step: &'static str,
+    text: &str,
+) -> Result<T, DraftError> {
+    serde_json::from_str(text).map_err(|e| DraftError::Structured {
+        step,
+        reason: format!("{e}: {text}"),
+    })
+}
+
+/// Run one grammar-constrained step outside a draft: `template` rendered with `context`,
+/// answered under `grammar`, parsed into `T`. The chain's own steps go through the same
+/// request and parser.
+pub fn structured_step<T: serde::de::DeserializeOwned>(
+    model: &ChatModel,
+    templates: &Templates,
+    step: &'static str,
+    template: &str,
+    context: minijinja::Value,
+    grammar: String,
+    max_tokens: usize,
+) -> Result<T, DraftError> {
+    let request = GenerateRequest {
+        messages: vec![
+            ChatMessage::system(templates.render("json_system", minijinja::context! {})?),
+            ChatMessage::user(templates.render(template, context)?),
+        ],
+        ..structured_request(grammar, max_tokens)
+    };
+    let generation = model.generate(&request, &CancelToken::new(), &mut |_| {})?;
+    parse_structured(step, generation.text.trim())
+}
+
+/// Filters from the self-query step, kept only where the request supports them: a small model
+/// invents dates, so a date filter needs a year in the request, and a platform must exist.
+fn filter_from(query: &SelfQuery, topic: &str, platforms: &[String]) -> SearchFilter {
+    let names_year = topic
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|d| d.len() == 4 && (d.starts_with("19") || d.starts_with("20")));
+    let valid_date = |d: &Option<String>| {
+        d.as_ref()
+            .filter(|d| names_year && d.len() == 10 && topic.contains(&d[..4]))
+            .cloned()
+    };
+    let topic_lower = topic.to_lowercase();
+    let platform = query.platform.as_ref().filter(|p| {
+        platforms.contains(p)
+            && (topic_lower.contains(p.as_str())
+                || (p.as_str() == "x"
+                    && (topic_lower.contains("thread") || topic_lower.contains("tweet"))))
+    });
+    SearchFilter {
+        source: None,
+        platform: platform.cloned(),
+        date_from: valid_date(&query.date_from),
+        date_to: valid_date(&query.date_to),
+    }
+}
+
+/// A variant keeps its place only if it stays near the topic in embedding space: small models
+/// sometimes answer the expansion step with unrelated text, which would pull in unrelated
+/// context through fusion.
+pub const VARIANT_MIN_SIMILARITY: f32 = 0.35;
+
+/// The distinct, non-empty `variants` within [`VARIANT_MIN_SIMILARITY`] of `topic`.
+fn on_topic_variants(
+    embedder: &crate::engine::Embedder,
+    topic: &str,
+    variants: Vec<String>,
+) -> Result<Vec<String>, DraftError> {
+    let mut distinct: Vec<String> = Vec::new();
+    for v in variants {
+        let v = v.trim().to_string();
+        if !v.is_empty()
+            && !v.eq_ignore_ascii_case(topic)
+            && !distinct.iter().any(|d| d.eq_ignore_ascii_case(&v))
+        {
+            distinct.push(v);
+        }
+    }
+    let mut texts = vec![topic];
+    texts.extend(distinct.iter().map(String::as_str));
+    let vectors = embedder.embed(&texts).map_err(LibraryError::from)?;
+    Ok(distinct
+        .into_iter()
+        .zip(vectors.iter().skip(1))
+        .filter(|(_, v)| retrieve::cosine(&vectors[0], v) >= VARIANT_MIN_SIMILARITY)
+        .map(|(q, _)| q)
+        .collect())
+}
+
+/// Split `text` into paragraphs (blank-line separated; thread posts are paragraphs).
+fn paragraphs_of(text: &str, format: Format, posts: &[String]) -> Vec<String> {
+    if format == Format::Thread {
+        return posts.to_vec();
+    }
+    // Small models often separate paragraphs with single newlines; every line is one.
+    text.lines()
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Draft `request` with `model` on `library`, streaming events through `on_event`.
+pub fn draft(
+    library: &mut Library,
+    model: &ChatModel,
+    request: &DraftRequest,
+    cancel: &CancelToken,
+    on_event: &mut dyn FnMut(DraftEvent),
+) -> Result<Draft, DraftError> {
+    let _span = tracing::info_span!("draft", format = ?request.format).entered();
+    if library.store().stats()?.embedded_chunks == 0 {
+        return Err(DraftError::EmptyLibrary);
+    }
+    let templates = Templates::load(Some(&library.data_dir().join("templates")))?;
+    let mut run = Run {
+        model,
+        templates,
+        request,
+        cancel,
+        on_event,
+        detail: TraceDetail {
+            request: Some(request.clone()),
+            model: serde_json::to_value(model.info()).unwrap_or_default(),
+            ..Default::default()
+        },
+        started: Instant::now(),
+        last_instruction: String::new(),
+    };
+    let result = run_chain(library, &mut run);
+    let status = match &result {
+        Ok(_) => "ok",
+        Err(DraftError::Cancelled) => "cancelled",
+        Err(e) => {
+            run.detail.error = Some(e.to_string());
+            "error"
+        }
+    };
+    run.detail.timings.total_ms = ms(run.started);
+    let output = result.as_ref().map(|d| d.text.clone()).unwrap_or_else(|_| {
+        run.detail
+            .steps
+            .last()
+            .map(|s| s.output.clone())
+            .unwrap_or_default()
+    });
+    let info = model.info();
+    let trace = TraceRecord {
+        id: 0,
+        created_at: 0,
+        kind: "draft".into(),
+        status: status.into(),
+        topic: request.topic.clone(),
+        format: request.format.platform().into(),
+        model: info.name.clone(),
+        adapter: info
+            .adapter
+            .as_ref()
+            .filter(|_| request.adapter_scale != 0.0)
+            .map(|a| format!("{}@{}", a.display(), request.adapter_scale)),
+        output,
+        detail: serde_json::to_value(&run.detail).unwrap_or_default(),
+    };
+    let trace_id = library.store().put_trace(&trace)?;
+    result.map(|mut d| {
+        d.trace_id = trace_id;
+        d.timings = run.detail.timings.clone();
+        d
+    })
+}
+
+fn run_chain(library: &mut Library, run: &mut Run<'_>) -> Result<Draft, DraftError> {
+    let request = run.request;
+    let format = request.format;
+    let embedder = library.embedder()?;
+    let store = library.store();
+    let platforms: Vec<String> = store.platforms()?.into_iter().map(|(p, _)| p).collect();
+
+    // 1. Self-query.
+    let t = Instant::now();
+    let mut filter = SearchFilter::default();
+    if request.self_query && request.retrieval {
+        let q: SelfQuery = run.structured(
+            "self_query",
+            "self_query",
+            minijinja::context! { platforms => platforms },
+            grammar::self_query_grammar(&platforms),
+            grammar::max_tokens_for(1) + 48,
+        )?;
+        filter = filter_from(&q, &request.topic, &platforms);
+        run.detail.self_query = Some(q);
+    }
+    run.detail.timings.self_query_ms = ms(t);
+
+    // 2. Query expansion.
+    let t = Instant::now();
+    let mut queries = vec![request.topic.clone()];
+    if request.expansions > 0 && request.retrieval {
+        let e: Expansion = run.structured(
+            "expand",
+            "expand",
+            minijinja::context! { n => request.expansions },
+            grammar::expansion_grammar(request.expansions),
+            grammar::max_tokens_for(request.expansions),
+        )?;
+        queries.extend(on_topic_variants(&embedder, &request.topic, e.queries)?);
+    }
+    run.detail.timings.expand_ms = ms(t);
+
+    // 3. Retrieval: every query, fused; a filter that leaves too little is dropped.
+    (run.on_event)(DraftEvent::Step {
+        name: "retrieve".into(),
+    });
+    let t = Instant::now();
+    let per_query = (request.context_chunks * 3).max(10);
+    let mut candidates = if request.retrieval {
+        retrieve::multi_query(store, &embedder, &queries, &filter, per_query)?
+    } else {
+        Vec::new()
+    };
+    if request.retrieval && candidates.len() < request.context_chunks.min(3) && !filter.is_empty() {
+        run.detail.filter_dropped = true;
+        candidates = retrieve::multi_query(
+            store,
+            &embedder,
+            &queries,
+            &SearchFilter::default(),
+            per_query,
+        )?;
+    }
+    run.detail.timings.search_ms = ms(t);
+    let t = Instant::now();
+    let context: Vec<ContextChunk> = retrieve::select_mmr(
+        store,
+        candidates,
+        request.context_chunks,
+        request.context_tokens,
+        0.7,
+        &|text| run.model.count_tokens(text),
+    )?;
+    let exemplars = if request.retrieval {
+        retrieve::exemplars(store, format.platform(), request.exemplars)?
+    } else {
+        Vec::new()
+    };
+    let card = style::card(store)?;
+    run.detail.timings.select_ms = ms(t);
+    run.detail.timings.retrieval_ms = ms(run.started);
+    run.detail.filter = filter;
+    run.detail.queries = queries;
+    run.detail.exemplar_chunks = exemplars.iter().map(|h| h.chunk_id).collect();
+    run.detail.style_card = card.text.clone();
+
+    let terms = crate::search::query_terms(&request.topic);
+    let citations: Vec<Citation> = context
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Citation {
+            n: i + 1,
+            chunk_id: c.hit.chunk_id,
+            document_id: c.hit.document_id,
+            title: c.hit.title.clone(),
+            path: c.hit.path.display().to_string(),
+            heading_path: c.hit.heading_path.clone(),
+            platform: c.hit.platform.clone(),
+            date: c.hit.date.clone(),
+            snippet: crate::search::snippet(&c.hit.text, &terms, 220),
+            score: c.score,
+        })
+        .collect();
+    run.detail.citations = citations.clone();
+    (run.on_event)(DraftEvent::Context {
+        citations: citations.clone(),
+    });
+
+    // 4. The shared system prompt.
+    let exemplar_texts: Vec<String> = exemplars
+        .iter()
+        .map(|h| format::cap_words(&h.text, 110))
+        .collect();
+    let context_items: Vec<minijinja::Value> = context
+        .iter()
+        .map(|c| minijinja::context! { title => c.hit.title, text => c.hit.text.split_whitespace().collect::<Vec<_>>().join(" ") })
+        .collect();
+    let system = run.templates.render(
+        "system",
+        run.ctx(minijinja::context! {
+            style_card => card.text,
+            exemplars => exemplar_texts,
+            context => context_items,
+        }),
+    )?;
+    run.record_template("system");
+
+    // 5. Outline → draft → critique → revise.
+    let length = format.length();
+    let writing_started = run.detail.steps.len();
+    let mut text = if format == Format::Article {
+        write_article(run, &system)?
+    } else {
+        let outline = run.generate(
+            "outline",
+            &system,
+            "outline",
+            minijinja::context! { points => 3 },
+            GenerateRequest {
+                max_tokens: 90,
+                ..run.writing_request((0, 60))
+            },
+        )?;
+        run.generate(
+            "draft",
+            &system,
+            "draft",
+            minijinja::context! { outline => outline },
+            run.writing_request((length.min_words, length.max_words)),
+        )?
+    };
+    if !request.draft_only {
+        let critique = run.generate(
+            "critique",
+            &system,
+            "critique",
+            minijinja::context! { draft => text },
+            GenerateRequest {
+                max_tokens: 100,
+                ..run.writing_request((0, 70))
+            },
+        )?;
+        let revised = run.generate(
+            "revise",
+            &system,
+            "revise",
+            minijinja::context! { draft => text, critique => critique },
+            run.writing_request((length.min_words, length.max_words)),
+        )?;
+        // A revision that collapsed (tiny models sometimes answer with a line) keeps the draft.
+        if format::word_count(&revised) >= length.min_words / 2 {
+            text = revised;
+        }
+    }
+    let writing = &run.detail.steps[writing_started..];
+    let (tokens, decode_ms) = writing.iter().fold((0usize, 0f64), |(n, t), s| {
+        (n + s.stats.generated_tokens, t + s.stats.decode_ms)
+    });
+    if decode_ms > 0.0 {
+        run.detail.timings.tokens_per_second = tokens as f64 / (decode_ms / 1e3);
+    }
+
+    // 6. Shaping.
+    let text = format::cap_words(&format::strip_chatter(&text), length.max_words);
+    let posts = if format == Format::Thread {
+        format::split_thread(&text)
+    } else {
+        Vec::new()
+    };
+    let text = if posts.is_empty() {
+        text
+    } else {
+        posts.join("\n\n")
+    };
+
+    // 7. Citations and near-repeat warnings.
+    let t = Instant::now();
+    let paragraph_texts = paragraphs_of(&text, format, &posts);
+    let refs: Vec<&str> = paragraph_texts.iter().map(String::as_str).collect();
+    let vectors = embedder.embed(&refs).map_err(LibraryError::from)?;
+    let paragraphs_with_vectors: Vec<(String, Vec<f32>)> =
+        paragraph_texts.into_iter().zip(vectors).collect();
+    let paragraphs = cite::attribute(&paragraphs_with_vectors, &context);
+    let warnings = cite::near_repeats(library.store(), &paragraphs_with_vectors, &context)?;
+    run.detail.timings.cite_ms = ms(t);
+    run.detail.paragraphs = paragraphs.clone();
+    run.detail.warnings = warnings.clone();
+    Ok(Draft {
+        words: format::word_count(&text),
+        text,
+        format,
+        posts,
+        paragraphs,
+        citations,
+        warnings,
+        trace_id: 0,
+        timings: DraftTimings::default(),
+    })
+}
+
+/// Articles: a grammar-constrained plan (title and sections), then each section in turn.
+fn write_article(run: &mut Run<'_>, system: &str) -> Result<String, DraftError> {
+    let sections = 3;
+    let plan: ArticlePlan = run.structured(
+        "outline",
+        "article_outline",
+        minijinja::context! { sections => sections },
+        grammar::outline_grammar(sections),
+        grammar::max_tokens_for(sections + 1),
+    )?;
+    let length = run.request.format.length();
+    let per_section = (
+        length.min_words / plan.sections.len().max(1),
+        length.max_words / plan.sections.len().max(1),
+    );
+    let mut article = format!("# {}\n", plan.title.trim());
+    for heading in &plan.sections {
+        let body = run.generate(
+            "section",
+            system,
+            "section",
+            minijinja::context! {
+                title => plan.title,
+                sections => plan.sections,
+                heading => heading,
+                words => length.target_words / plan.sections.len().max(1),
+            },
+            run.writing_request(per_section),
+        )?;
+        article.push_str(&format!("\n## {}\n\n{}\n", heading.trim(), body.trim()));
+    }
+    Ok(article)
+}

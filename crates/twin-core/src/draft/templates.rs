@@ -1,0 +1,167 @@
+//! Prompt templates: one Jinja file per chain step, each with a version in its first line
+//! (`{#- twin-template: <name> v<N> -#}`), so every trace records exactly which prompts ran.
+//!
+//! The files in `crates/twin-core/templates/` are compiled in. A user (or a prompt engineer)
+//! can override any of them by putting a file of the same name in `<data dir>/templates/`;
+//! the trace then shows the override's version and hash.
+
+use super::DraftError;
+use serde::Serialize;
+use std::path::Path;
+
+/// The compiled-in templates, by name.
+const BUILT_IN: &[(&str, &str)] = &[
+    ("system", include_str!("../../templates/system.j2")),
+    (
+        "json_system",
+        include_str!("../../templates/json_system.j2"),
+    ),
+    ("self_query", include_str!("../../templates/self_query.j2")),
+    ("expand", include_str!("../../templates/expand.j2")),
+    ("outline", include_str!("../../templates/outline.j2")),
+    (
+        "article_outline",
+        include_str!("../../templates/article_outline.j2"),
+    ),
+    ("draft", include_str!("../../templates/draft.j2")),
+    ("section", include_str!("../../templates/section.j2")),
+    ("critique", include_str!("../../templates/critique.j2")),
+    ("revise", include_str!("../../templates/revise.j2")),
+];
+
+/// Which template ran, for traces.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct TemplateUse {
+    /// Template name.
+    pub name: String,
+    /// Version from its header line.
+    pub version: String,
+    /// `built-in` or the override file's path.
+    pub origin: String,
+    /// blake3 of the source, first 12 hex digits.
+    pub hash: String,
+}
+
+/// The loaded templates.
+pub struct Templates {
+    env: minijinja::Environment<'static>,
+    uses: Vec<TemplateUse>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.uses).finish()
+    }
+}
+
+/// The version in a template's header line, or `unversioned`.
+fn version_of(source: &str) -> String {
+    source
+        .lines()
+        .next()
+        .and_then(|l| l.split("twin-template:").nth(1))
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .map(|v| v.trim_start_matches('v').to_string())
+        .unwrap_or_else(|| "unversioned".into())
+}
+
+impl Templates {
+    /// The built-in templates, each replaced by `<override_dir>/<name>.j2` where that exists.
+    pub fn load(override_dir: Option<&Path>) -> Result<Self, DraftError> {
+        let mut env = minijinja::Environment::new();
+        env.set_trim_blocks(true);
+        env.set_keep_trailing_newline(false);
+        let mut uses = Vec::new();
+        for (name, built_in) in BUILT_IN {
+            let file = override_dir.map(|d| d.join(format!("{name}.j2")));
+            let (source, origin) = match file.as_ref().filter(|f| f.is_file()) {
+                Some(f) => (
+                    std::fs::read_to_string(f).map_err(|e| DraftError::Template {
+                        name: f.display().to_string(),
+                        reason: e.to_string(),
+                    })?,
+                    f.display().to_string(),
+                ),
+                None => (built_in.to_string(), "built-in".to_string()),
+            };
+            uses.push(TemplateUse {
+                name: name.to_string(),
+                version: version_of(&source),
+                origin,
+                hash: blake3::hash(source.as_bytes()).to_hex()[..12].to_string(),
+            });
+            env.add_template_owned(name.to_string(), source)
+                .map_err(|e| DraftError::Template {
+                    name: name.to_string(),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(Self { env, uses })
+    }
+
+    /// Render template `name` with `context`.
+    pub fn render(&self, name: &str, context: minijinja::Value) -> Result<String, DraftError> {
+        let err = |e: minijinja::Error| DraftError::Template {
+            name: name.to_string(),
+            reason: e.to_string(),
+        };
+        let text = self
+            .env
+            .get_template(name)
+            .map_err(err)?
+            .render(context)
+            .map_err(err)?;
+        Ok(text.trim().to_string())
+    }
+
+    /// What template `name` is (version, origin, hash).
+    pub fn describe(&self, name: &str) -> Option<&TemplateUse> {
+        self.uses.iter().find(|u| u.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_template_is_versioned_and_renders() {
+        let t = Templates::load(None).unwrap();
+        for (name, _) in BUILT_IN {
+            let u = t.describe(name).unwrap();
+            assert_ne!(u.version, "unversioned", "{name}");
+            let out = t
+                .render(
+                    name,
+                    minijinja::context! { topic => "pricing", author => "Nell", format_name => "LinkedIn post",
+                        words => 150, rules => "", points => 3, sections => vec!["a", "b"], n => 3,
+                        platforms => vec!["linkedin"], style_card => "- short sentences",
+                        heading => "a", title => "t", draft => "d", critique => "c" },
+                )
+                .unwrap();
+            assert!(
+                !out.contains("twin-template"),
+                "{name}: header leaked: {out}"
+            );
+            assert!(!out.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_override_file_replaces_the_built_in() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("draft.j2"),
+            "{#- twin-template: draft v7 -#}\nWrite about {{ topic }}.",
+        )
+        .unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        assert_eq!(t.describe("draft").unwrap().version, "7");
+        assert_eq!(
+            t.render("draft", minijinja::context! { topic => "jigs" })
+                .unwrap(),
+            "Write about jigs."
+        );
+        assert_eq!(t.describe("outline").unwrap().origin, "built-in");
+    }
+}

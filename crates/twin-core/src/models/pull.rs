@@ -1,0 +1,207 @@
+//! Downloading GGUF files from Hugging Face (or a mirror in its URL layout), resumably.
+//!
+//! The file goes to `<name>.part` first and is renamed only once it is complete, a valid GGUF
+//! and, when the server names it (`X-Linked-Etag`, the LFS object id), has the right sha256.
+//! A `.part` left by an interrupted pull is continued with an HTTP `Range` request.
+
+use super::ModelError;
+use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Where a file comes from.
+#[derive(Clone, Debug)]
+pub struct PullRequest {
+    /// Base URL: `$HF_ENDPOINT`, else `https://huggingface.co`.
+    pub endpoint: String,
+    /// `owner/name`.
+    pub repo: String,
+    /// File inside the repository.
+    pub file: String,
+    /// Branch, tag or commit.
+    pub revision: String,
+}
+
+impl PullRequest {
+    /// A request for `file` in `repo` at `main`, from `$HF_ENDPOINT` or the public hub.
+    pub fn new(repo: &str, file: &str) -> Self {
+        Self {
+            endpoint: std::env::var("HF_ENDPOINT")
+                .unwrap_or_else(|_| "https://huggingface.co".into()),
+            repo: repo.into(),
+            file: file.into(),
+            revision: "main".into(),
+        }
+    }
+
+    /// `{endpoint}/{repo}/resolve/{revision}/{file}`, Hugging Face's download URL.
+    pub fn url(&self) -> String {
+        format!(
+            "{}/{}/resolve/{}/{}",
+            self.endpoint.trim_end_matches('/'),
+            self.repo,
+            self.revision,
+            self.file
+        )
+    }
+}
+
+/// Download `request` into `dir/<owner>__<name>/<file>`; returns the final path and its sha256.
+/// Reports [`Stage::Download`] progress in bytes.
+pub fn pull(
+    request: &PullRequest,
+    dir: &Path,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<(PathBuf, String), ModelError> {
+    let _span = tracing::info_span!("pull", url = %request.url()).entered();
+    let folder = dir.join(request.repo.replace('/', "__"));
+    let file_name = Path::new(&request.file)
+        .file_name()
+        .ok_or_else(|| ModelError::NotFound(request.file.clone()))?;
+    let target = folder.join(file_name);
+    let part = folder.join(format!("{}.part", file_name.to_string_lossy()));
+    std::fs::create_dir_all(&folder).map_err(|source| ModelError::Io {
+        path: folder.clone(),
+        source,
+    })?;
+    let url = request.url();
+    let download_err = |reason: String| ModelError::Download {
+        url: url.clone(),
+        reason,
+    };
+    let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(std::time::Duration::from_secs(20)))
+        .build()
+        .into();
+    let mut call = agent.get(&url);
+    if have > 0 {
+        call = call.header("Range", format!("bytes={have}-"));
+    }
+    let mut response = call.call().map_err(|e| download_err(e.to_string()))?;
+    let status = response.status().as_u16();
+    let resumed = match status {
+        206 => true,
+        200 => false,
+        // The .part already holds the whole file.
+        416 if have > 0 => true,
+        404 => {
+            return Err(download_err(
+                "not found (check the repository and file name)".into(),
+            ))
+        }
+        401 | 403 => {
+            return Err(download_err(
+                "access denied (gated or private repository)".into(),
+            ))
+        }
+        other => return Err(download_err(format!("the server answered HTTP {other}"))),
+    };
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_matches('"').to_string())
+    };
+    let expected_sha = header("x-linked-etag")
+        .filter(|v| v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()));
+    let remaining = header("content-length").and_then(|v| v.parse::<u64>().ok());
+    let total = if status == 416 {
+        have
+    } else {
+        remaining
+            .map(|r| r + if resumed { have } else { 0 })
+            .unwrap_or(0)
+    };
+
+    let mut hasher = Sha256::new();
+    let part_io = |source| ModelError::Io {
+        path: part.clone(),
+        source,
+    };
+    let mut out = if resumed {
+        // Hash what is already there, so the final digest covers the whole file.
+        let mut existing = std::fs::File::open(&part).map_err(part_io)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = existing.read(&mut buf).map_err(part_io)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&part)
+            .map_err(part_io)?
+    } else {
+        std::fs::File::create(&part).map_err(part_io)?
+    };
+    let mut done = if resumed { have } else { 0 };
+    if status != 416 {
+        let mut body = response.body_mut().as_reader();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut last_report = std::time::Instant::now();
+        loop {
+            if cancel.is_cancelled() {
+                let _ = out.flush();
+                return Err(ModelError::Cancelled);
+            }
+            let n = body.read(&mut buf).map_err(|e| {
+                download_err(format!(
+                    "interrupted after {done} bytes ({e}); run the same pull again to resume"
+                ))
+            })?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).map_err(part_io)?;
+            hasher.update(&buf[..n]);
+            done += n as u64;
+            if last_report.elapsed().as_millis() >= 100 {
+                last_report = std::time::Instant::now();
+                progress.report(ProgressEvent {
+                    stage: Stage::Download,
+                    done,
+                    total,
+                    item: Some(request.file.clone()),
+                });
+            }
+        }
+    }
+    out.sync_all().map_err(part_io)?;
+    drop(out);
+    progress.report(ProgressEvent {
+        stage: Stage::Download,
+        done,
+        total: total.max(done),
+        item: Some(request.file.clone()),
+    });
+    if total > 0 && done != total {
+        return Err(download_err(format!(
+            "received {done} of {total} bytes; run the same pull again to resume"
+        )));
+    }
+    let sha256 = format!("{:x}", hasher.finalize());
+    if let Some(expected) = expected_sha {
+        if expected != sha256 {
+            // A corrupt partial download would poison every resume; start over next time.
+            let _ = std::fs::remove_file(&part);
+            return Err(ModelError::Checksum {
+                path: part,
+                expected,
+                actual: sha256,
+            });
+        }
+    }
+    super::registry::inspect(&part)?;
+    std::fs::rename(&part, &target).map_err(|source| ModelError::Io {
+        path: target.clone(),
+        source,
+    })?;
+    Ok((target, sha256))
+}

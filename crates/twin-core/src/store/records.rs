@@ -1,0 +1,197 @@
+//! Registered models and drafting traces: small tables read and written as whole records.
+
+use super::{now_secs, Result, Store};
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+/// Row id of a registered model.
+pub type ModelId = i64;
+/// Row id of a trace.
+pub type TraceId = i64;
+
+/// A model file Twin knows about. Files found in Ollama's or LM Studio's folders are used in
+/// place, never copied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// Row id (0 before it is stored).
+    pub id: ModelId,
+    /// Display name, unique enough to pick with `twin models use`.
+    pub name: String,
+    /// The GGUF file.
+    pub path: String,
+    /// `chat`, `embedding` or `reranker`.
+    pub kind: String,
+    /// How it got here: `added`, `pulled`, `ollama`, `lmstudio`.
+    pub origin: String,
+    /// `general.architecture`.
+    pub architecture: Option<String>,
+    /// sha256 of the file, hex.
+    pub sha256: String,
+    /// File size in bytes.
+    pub size: u64,
+    /// File modification time (ns since the epoch) when it was hashed.
+    pub mtime: i64,
+    /// When it was registered (seconds since the epoch).
+    pub added_at: i64,
+}
+
+/// A stored drafting run; `detail` holds the full JSON trace.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TraceRecord {
+    /// Row id (0 before it is stored).
+    pub id: TraceId,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+    /// What ran (`draft`).
+    pub kind: String,
+    /// `ok`, `cancelled` or `error`.
+    pub status: String,
+    /// The user's topic.
+    pub topic: String,
+    /// The requested format.
+    pub format: String,
+    /// Model name and sha256 prefix.
+    pub model: String,
+    /// Adapter id and scale, if one was used.
+    pub adapter: Option<String>,
+    /// The final text.
+    pub output: String,
+    /// Templates, retrieval, citations and timings, as JSON.
+    pub detail: serde_json::Value,
+}
+
+const MODEL_COLUMNS: &str =
+    "id, name, path, kind, origin, architecture, sha256, size, mtime, added_at";
+
+fn model_row(r: &rusqlite::Row) -> rusqlite::Result<ModelRecord> {
+    Ok(ModelRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        path: r.get(2)?,
+        kind: r.get(3)?,
+        origin: r.get(4)?,
+        architecture: r.get(5)?,
+        sha256: r.get(6)?,
+        size: r.get::<_, i64>(7)? as u64,
+        mtime: r.get(8)?,
+        added_at: r.get(9)?,
+    })
+}
+
+fn trace_row(r: &rusqlite::Row) -> rusqlite::Result<TraceRecord> {
+    let detail: String = r.get(9)?;
+    Ok(TraceRecord {
+        id: r.get(0)?,
+        created_at: r.get(1)?,
+        kind: r.get(2)?,
+        status: r.get(3)?,
+        topic: r.get(4)?,
+        format: r.get(5)?,
+        model: r.get(6)?,
+        adapter: r.get(7)?,
+        output: r.get(8)?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+impl Store {
+    /// Register `model`, or update the record with the same path; returns its id.
+    pub fn put_model(&self, model: &ModelRecord) -> Result<ModelId> {
+        self.conn
+            .query_row(
+                "INSERT INTO models(name, path, kind, origin, architecture, sha256, size, mtime, added_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(path) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+                    origin = excluded.origin, architecture = excluded.architecture,
+                    sha256 = excluded.sha256, size = excluded.size, mtime = excluded.mtime
+                 RETURNING id",
+                params![
+                    model.name,
+                    model.path,
+                    model.kind,
+                    model.origin,
+                    model.architecture,
+                    model.sha256,
+                    model.size as i64,
+                    model.mtime,
+                    if model.added_at == 0 { now_secs() } else { model.added_at },
+                ],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every registered model, by kind then name.
+    pub fn models(&self) -> Result<Vec<ModelRecord>> {
+        self.rows(
+            &format!("SELECT {MODEL_COLUMNS} FROM models ORDER BY kind, name"),
+            [],
+            model_row,
+        )
+    }
+
+    /// A registered model by id.
+    pub fn model(&self, id: ModelId) -> Result<Option<ModelRecord>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {MODEL_COLUMNS} FROM models WHERE id = ?1"),
+                [id],
+                model_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forget a registered model (the file is left alone).
+    pub fn remove_model(&self, id: ModelId) -> Result<bool> {
+        self.conn
+            .execute("DELETE FROM models WHERE id = ?1", [id])
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Store a trace; returns its id.
+    pub fn put_trace(&self, trace: &TraceRecord) -> Result<TraceId> {
+        self.conn
+            .query_row(
+                "INSERT INTO traces(created_at, kind, status, topic, format, model, adapter, output, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+                params![
+                    if trace.created_at == 0 { now_secs() } else { trace.created_at },
+                    trace.kind,
+                    trace.status,
+                    trace.topic,
+                    trace.format,
+                    trace.model,
+                    trace.adapter,
+                    trace.output,
+                    trace.detail.to_string(),
+                ],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The newest `limit` traces, newest first.
+    pub fn traces(&self, limit: usize) -> Result<Vec<TraceRecord>> {
+        self.rows(
+            "SELECT id, created_at, kind, status, topic, format, model, adapter, output, detail
+             FROM traces ORDER BY id DESC LIMIT ?1",
+            [limit as i64],
+            trace_row,
+        )
+    }
+
+    /// One trace by id.
+    pub fn trace(&self, id: TraceId) -> Result<Option<TraceRecord>> {
+        self.conn
+            .query_row(
+                "SELECT id, created_at, kind, status, topic, format, model, adapter, output, detail
+                 FROM traces WHERE id = ?1",
+                [id],
+                trace_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+}

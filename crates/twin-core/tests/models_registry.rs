@@ -1,0 +1,289 @@
+//! The model registry on a real SQLite file: registering, finding and verifying GGUF files,
+//! discovering Ollama's and LM Studio's models in place, and resumable downloads from a local
+//! HTTP server in Hugging Face's URL layout (the real hub is unreachable in tests).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use twin_core::gguf::{self, Tensor, TensorType, Value};
+use twin_core::models::{self, registry, ModelError, ModelKind, PullRequest};
+use twin_core::progress::NoProgress;
+use twin_core::store::Store;
+use twin_core::CancelToken;
+
+/// A small but valid GGUF "model" (a llama-architecture header and one 256 KiB tensor).
+fn tiny_gguf(path: &Path, name: &str) {
+    let meta = vec![
+        (
+            "general.architecture".to_string(),
+            Value::Str("llama".into()),
+        ),
+        ("general.name".to_string(), Value::Str(name.into())),
+    ];
+    let values: Vec<f32> = (0..65536).map(|i| (i % 97) as f32 / 97.0).collect();
+    let t = Tensor::from_f32("token_embd.weight", &[256, 256], &values, TensorType::F32);
+    gguf::write(path, &meta, &[t]).unwrap();
+}
+
+#[test]
+fn registered_models_are_found_verified_and_activated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("lib.sqlite3")).unwrap();
+    let a = dir.path().join("alpha-1b.gguf");
+    let b = dir.path().join("beta-1b.gguf");
+    tiny_gguf(&a, "alpha");
+    tiny_gguf(&b, "beta");
+    let ra = registry::register(&store, &a, "added", None, None).unwrap();
+    assert_eq!(ra.kind, "chat");
+    assert_eq!(ra.sha256, registry::sha256_file(&a).unwrap());
+    // One chat model: it is the active one without being chosen.
+    assert_eq!(
+        registry::active(&store, ModelKind::Chat)
+            .unwrap()
+            .unwrap()
+            .id,
+        ra.id
+    );
+    let rb = registry::register(&store, &b, "added", None, None).unwrap();
+    assert!(registry::active(&store, ModelKind::Chat).unwrap().is_none());
+    registry::set_active(&store, &rb).unwrap();
+    assert_eq!(
+        registry::active(&store, ModelKind::Chat)
+            .unwrap()
+            .unwrap()
+            .id,
+        rb.id
+    );
+    assert_eq!(registry::find(&store, "alp").unwrap().id, ra.id);
+    assert_eq!(
+        registry::find(&store, &ra.id.to_string()).unwrap().id,
+        ra.id
+    );
+    assert!(matches!(
+        registry::find(&store, "nope"),
+        Err(ModelError::NotFound(_))
+    ));
+    // Registering the same file again updates it instead of duplicating it.
+    registry::register(&store, &a, "added", Some("alpha renamed"), None).unwrap();
+    assert_eq!(store.models().unwrap().len(), 2);
+
+    // A changed file no longer verifies.
+    registry::verify(&ra, true).unwrap();
+    let mut bytes = std::fs::read(&a).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&a, &bytes).unwrap();
+    let err = registry::verify(&ra, false).unwrap_err().to_string();
+    assert!(
+        err.contains("alpha-1b.gguf") && err.contains("sha256"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_files_are_refused_with_their_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("lib.sqlite3")).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    tiny_gguf(&cut, "cut");
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let err = registry::register(&store, &cut, "added", None, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cut.gguf") && err.contains("truncated"),
+        "{err}"
+    );
+    let junk = dir.path().join("junk.gguf");
+    std::fs::write(&junk, b"<html>404 Not Found</html>").unwrap();
+    let err = registry::register(&store, &junk, "added", None, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("junk.gguf") && err.contains("magic"), "{err}");
+    assert!(store.models().unwrap().is_empty());
+}
+
+#[test]
+fn ollama_and_lm_studio_models_are_discovered_and_used_in_place() {
+    let home = tempfile::tempdir().unwrap();
+    // Ollama: a manifest naming a blob by its sha256.
+    let ollama = home.path().join(".ollama/models");
+    std::fs::create_dir_all(ollama.join("blobs")).unwrap();
+    let staging = home.path().join("staging.gguf");
+    tiny_gguf(&staging, "smol");
+    let sha = registry::sha256_file(&staging).unwrap();
+    let blob = ollama.join(format!("blobs/sha256-{sha}"));
+    std::fs::rename(&staging, &blob).unwrap();
+    let manifest_dir = ollama.join("manifests/registry.ollama.ai/library/smol");
+    std::fs::create_dir_all(&manifest_dir).unwrap();
+    std::fs::write(
+        manifest_dir.join("135m"),
+        serde_json::json!({
+            "schemaVersion": 2,
+            "layers": [
+                {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:0000"},
+                {"mediaType": "application/vnd.ollama.image.model", "digest": format!("sha256:{sha}")}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // A broken manifest is skipped, not fatal.
+    std::fs::write(manifest_dir.join("broken"), "{not json").unwrap();
+    // LM Studio: publisher/repo/file.gguf, with a vision projector that is not a model.
+    let lms = home.path().join(".lmstudio/models/someone/Tiny-GGUF");
+    std::fs::create_dir_all(&lms).unwrap();
+    tiny_gguf(&lms.join("tiny-q4.gguf"), "tiny");
+    tiny_gguf(&lms.join("mmproj-tiny.gguf"), "proj");
+
+    let found = models::discover(home.path());
+    let names: Vec<&str> = found.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["someone/Tiny-GGUF/tiny-q4.gguf", "smol:135m"],
+        "{found:?}"
+    );
+    let smol = found.iter().find(|d| d.origin == "ollama").unwrap();
+    assert_eq!(smol.sha256.as_deref(), Some(sha.as_str()));
+
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::open(&data.path().join("lib.sqlite3")).unwrap();
+    let record = registry::register(
+        &store,
+        &smol.path,
+        "ollama",
+        Some(&smol.name),
+        smol.sha256.as_deref(),
+    )
+    .unwrap();
+    // In place: the registry points at Ollama's blob, nothing was copied.
+    assert_eq!(PathBuf::from(&record.path), blob.canonicalize().unwrap());
+    assert_eq!(
+        std::fs::read_dir(data.path()).unwrap().count(),
+        3,
+        "db, -wal, -shm only"
+    );
+    registry::verify(&record, true).unwrap();
+}
+
+/// A minimal HTTP server in Hugging Face's URL layout, serving `bytes` at
+/// `/{repo}/resolve/main/tiny.gguf` with the LFS sha256 in `X-Linked-Etag` and honouring `Range`.
+/// Its first answer announces the whole file, sends half, and closes the connection. Returns
+/// the base URL and the `Range` header of every request.
+fn flaky_hub(bytes: Vec<u8>, sha256: String) -> (String, Arc<Mutex<Vec<Option<String>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let ranges = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ranges);
+    std::thread::spawn(move || {
+        for (served, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut range = None;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("range") {
+                        range = Some(v.trim().to_string());
+                    }
+                }
+            }
+            if !request_line.contains("/resolve/main/tiny.gguf ") {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            seen.lock().unwrap().push(range.clone());
+            let start = range
+                .as_deref()
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok())
+                .unwrap_or(0);
+            let body = &bytes[start..];
+            let status = if start > 0 {
+                "206 Partial Content"
+            } else {
+                "200 OK"
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Linked-Etag: \"{sha256}\"\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
+                body.len(),
+                bytes.len() - 1,
+                bytes.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let sent = if served == 0 {
+                body.len() / 2
+            } else {
+                body.len()
+            };
+            let _ = stream.write_all(&body[..sent]);
+            // Dropping the stream closes the connection, mid-body on the first request.
+        }
+    });
+    (addr, ranges)
+}
+
+#[test]
+fn pull_resumes_an_interrupted_download_and_checks_the_hash() {
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("tiny.gguf");
+    tiny_gguf(&file, "tiny");
+    let bytes = std::fs::read(&file).unwrap();
+    let sha = registry::sha256_file(&file).unwrap();
+    let (endpoint, ranges) = flaky_hub(bytes.clone(), sha.clone());
+
+    let dest = tempfile::tempdir().unwrap();
+    let request = PullRequest {
+        endpoint,
+        repo: "someone/Tiny-GGUF".into(),
+        file: "tiny.gguf".into(),
+        revision: "main".into(),
+    };
+    let first = models::pull(&request, dest.path(), &NoProgress, &CancelToken::new());
+    let err = first.unwrap_err().to_string();
+    assert!(
+        err.contains("resolve/main/tiny.gguf") && err.contains("resume"),
+        "{err}"
+    );
+    let part = dest.path().join("someone__Tiny-GGUF/tiny.gguf.part");
+    let kept = std::fs::metadata(&part).unwrap().len();
+    assert!(
+        kept > 0 && (kept as usize) < bytes.len(),
+        "kept {kept} bytes"
+    );
+
+    let (path, got_sha) =
+        models::pull(&request, dest.path(), &NoProgress, &CancelToken::new()).unwrap();
+    assert_eq!(got_sha, sha);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    assert!(!part.exists());
+    let ranges = ranges.lock().unwrap().clone();
+    assert_eq!(ranges[0], None);
+    assert_eq!(
+        ranges[1].as_deref(),
+        Some(format!("bytes={kept}-").as_str()),
+        "{ranges:?}"
+    );
+
+    // A missing file is a clear 404, not a crash.
+    let missing = PullRequest {
+        file: "other.gguf".into(),
+        ..request
+    };
+    let err = models::pull(&missing, dest.path(), &NoProgress, &CancelToken::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not found"), "{err}");
+}
