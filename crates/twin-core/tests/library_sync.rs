@@ -273,6 +273,10 @@ fn watch_reflects_an_edit_within_five_seconds() {
         hits_for(&mut lib, "marquetry flamingo", SearchMode::Hybrid).len(),
         1
     );
+    assert!(
+        lib.sources().unwrap().iter().all(|s| s.watched),
+        "watched sources are remembered"
+    );
 }
 
 #[test]

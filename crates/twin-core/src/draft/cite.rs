@@ -7,7 +7,7 @@ use crate::store::{SearchFilter, Store};
 use serde::Serialize;
 use std::collections::HashSet;
 
-/// A paragraph links to a context chunk from this cosine similarity on.
+/// A paragraph links to a second context chunk from this cosine similarity on.
 pub const CITE_FROM: f32 = 0.35;
 /// A paragraph this similar to a stored chunk is flagged as a near-repeat.
 pub const REPEAT_FROM: f32 = 0.92;
@@ -23,7 +23,8 @@ pub struct Paragraph {
     pub sources: Vec<(usize, f32)>,
 }
 
-/// Nearest context chunks per paragraph: the best two at or above [`CITE_FROM`].
+/// Nearest context chunks per paragraph: always the nearest one (with its similarity, so a
+/// weak link can be shown as weak), and the second when it reaches [`CITE_FROM`].
 pub fn attribute(paragraphs: &[(String, Vec<f32>)], context: &[ContextChunk]) -> Vec<Paragraph> {
     paragraphs
         .iter()
@@ -32,10 +33,12 @@ pub fn attribute(paragraphs: &[(String, Vec<f32>)], context: &[ContextChunk]) ->
                 .iter()
                 .enumerate()
                 .map(|(i, c)| (i + 1, cosine(v, &c.vector)))
-                .filter(|(_, s)| *s >= CITE_FROM)
                 .collect();
             scored.sort_by(|a, b| b.1.total_cmp(&a.1));
             scored.truncate(2);
+            if scored.len() == 2 && scored[1].1 < CITE_FROM {
+                scored.pop();
+            }
             Paragraph {
                 text: text.clone(),
                 sources: scored,

@@ -239,8 +239,19 @@ impl ChatModel {
             path: path.to_path_buf(),
             reason,
         };
-        let gpu_layers = config.gpu_layers.unwrap_or_else(default_gpu_layers);
-        let params = LlamaModelParams::default().with_n_gpu_layers(gpu_layers);
+        let mut params = std::pin::pin!(LlamaModelParams::default());
+        let gpu_layers = match config.gpu_layers {
+            Some(n) => {
+                params.set(LlamaModelParams::default().with_n_gpu_layers(n));
+                n
+            }
+            // On GPU builds llama.cpp chooses the layers (and the context it can afford) from the
+            // free memory of each device, leaving a margin; CPU builds offload nothing.
+            None if cfg!(any(feature = "cuda", feature = "metal")) => {
+                fit_to_memory(params.as_mut(), path, config)
+            }
+            None => default_gpu_layers(),
+        };
         let mut model = LlamaModel::load_from_file(backend, path, &params)
             .map_err(|e| load_err(format!("llama.cpp could not load it ({e})")))?;
         let arch = header.architecture.clone().unwrap_or_default();
@@ -465,6 +476,39 @@ fn spawn_worker(
         .map_err(|e| EngineError::Runtime(format!("starting the generation worker: {e}")))?;
     ready_rx.recv().map_err(|_| EngineError::WorkerGone)??;
     Ok(jobs)
+}
+
+/// Let llama.cpp fit the model into free GPU memory (1 GiB margin per device, context of at
+/// least 2048 tokens); returns the layers it offloads. On failure everything is offloaded and
+/// llama.cpp's own error surfaces at load time.
+fn fit_to_memory(
+    mut params: std::pin::Pin<&mut LlamaModelParams>,
+    path: &Path,
+    config: &ChatModelConfig,
+) -> u32 {
+    let Some(cpath) = path.to_str().and_then(|p| std::ffi::CString::new(p).ok()) else {
+        return default_gpu_layers();
+    };
+    let mut cparams =
+        LlamaContextParams::default().with_n_ctx(NonZeroU32::new(if config.context_tokens == 0 {
+            8192
+        } else {
+            config.context_tokens
+        }));
+    let mut margins = vec![1usize << 30; super::ffi::max_devices()];
+    match params.as_mut().fit_params(
+        &cpath,
+        &mut cparams,
+        &mut margins,
+        2048,
+        llama_cpp_sys_2::GGML_LOG_LEVEL_ERROR,
+    ) {
+        Ok(_) => u32::try_from(params.n_gpu_layers()).unwrap_or(0),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "could not fit the model to GPU memory: {e}");
+            default_gpu_layers()
+        }
+    }
 }
 
 /// The context settings shared by the generator and the bare benchmark loop.

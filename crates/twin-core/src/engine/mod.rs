@@ -6,6 +6,7 @@
 mod backend;
 pub mod chat_template;
 pub mod embed;
+mod ffi;
 pub mod generate;
 mod stream_text;
 

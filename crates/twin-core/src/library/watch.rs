@@ -39,6 +39,8 @@ pub fn watch(
         )))
     })?;
     for s in sources {
+        // Remembered, so `twin sources` and the app can show (and later resume) what is followed.
+        library.store().add_source(&s.path, true)?;
         debouncer
             .watch(&s.path, RecursiveMode::Recursive)
             .map_err(|e| {
