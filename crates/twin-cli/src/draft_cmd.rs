@@ -185,10 +185,16 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     }
     println!("\nSources:");
     for c in &draft.citations {
-        let heading = if c.heading_path.is_empty() {
+        // Heading paths start with the document's own title; don't print it twice.
+        let heading = c
+            .heading_path
+            .strip_prefix(c.title.as_str())
+            .map(|h| h.trim_start_matches(" > "))
+            .unwrap_or(&c.heading_path);
+        let heading = if heading.is_empty() {
             String::new()
         } else {
-            format!(" › {}", c.heading_path)
+            format!(" › {heading}")
         };
         println!("[{}] {}{} ({})", c.n, c.title, heading, c.path);
         println!("    {}", c.snippet);
