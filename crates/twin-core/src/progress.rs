@@ -22,6 +22,11 @@ impl CancelToken {
         self.0.store(true, Ordering::SeqCst);
     }
 
+    /// The flag itself, for llama.cpp's abort callback (see `engine::ffi`).
+    pub(crate) fn flag(&self) -> &AtomicBool {
+        &self.0
+    }
+
     /// Whether cancellation was requested.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)

@@ -6,9 +6,9 @@
 //! tokens as the previous one (the drafting chain's system prompt, style card and context are
 //! shared by its steps) only evaluates the new tail.
 //!
-//! Cancellation is checked before every decode. Prompt evaluation runs in slices that grow
-//! while one takes well under 80 ms on this machine and shrink when one takes much longer,
-//! which bounds how long a cancel can wait without giving up much prompt throughput.
+//! Cancellation is checked before every decode and, through llama.cpp's abort callback
+//! (`ffi`), between the nodes of a running evaluation, so a cancel never waits for a long
+//! prompt batch to finish and prompts are still evaluated in full-size batches.
 
 use super::backend::{backend, default_gpu_layers};
 use super::chat_template::{ChatMessage, TemplateKind};
@@ -29,9 +29,6 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// Longest a prompt slice should take, so cancellation is noticed quickly.
-const SLICE_SECONDS: f64 = 0.08;
 
 /// Streamed text is handed to the caller at most this often (20 updates a second).
 const FLUSH_SECONDS: f64 = 0.05;
@@ -427,7 +424,12 @@ fn spawn_worker(
     std::thread::Builder::new()
         .name("twin-generate".into())
         .spawn(move || {
-            let params = context_params(context, batch_tokens, threads);
+            // Declared before the context, so it is dropped after it: the callback reads it.
+            let abort = super::ffi::AbortSlot::default();
+            let params = super::ffi::with_abort_callback(
+                context_params(context, batch_tokens, threads),
+                &abort,
+            );
             let mut ctx = match backend().and_then(|b| {
                 model.new_context(b, params).map_err(|e| {
                     EngineError::Runtime(format!("creating the generation context: {e}"))
@@ -456,6 +458,9 @@ fn spawn_worker(
                     }
                 };
                 let out = job.out.clone();
+                // This clone keeps the flag alive until the callback is detached again.
+                let cancel = job.cancel.clone();
+                abort.watch(Some(cancel.flag()));
                 let result = run_job(
                     &model,
                     &mut ctx,
@@ -465,6 +470,8 @@ fn spawn_worker(
                     adapter.as_mut(),
                     job,
                 );
+                abort.watch(None);
+                drop(cancel);
                 if result.is_err() {
                     // The cache may hold half a batch; start clean next time.
                     ctx.clear_kv_cache();
@@ -658,29 +665,27 @@ fn run_job(
     };
 
     let mut pos = common;
-    let mut slice = 64.min(batch_tokens);
     while pos < prompt.len() {
         if cancel.is_cancelled() {
             return cancelled(stats, String::new());
         }
-        let end = (pos + slice).min(prompt.len());
+        let end = (pos + batch_tokens).min(prompt.len());
         batch.clear();
         for (i, token) in prompt.iter().enumerate().take(end).skip(pos) {
             batch
                 .add(*token, i as i32, &[0], i + 1 == prompt.len())
                 .map_err(runtime)?;
         }
-        let t = Instant::now();
-        ctx.decode(batch).map_err(runtime)?;
-        kv.cached.extend_from_slice(&prompt[pos..end]);
-        // Larger batches evaluate faster per token; grow while a slice stays well under the
-        // cancellation bound, shrink when one overshoots it.
-        let seconds = t.elapsed().as_secs_f64();
-        if seconds < SLICE_SECONDS / 2.0 {
-            slice = (slice * 2).min(batch_tokens);
-        } else if seconds > SLICE_SECONDS * 1.5 {
-            slice = (slice / 2).max(8);
+        if let Err(e) = ctx.decode(batch) {
+            if cancel.is_cancelled() {
+                // Aborted between two graph nodes: the cache may hold part of the batch.
+                ctx.clear_kv_cache();
+                kv.cached.clear();
+                return cancelled(stats, String::new());
+            }
+            return Err(runtime(e));
         }
+        kv.cached.extend_from_slice(&prompt[pos..end]);
         pos = end;
     }
     stats.prompt_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -744,7 +749,15 @@ fn run_job(
         batch
             .add(token, kv.cached.len() as i32, &[0], true)
             .map_err(runtime)?;
-        ctx.decode(batch).map_err(runtime)?;
+        if let Err(e) = ctx.decode(batch) {
+            if cancel.is_cancelled() {
+                ctx.clear_kv_cache();
+                kv.cached.clear();
+                finish = FinishReason::Cancelled;
+                break;
+            }
+            return Err(runtime(e));
+        }
         kv.cached.push(token);
         logits_at = 0;
     }
