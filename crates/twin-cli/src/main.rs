@@ -563,7 +563,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TWIN_LOG")
-                .unwrap_or_else(|_| "warn,llama-cpp-2=error".into()),
+                .unwrap_or_else(|_| "warn,llama-cpp-2=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
