@@ -724,10 +724,9 @@ fn run_job(
         match text.feed(&vocab.token_to_piece(token, false, None)) {
             Fed::Text(piece) => {
                 pending.push_str(&piece);
-                // The first piece goes out at once (time to first token); later ones are sent
-                // at most every FLUSH_SECONDS, because waking the receiving thread per token
-                // steals a core from llama.cpp's spinning worker threads (measured: 67% of
-                // the bare loop's speed when flushing every token on 2 cores).
+                // The first piece goes out at once (time to first token); later ones at most
+                // every FLUSH_SECONDS: on small machines every wake-up of the receiving thread
+                // competes with llama.cpp's spinning OpenMP workers for a core.
                 if !pending.is_empty()
                     && (!sent_any || last_flush.elapsed().as_secs_f64() >= FLUSH_SECONDS)
                 {
