@@ -63,6 +63,9 @@ pub struct TraceRecord {
 const MODEL_COLUMNS: &str =
     "id, name, path, kind, origin, architecture, sha256, size, mtime, added_at";
 
+const TRACE_COLUMNS: &str =
+    "id, created_at, kind, status, topic, format, model, adapter, output, detail";
+
 fn model_row(r: &rusqlite::Row) -> rusqlite::Result<ModelRecord> {
     Ok(ModelRecord {
         id: r.get(0)?,
@@ -175,8 +178,7 @@ impl Store {
     /// The newest `limit` traces, newest first.
     pub fn traces(&self, limit: usize) -> Result<Vec<TraceRecord>> {
         self.rows(
-            "SELECT id, created_at, kind, status, topic, format, model, adapter, output, detail
-             FROM traces ORDER BY id DESC LIMIT ?1",
+            &format!("SELECT {TRACE_COLUMNS} FROM traces ORDER BY id DESC LIMIT ?1"),
             [limit as i64],
             trace_row,
         )
@@ -186,8 +188,7 @@ impl Store {
     pub fn trace(&self, id: TraceId) -> Result<Option<TraceRecord>> {
         self.conn
             .query_row(
-                "SELECT id, created_at, kind, status, topic, format, model, adapter, output, detail
-                 FROM traces WHERE id = ?1",
+                &format!("SELECT {TRACE_COLUMNS} FROM traces WHERE id = ?1"),
                 [id],
                 trace_row,
             )
