@@ -20,9 +20,13 @@ pub struct ModelArgs {
     /// Layers to offload to the GPU (default: as many as fit, on GPU builds).
     #[arg(long)]
     pub gpu_layers: Option<u32>,
-    /// A GGUF LoRA adapter to load with the model.
+    /// Voice adapter: a registered adapter's id or name, or a GGUF LoRA file (default: the
+    /// one in use for the format's platform, else the default one; see `twin adapters`).
+    #[arg(long, conflicts_with = "no_adapter")]
+    pub adapter: Option<String>,
+    /// Use the base model alone.
     #[arg(long)]
-    pub adapter: Option<PathBuf>,
+    pub no_adapter: bool,
 }
 
 impl ModelArgs {
@@ -30,7 +34,6 @@ impl ModelArgs {
         let mut c = ChatModelConfig {
             context_tokens: self.ctx,
             gpu_layers: self.gpu_layers,
-            adapter: self.adapter.clone(),
             ..Default::default()
         };
         if let Some(t) = cli.threads {
@@ -65,9 +68,9 @@ pub struct DraftArgs {
     /// Random seed (the same seed gives the same draft).
     #[arg(long)]
     pub seed: Option<u32>,
-    /// Adapter strength when --adapter is given.
-    #[arg(long, default_value_t = 1.0)]
-    pub adapter_scale: f32,
+    /// Adapter strength (LoRA scale; default: the strength chosen with `twin adapters use`).
+    #[arg(long, alias = "adapter-scale")]
+    pub strength: Option<f32>,
     /// How the prompts name the author.
     #[arg(long, default_value = "the author")]
     pub author: String,
@@ -97,13 +100,62 @@ pub struct StyleArgs {
     pub reset: bool,
 }
 
+/// The adapter a command loads with `record`: `--adapter` (registered id/name, or a file),
+/// nothing with `--no-adapter`, else the one in use for `platform`. Returns the file, the
+/// strength chosen for it and a label for the terminal.
+pub fn choose_adapter(
+    store: &twin_core::store::Store,
+    args: &ModelArgs,
+    record: &twin_core::store::ModelRecord,
+    platform: &str,
+) -> Result<Option<(PathBuf, f32, String)>> {
+    use twin_core::train::adapters;
+    if args.no_adapter {
+        return Ok(None);
+    }
+    match &args.adapter {
+        Some(q) => match adapters::find(store, q) {
+            Ok(a) => {
+                adapters::check_base(&a, &record.sha256, &record.name)?;
+                Ok(Some((
+                    a.path.clone().into(),
+                    1.0,
+                    format!("{} (#{})", a.name, a.id),
+                )))
+            }
+            Err(adapters::AdapterError::NotFound(_)) if std::path::Path::new(q).is_file() => {
+                Ok(Some((q.into(), 1.0, q.clone())))
+            }
+            Err(e) => Err(e.into()),
+        },
+        None => Ok(
+            adapters::for_draft(store, platform, &record.sha256, &record.name)?.map(|c| {
+                (
+                    c.adapter.path.clone().into(),
+                    c.scale,
+                    format!(
+                        "{} (#{}, {} channel)",
+                        c.adapter.name, c.adapter.id, c.channel
+                    ),
+                )
+            }),
+        ),
+    }
+}
+
 pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     let mut library = open_library(cli)?;
-    let (record, model) = twin_core::models::open_chat_model(
+    let record =
+        twin_core::models::resolve_chat_model(library.store(), args.model.model.as_deref())?;
+    let adapter = choose_adapter(
         library.store(),
-        args.model.model.as_deref(),
-        &args.model.config(cli),
+        &args.model,
+        &record,
+        args.format.platform(),
     )?;
+    let mut config = args.model.config(cli);
+    config.adapter = adapter.as_ref().map(|(path, _, _)| path.clone());
+    let model = twin_core::models::load_chat_model(&record, &config)?;
     let mut request = DraftRequest::new(args.topic.clone(), args.format);
     request.draft_only = args.draft_only;
     request.expansions = args.expansions;
@@ -113,10 +165,9 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     if let Some(seed) = args.seed {
         request.sampling.seed = seed;
     }
-    request.adapter_scale = if args.model.adapter.is_some() {
-        args.adapter_scale
-    } else {
-        0.0
+    request.adapter_scale = match &adapter {
+        Some((_, scale, _)) => args.strength.unwrap_or(*scale),
+        None => 0.0,
     };
     request.author = args.author.clone();
     let cancel = cancel_on_ctrl_c();
@@ -131,6 +182,12 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     let mut stdout = std::io::stdout();
     if !json {
         eprintln!("model: {} ({})", record.name, model.info().chat_template);
+        if let Some((_, _, label)) = &adapter {
+            eprintln!(
+                "voice adapter: {label} at strength {}",
+                request.adapter_scale
+            );
+        }
     }
     let result = draft::draft(&mut library, &model, &request, &cancel, &mut |event| {
         if json {

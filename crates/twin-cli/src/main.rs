@@ -3,6 +3,7 @@
 mod draft_cmd;
 mod models_cmd;
 mod progress_bar;
+mod train_cmd;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -74,6 +75,14 @@ enum Command {
     },
     /// Show or edit your style card (how your writing sounds, used in every draft).
     Style(draft_cmd::StyleArgs),
+    /// Build, inspect and export training datasets made from your own writing.
+    #[command(subcommand)]
+    Dataset(train_cmd::DatasetCommand),
+    /// Fine-tune a LoRA voice adapter on your writing (resumes an interrupted run).
+    Train(Box<train_cmd::TrainArgs>),
+    /// Manage voice adapters: list, use (per channel, at a strength), roll back, remove.
+    #[command(subcommand)]
+    Adapters(train_cmd::AdaptersCommand),
     /// Measure speed and memory; prints a table.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -112,6 +121,18 @@ enum BenchCommand {
         writing: Option<PathBuf>,
         #[command(flatten)]
         model: draft_cmd::ModelArgs,
+    },
+    /// Voice training: tokens/s and peak RSS of LoRA steps on the newest dataset.
+    Train {
+        /// Steps to time (after one warm-up step).
+        #[arg(long, default_value_t = 6)]
+        steps: usize,
+        /// Targets, as for `twin train`.
+        #[arg(long, value_delimiter = ',', default_value = "q,k,v,o,gate,up,down")]
+        targets: Vec<twin_core::train::Target>,
+        /// Tokens per packed sequence.
+        #[arg(long, default_value_t = 512)]
+        sequence_tokens: usize,
     },
 }
 
@@ -430,7 +451,7 @@ fn rust_docs() -> Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("share/doc/rust/html"))
 }
 
-fn print_table(rows: &[twin_core::bench::BenchRow]) {
+pub(crate) fn print_table(rows: &[twin_core::bench::BenchRow]) {
     let w = rows
         .iter()
         .map(|r| r.metric.chars().count())
@@ -513,6 +534,11 @@ fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode> {
             writing,
             model,
         } => return bench_draft(cli, *tokens, *runs, writing, model),
+        BenchCommand::Train {
+            steps,
+            targets,
+            sequence_tokens,
+        } => return train_cmd::bench_train(cli, *steps, targets, *sequence_tokens),
     };
     let library = open_library(cli)?;
     let model = library
@@ -555,6 +581,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Draft(args) => draft_cmd::draft_cmd(cli, args),
         Command::Traces { command, limit } => draft_cmd::traces_cmd(cli, command, *limit),
         Command::Style(args) => draft_cmd::style_cmd(cli, args),
+        Command::Dataset(cmd) => train_cmd::dataset_cmd(cli, cmd),
+        Command::Train(args) => train_cmd::train_cmd(cli, args),
+        Command::Adapters(cmd) => train_cmd::adapters_cmd(cli, cmd),
         Command::Bench(cmd) => bench(cli, cmd),
     }
 }

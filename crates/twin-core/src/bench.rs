@@ -20,7 +20,11 @@ pub struct BenchRow {
     pub note: String,
 }
 
-fn row(metric: impl Into<String>, value: impl Into<String>, note: impl Into<String>) -> BenchRow {
+pub(crate) fn row(
+    metric: impl Into<String>,
+    value: impl Into<String>,
+    note: impl Into<String>,
+) -> BenchRow {
     BenchRow {
         metric: metric.into(),
         value: value.into(),

@@ -2,7 +2,7 @@
 //!
 //! The feature pipeline lives in [`library`] (sources → parse → clean → chunk → embed → store),
 //! the single SQLite store in [`store`], llama.cpp in [`engine`], hybrid retrieval in [`search`],
-//! the drafting chain in [`draft`], the model registry in [`models`].
+//! the drafting chain in [`draft`], voice training in [`train`], the model registry in [`models`].
 //! This crate knows nothing about Tauri or terminals: progress and cancellation go through
 //! [`progress`], and errors are typed per module.
 
@@ -18,6 +18,7 @@ pub mod models;
 pub mod progress;
 pub mod search;
 pub mod store;
+pub mod train;
 
 pub use library::{ImportOptions, ImportReport, Library, LibraryError};
 pub use progress::{CancelToken, Progress, ProgressEvent, Stage};

@@ -45,6 +45,8 @@ pub enum Stage {
     Embed,
     /// Downloading a model (units are bytes).
     Download,
+    /// Building a training dataset (units are passages).
+    Dataset,
 }
 
 /// One progress update: `done` of `total` units of `stage` finished.

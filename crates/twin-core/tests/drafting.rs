@@ -12,11 +12,9 @@ use twin_core::draft::format::{x_length, X_POST_LIMIT};
 use twin_core::draft::grammar::{self, Expansion, SelfQuery};
 use twin_core::draft::{self, DraftRequest, Format, Templates};
 use twin_core::engine::{
-    ChatMessage, ChatModel, ChatModelConfig, EmbedderConfig, FinishReason, GenerateRequest,
-    Sampling,
+    ChatMessage, ChatModel, ChatModelConfig, FinishReason, GenerateRequest, Sampling,
 };
-use twin_core::progress::NoProgress;
-use twin_core::{CancelToken, ImportOptions, Library};
+use twin_core::{CancelToken, Library};
 
 fn smollm2() -> PathBuf {
     let path = common::repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
@@ -47,15 +45,7 @@ fn library() -> &'static Mutex<Library> {
     static LIB: OnceLock<(tempfile::TempDir, Mutex<Library>)> = OnceLock::new();
     &LIB.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let mut lib = Library::open(dir.path(), EmbedderConfig::default()).unwrap();
-        lib.set_embedding_model(&common::minilm_gguf()).unwrap();
-        lib.import(
-            &[common::sample_writing()],
-            &ImportOptions::default(),
-            &NoProgress,
-            &CancelToken::new(),
-        )
-        .unwrap();
+        let lib = common::sample_library(dir.path());
         (dir, Mutex::new(lib))
     })
     .1

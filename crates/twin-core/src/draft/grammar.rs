@@ -36,6 +36,18 @@ pub struct Expansion {
     pub queries: Vec<String>,
 }
 
+/// Grammar for `{"topic": s}`: the request a passage answers (dataset back-translation).
+pub fn topic_grammar() -> String {
+    format!("root ::= \"{{\" ws \"\\\"topic\\\":\" ws string ws \"}}\"\n{COMMON}")
+}
+
+/// The parsed back-translation step.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Topic {
+    /// What the passage is about, as a request.
+    pub topic: String,
+}
+
 /// Grammar for the self-query filters; `platforms` are the library's platform names.
 pub fn self_query_grammar(platforms: &[String]) -> String {
     let mut platform = String::from("\"null\"");

@@ -27,6 +27,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("section", include_str!("../../templates/section.j2")),
     ("critique", include_str!("../../templates/critique.j2")),
     ("revise", include_str!("../../templates/revise.j2")),
+    ("instruct", include_str!("../../templates/instruct.j2")),
 ];
 
 /// Which template ran, for traces.

@@ -79,11 +79,13 @@ impl TemplateKind {
         }
     }
 
-    /// The prompt for `messages`, ending where the assistant's reply begins.
+    /// The text of `messages`; with `add_generation_prompt` it ends where the assistant's reply
+    /// begins, without it a finished conversation (a training example) is rendered.
     pub(crate) fn render(
         &self,
         model: &LlamaModel,
         messages: &[ChatMessage],
+        add_generation_prompt: bool,
     ) -> Result<String, String> {
         match self {
             Self::Native(t) => {
@@ -93,7 +95,7 @@ impl TemplateKind {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| format!("a message contains a NUL byte: {e}"))?;
                 model
-                    .apply_chat_template(t, &msgs, true)
+                    .apply_chat_template(t, &msgs, add_generation_prompt)
                     .map_err(|e| format!("llama.cpp could not apply the chat template: {e}"))
             }
             Self::Jinja(source) => {
@@ -101,11 +103,12 @@ impl TemplateKind {
                     String::from_utf8_lossy(&model.vocab().token_to_piece(t, true, None))
                         .into_owned()
                 };
-                render_jinja(
+                render_jinja_with(
                     source,
                     messages,
                     &token(model.vocab().bos()),
                     &token(model.vocab().eos()),
+                    add_generation_prompt,
                 )
             }
         }
@@ -123,12 +126,23 @@ impl TemplateKind {
 /// ChatML, the fallback for models without a template (as in llama.cpp).
 const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
-/// Render a Hugging Face chat template with minijinja, the way `transformers` does.
+/// Render a Hugging Face chat template with minijinja, the way `transformers` does, ending
+/// where the assistant's reply begins.
 pub fn render_jinja(
     source: &str,
     messages: &[ChatMessage],
     bos_token: &str,
     eos_token: &str,
+) -> Result<String, String> {
+    render_jinja_with(source, messages, bos_token, eos_token, true)
+}
+
+fn render_jinja_with(
+    source: &str,
+    messages: &[ChatMessage],
+    bos_token: &str,
+    eos_token: &str,
+    add_generation_prompt: bool,
 ) -> Result<String, String> {
     let mut env = minijinja::Environment::new();
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -152,7 +166,7 @@ pub fn render_jinja(
     template
         .render(minijinja::context! {
             messages => messages,
-            add_generation_prompt => true,
+            add_generation_prompt => add_generation_prompt,
             bos_token => bos_token,
             eos_token => eos_token,
         })

@@ -199,6 +199,7 @@ enum WorkerMsg {
 
 enum Job {
     Generate(GenerateJob),
+    Score(ScoreJob),
     /// Forget the KV cache (benchmarks measure cold prompts).
     ClearCache(mpsc::Sender<()>),
 }
@@ -208,6 +209,33 @@ struct GenerateJob {
     request: GenerateRequest,
     cancel: CancelToken,
     out: mpsc::Sender<WorkerMsg>,
+}
+
+struct ScoreJob {
+    tokens: Vec<LlamaToken>,
+    from: usize,
+    scale: f32,
+    cancel: CancelToken,
+    out: mpsc::Sender<Result<Scored, EngineError>>,
+}
+
+/// How well the model predicts a token sequence, position by position.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scored {
+    /// Negative log-likelihood (nats) of each scored token given the tokens before it.
+    pub nll: Vec<f32>,
+    /// The model's most likely token at each scored position.
+    pub argmax: Vec<u32>,
+}
+
+impl Scored {
+    /// Mean negative log-likelihood per token (nats); 0 for nothing scored.
+    pub fn mean_nll(&self) -> f64 {
+        if self.nll.is_empty() {
+            return 0.0;
+        }
+        self.nll.iter().map(|&v| f64::from(v)).sum::<f64>() / self.nll.len() as f64
+    }
 }
 
 /// A loaded chat model with its generation worker.
@@ -303,7 +331,7 @@ impl ChatModel {
     /// The prompt text `messages` render to with this model's chat template.
     pub fn render(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
         self.template
-            .render(&self.model, messages)
+            .render(&self.model, messages, true)
             .map_err(|reason| EngineError::Template {
                 path: self.info.path.clone(),
                 reason,
@@ -328,7 +356,7 @@ impl ChatModel {
                 reason: "the model has no chat template".into(),
             })?;
         TemplateKind::Jinja(source)
-            .render(&self.model, messages)
+            .render(&self.model, messages, true)
             .map_err(|reason| EngineError::Template {
                 path: self.info.path.clone(),
                 reason,
@@ -344,6 +372,52 @@ impl ChatModel {
             .send(Job::ClearCache(done))
             .map_err(|_| EngineError::WorkerGone)?;
         wait.recv().map_err(|_| EngineError::WorkerGone)
+    }
+
+    /// `messages` followed by the reply `response` as token ids, encoded exactly as training
+    /// encodes examples (see [`super::tokens::encode_example`]).
+    pub fn encode_example(
+        &self,
+        messages: &[ChatMessage],
+        response: &str,
+    ) -> Result<super::tokens::EncodedExample, EngineError> {
+        super::tokens::encode_example(&self.model, &self.template, messages, response).map_err(
+            |reason| EngineError::Template {
+                path: self.info.path.clone(),
+                reason,
+            },
+        )
+    }
+
+    /// Score `tokens[from..]`: each token's negative log-likelihood given all tokens before it,
+    /// computed by llama.cpp with the loaded adapter at `adapter_scale` (0 = base model).
+    /// `from` must be at least 1 (the first token has nothing to be predicted from).
+    pub fn score(
+        &self,
+        tokens: &[u32],
+        from: usize,
+        adapter_scale: f32,
+        cancel: &CancelToken,
+    ) -> Result<Scored, EngineError> {
+        if from == 0 || from >= tokens.len() {
+            return Err(EngineError::Runtime(format!(
+                "nothing to score: {} tokens, scoring from {from}",
+                tokens.len()
+            )));
+        }
+        let (out, inbox) = mpsc::channel();
+        self.jobs
+            .lock()
+            .map_err(|_| EngineError::WorkerGone)?
+            .send(Job::Score(ScoreJob {
+                tokens: tokens.iter().map(|&t| LlamaToken(t as i32)).collect(),
+                from,
+                scale: adapter_scale,
+                cancel: cancel.clone(),
+                out,
+            }))
+            .map_err(|_| EngineError::WorkerGone)?;
+        inbox.recv().map_err(|_| EngineError::WorkerGone)?
     }
 
     /// Tokens `text` takes in this model's vocabulary.
@@ -454,6 +528,24 @@ fn spawn_worker(
                         ctx.clear_kv_cache();
                         kv.cached.clear();
                         let _ = done.send(());
+                        continue;
+                    }
+                    Job::Score(job) => {
+                        let out = job.out.clone();
+                        let result = score_job(
+                            &model,
+                            &mut ctx,
+                            &mut batch,
+                            batch_tokens as usize,
+                            &mut kv,
+                            adapter.as_mut(),
+                            job,
+                        );
+                        if result.is_err() {
+                            ctx.clear_kv_cache();
+                            kv.cached.clear();
+                        }
+                        let _ = out.send(result);
                         continue;
                     }
                 };
@@ -583,6 +675,100 @@ fn build_sampler(
     Ok(LlamaSampler::chain_simple(chain))
 }
 
+/// Set the adapter's strength for the next evaluation. The adapter changes every key and
+/// value, so a new scale invalidates the whole cache.
+fn apply_adapter_scale(
+    ctx: &mut LlamaContext<'_>,
+    kv: &mut KvState,
+    adapter: Option<&mut LlamaLoraAdapter>,
+    requested: f32,
+) -> Result<(), EngineError> {
+    let scale = if adapter.is_some() { requested } else { 0.0 };
+    if scale != kv.scale {
+        if let Some(a) = adapter {
+            if scale == 0.0 {
+                ctx.lora_adapter_remove(a).map_err(runtime)?;
+            } else {
+                ctx.lora_adapter_set(a, scale).map_err(runtime)?;
+            }
+        }
+        ctx.clear_kv_cache();
+        kv.cached.clear();
+        kv.scale = scale;
+    }
+    Ok(())
+}
+
+/// Evaluate a whole sequence with logits at every scored position (the cache is rebuilt: a
+/// score is a fresh pass, not a continuation).
+fn score_job(
+    model: &LlamaModel,
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    batch_tokens: usize,
+    kv: &mut KvState,
+    adapter: Option<&mut LlamaLoraAdapter>,
+    job: ScoreJob,
+) -> Result<Scored, EngineError> {
+    let _span = tracing::info_span!("score", tokens = job.tokens.len()).entered();
+    let n_ctx = ctx.n_ctx() as usize;
+    if job.tokens.len() > n_ctx {
+        return Err(EngineError::ContextFull {
+            needed: job.tokens.len(),
+            available: n_ctx,
+        });
+    }
+    apply_adapter_scale(ctx, kv, adapter, job.scale)?;
+    ctx.clear_kv_cache();
+    kv.cached.clear();
+    let n_vocab = usize::try_from(model.n_vocab()).unwrap_or(0);
+    let tokens = &job.tokens;
+    let mut scored = Scored::default();
+    // Position i's logits predict token i + 1.
+    let last_input = tokens.len() - 1;
+    let mut pos = 0;
+    while pos < last_input {
+        if job.cancel.is_cancelled() {
+            return Err(EngineError::Runtime("scoring was cancelled".into()));
+        }
+        let end = (pos + batch_tokens).min(last_input);
+        batch.clear();
+        for (i, token) in tokens.iter().enumerate().take(end).skip(pos) {
+            batch
+                .add(*token, i as i32, &[0], i + 1 >= job.from)
+                .map_err(runtime)?;
+        }
+        ctx.decode(batch).map_err(runtime)?;
+        for i in pos.max(job.from - 1)..end {
+            let logits = ctx.get_logits_ith((i - pos) as i32);
+            let logits = &logits[..n_vocab.min(logits.len())];
+            let target = tokens[i + 1].0 as usize;
+            let (best, max) =
+                logits
+                    .iter()
+                    .enumerate()
+                    .fold(
+                        (0, f32::NEG_INFINITY),
+                        |acc, (j, &v)| {
+                            if v > acc.1 {
+                                (j, v)
+                            } else {
+                                acc
+                            }
+                        },
+                    );
+            let sum: f64 = logits.iter().map(|&v| f64::from(v - max).exp()).sum();
+            let log_z = f64::from(max) + sum.ln();
+            let target_logit = logits.get(target).copied().unwrap_or(f32::NEG_INFINITY);
+            scored.nll.push((log_z - f64::from(target_logit)) as f32);
+            scored.argmax.push(best as u32);
+        }
+        kv.cached.extend_from_slice(&tokens[pos..end]);
+        pos = end;
+    }
+    Ok(scored)
+}
+
 fn run_job(
     model: &LlamaModel,
     ctx: &mut LlamaContext<'_>,
@@ -615,24 +801,7 @@ fn run_job(
         None
     };
 
-    // The adapter changes every key and value, so a new scale invalidates the whole cache.
-    let scale = if adapter.is_some() {
-        request.adapter_scale
-    } else {
-        0.0
-    };
-    if scale != kv.scale {
-        if let Some(a) = adapter {
-            if scale == 0.0 {
-                ctx.lora_adapter_remove(a).map_err(runtime)?;
-            } else {
-                ctx.lora_adapter_set(a, scale).map_err(runtime)?;
-            }
-        }
-        ctx.clear_kv_cache();
-        kv.cached.clear();
-        kv.scale = scale;
-    }
+    apply_adapter_scale(ctx, kv, adapter, request.adapter_scale)?;
 
     // Keep the longest shared prefix; at least one prompt token is evaluated for fresh logits.
     let mut common = kv

@@ -9,13 +9,15 @@ pub mod embed;
 mod ffi;
 pub mod generate;
 mod stream_text;
+pub mod tokens;
 
 pub use chat_template::ChatMessage;
 pub use embed::{Embedder, EmbedderConfig, ModelIdentity};
 pub use generate::{
     ChatModel, ChatModelConfig, ChatModelInfo, FinishReason, GenerateRequest, Generation,
-    GenerationStats, Sampling,
+    GenerationStats, Sampling, Scored,
 };
+pub use tokens::{ChatTokenizer, EncodedExample};
 
 use std::path::PathBuf;
 

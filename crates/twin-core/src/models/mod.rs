@@ -83,6 +83,16 @@ pub fn open_chat_model(
     query: Option<&str>,
     config: &crate::engine::ChatModelConfig,
 ) -> Result<(crate::store::ModelRecord, crate::engine::ChatModel), ModelError> {
+    let record = resolve_chat_model(store, query)?;
+    let model = load_chat_model(&record, config)?;
+    Ok((record, model))
+}
+
+/// The registered chat model `query` names (id, name or path), or the active one.
+pub fn resolve_chat_model(
+    store: &crate::store::Store,
+    query: Option<&str>,
+) -> Result<crate::store::ModelRecord, ModelError> {
     let record = match query {
         Some(q) => registry::find(store, q)?,
         None => registry::active(store, ModelKind::Chat)?.ok_or(ModelError::NoChatModel)?,
@@ -93,7 +103,16 @@ pub fn open_chat_model(
             reason: format!("this is a {} model, not a chat model", record.kind),
         });
     }
-    registry::verify(&record, false)?;
+    Ok(record)
+}
+
+/// Verify `record`'s file against its sha256 (fast path on unchanged size/mtime) and load it;
+/// traces name it `name@sha256:<prefix>`.
+pub fn load_chat_model(
+    record: &crate::store::ModelRecord,
+    config: &crate::engine::ChatModelConfig,
+) -> Result<crate::engine::ChatModel, ModelError> {
+    registry::verify(record, false)?;
     let config = crate::engine::ChatModelConfig {
         id: Some(format!(
             "{}@sha256:{}",
@@ -102,6 +121,8 @@ pub fn open_chat_model(
         )),
         ..config.clone()
     };
-    let model = crate::engine::ChatModel::load(std::path::Path::new(&record.path), &config)?;
-    Ok((record, model))
+    Ok(crate::engine::ChatModel::load(
+        std::path::Path::new(&record.path),
+        &config,
+    )?)
 }

@@ -106,4 +106,71 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX traces_created ON traces(created_at);
     "#,
+    // 4: voice training: datasets, training runs, adapters and which adapter each channel uses.
+    r#"
+    CREATE TABLE datasets (
+        id          TEXT PRIMARY KEY,       -- blake3 of parameters and examples (a version)
+        created_at  INTEGER NOT NULL,
+        base_model  TEXT NOT NULL,          -- sha256 of the model whose template rendered it
+        params      TEXT NOT NULL,          -- JSON: how it was built
+        stats       TEXT NOT NULL           -- JSON: counts per split and kind, filters applied
+    );
+    CREATE TABLE dataset_examples (
+        dataset_id    TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        idx           INTEGER NOT NULL,
+        split         TEXT NOT NULL,        -- train | test
+        kind          TEXT NOT NULL,        -- user | replay
+        document_path TEXT,                 -- no foreign key: a dataset outlives edits
+        messages      TEXT NOT NULL,        -- JSON chat; the last message is the target reply
+        PRIMARY KEY (dataset_id, idx)
+    );
+    -- Back-translated instructions, so rebuilding a dataset does not ask the model again.
+    CREATE TABLE instruction_cache (
+        passage_hash  TEXT NOT NULL,
+        model_sha256  TEXT NOT NULL,
+        template      TEXT NOT NULL,        -- template name and version
+        instruction   TEXT NOT NULL,
+        PRIMARY KEY (passage_hash, model_sha256, template)
+    );
+    CREATE TABLE adapters (
+        id           INTEGER PRIMARY KEY,
+        name         TEXT NOT NULL,
+        path         TEXT NOT NULL UNIQUE,
+        architecture TEXT NOT NULL,
+        base_sha256  TEXT NOT NULL,         -- an adapter only serves the exact base it was trained on
+        base_name    TEXT NOT NULL,
+        dataset_id   TEXT NOT NULL,
+        params       TEXT NOT NULL,         -- JSON hyperparameters
+        metrics      TEXT NOT NULL,         -- JSON: held-out loss before/after, steps, timings
+        sha256       TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL
+    );
+    CREATE TABLE train_runs (
+        id           INTEGER PRIMARY KEY,
+        run_key      TEXT NOT NULL,         -- base + dataset + parameters: the same key resumes
+        status       TEXT NOT NULL,         -- running | cancelled | failed | done
+        base_sha256  TEXT NOT NULL,
+        dataset_id   TEXT NOT NULL,
+        params       TEXT NOT NULL,
+        dir          TEXT NOT NULL,         -- checkpoints
+        step         INTEGER NOT NULL DEFAULT 0,
+        total_steps  INTEGER NOT NULL,
+        history      TEXT NOT NULL DEFAULT '[]',  -- JSON loss curve
+        adapter_id   INTEGER REFERENCES adapters(id) ON DELETE SET NULL,
+        error        TEXT,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL
+    );
+    CREATE INDEX train_runs_key ON train_runs(run_key);
+    -- Every activation, newest last; the active adapter of a channel is its newest row
+    -- (adapter_id NULL = none), and rollback removes that row.
+    CREATE TABLE adapter_history (
+        id          INTEGER PRIMARY KEY,
+        channel     TEXT NOT NULL,          -- default | linkedin | x | blog | newsletter
+        adapter_id  INTEGER REFERENCES adapters(id) ON DELETE CASCADE,
+        scale       REAL NOT NULL,
+        at          INTEGER NOT NULL
+    );
+    "#,
 ];

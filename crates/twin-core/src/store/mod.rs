@@ -8,10 +8,14 @@
 
 mod migrations;
 mod records;
+mod training;
 mod types;
 mod vectors;
 
 pub use records::{ModelId, ModelRecord, TraceId, TraceRecord};
+pub use training::{
+    ActiveAdapter, AdapterId, AdapterRecord, DatasetRecord, ExampleRecord, RunId, RunRecord,
+};
 pub use types::*;
 use vectors::{insert_vector, vector_table_exists};
 pub use vectors::{VectorIndex, APPROXIMATE_FROM};
@@ -857,6 +861,16 @@ impl Store {
              WHERE (?1 IS NULL OR d.platform = ?1) AND d.duplicate_of IS NULL
              ORDER BY c.id LIMIT ?2",
             params![platform, limit as i64],
+            |r| r.get(0),
+        )
+    }
+
+    /// Ids of documents that are neither copies nor near-copies of another, by path.
+    pub fn original_document_ids(&self) -> Result<Vec<DocumentId>> {
+        self.rows(
+            "SELECT id FROM documents WHERE duplicate_of IS NULL AND near_duplicate_of IS NULL
+             ORDER BY path",
+            [],
             |r| r.get(0),
         )
     }

@@ -46,3 +46,17 @@ pub fn embedder() -> Embedder {
 pub fn sample_writing() -> PathBuf {
     repo_root().join("assets/sample-writing")
 }
+
+/// A library in `dir` with the sample writing imported and embedded on all-MiniLM-L6-v2.
+pub fn sample_library(dir: &Path) -> twin_core::Library {
+    let mut lib = twin_core::Library::open(dir, EmbedderConfig::default()).unwrap();
+    lib.set_embedding_model(&minilm_gguf()).unwrap();
+    lib.import(
+        &[sample_writing()],
+        &twin_core::ImportOptions::default(),
+        &twin_core::progress::NoProgress,
+        &twin_core::CancelToken::new(),
+    )
+    .unwrap();
+    lib
+}

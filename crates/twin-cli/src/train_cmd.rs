@@ -1,0 +1,556 @@
+//! `twin dataset`, `twin train` and `twin adapters`: voice training from the terminal.
+
+use crate::{cancel_on_ctrl_c, exit, open_library, print_json, progress_bar, Cli};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use twin_core::draft::templates::Templates;
+use twin_core::store::Store;
+use twin_core::train::{
+    self, adapters, Dataset, DatasetParams, TrainError, TrainEvent, TrainParams,
+};
+
+#[derive(Subcommand)]
+pub enum DatasetCommand {
+    /// Build a new dataset version from the library (the local model back-translates each
+    /// passage into the request it answers).
+    Build {
+        /// Share of each platform's documents held out for evaluation.
+        #[arg(long, default_value_t = 0.15)]
+        test_fraction: f64,
+        /// Longest passage, in words.
+        #[arg(long, default_value_t = 260)]
+        max_words: usize,
+        /// Shortest passage, in words.
+        #[arg(long, default_value_t = 25)]
+        min_words: usize,
+        /// How the prompts name the author.
+        #[arg(long, default_value = "the author")]
+        author: String,
+        /// Chat model that writes the instructions and the replay answers (default: active).
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Show a dataset version: counts, filters and a few examples.
+    Show {
+        /// Dataset id (a prefix is enough; default: the newest).
+        id: Option<String>,
+        /// Examples to print.
+        #[arg(long, default_value_t = 3)]
+        examples: usize,
+    },
+    /// List dataset versions.
+    List,
+    /// Write a dataset as JSONL (one chat per line).
+    Export {
+        /// Dataset id (default: the newest).
+        id: Option<String>,
+        /// Output file.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Dataset id (default: the newest).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Base chat model (default: the active one).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Adapter name (default: voice-<n>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// LoRA rank.
+    #[arg(long, default_value_t = 8)]
+    pub rank: usize,
+    /// LoRA alpha (the update is scaled by alpha / rank).
+    #[arg(long, default_value_t = 16.0)]
+    pub alpha: f32,
+    /// Projections to adapt: q,k,v,o,gate,up,down.
+    #[arg(long, value_delimiter = ',', default_value = "q,k,v,o,gate,up,down")]
+    pub targets: Vec<train::Target>,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Passes over the data at most (early stopping may end sooner).
+    #[arg(long, default_value_t = 3.0)]
+    pub epochs: f64,
+    /// Optimizer steps at most.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Tokens per packed sequence.
+    #[arg(long, default_value_t = 512)]
+    pub sequence_tokens: usize,
+    /// Sequences per optimizer step (gradient accumulation).
+    #[arg(long, default_value_t = 1)]
+    pub accumulation: usize,
+    /// Evaluate held-out loss every N steps (0: four times per epoch).
+    #[arg(long, default_value_t = 0)]
+    pub eval_every: usize,
+    /// Stop after this many evaluations without improvement.
+    #[arg(long, default_value_t = 2)]
+    pub patience: usize,
+    /// Write a checkpoint every N steps.
+    #[arg(long, default_value_t = 10)]
+    pub checkpoint_every: usize,
+    /// Print the plan (examples, tokens, steps, memory, ETA) without training.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl TrainArgs {
+    fn params(&self) -> TrainParams {
+        let mut p = TrainParams::default();
+        p.lora.rank = self.rank;
+        p.lora.alpha = self.alpha;
+        p.lora.targets = self.targets.clone();
+        p.optimizer.learning_rate = self.lr;
+        p.epochs = self.epochs;
+        p.max_steps = self.max_steps;
+        p.sequence_tokens = self.sequence_tokens;
+        p.accumulation = self.accumulation;
+        p.eval_every = self.eval_every;
+        p.patience = self.patience;
+        p.checkpoint_every = self.checkpoint_every;
+        p
+    }
+}
+
+#[derive(Subcommand)]
+pub enum AdaptersCommand {
+    /// List trained adapters with their lineage and which channels use them.
+    List,
+    /// Use an adapter for drafting (for every format, or one platform's channel).
+    Use {
+        /// Adapter id or name; `none` for the base model alone.
+        adapter: String,
+        /// Strength (LoRA scale).
+        #[arg(long, default_value_t = 1.0)]
+        strength: f32,
+        /// Only for this platform (linkedin, x, blog, newsletter).
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Go back to the adapter used before the current one.
+    Rollback {
+        /// Platform channel (default: the default channel).
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Delete an adapter.
+    Rm {
+        /// Adapter id or name.
+        adapter: String,
+    },
+}
+
+fn data_templates(store: &Store) -> Result<Templates> {
+    let dir = store.path().parent().map(|p| p.join("templates"));
+    Ok(Templates::load(dir.as_deref())?)
+}
+
+pub fn dataset_cmd(cli: &Cli, cmd: &DatasetCommand) -> Result<ExitCode> {
+    let mut library = open_library(cli)?;
+    match cmd {
+        DatasetCommand::Build {
+            test_fraction,
+            max_words,
+            min_words,
+            author,
+            model,
+        } => {
+            let record = twin_core::models::resolve_chat_model(library.store(), model.as_deref())?;
+            let mut config = twin_core::engine::ChatModelConfig::default();
+            if let Some(t) = cli.threads {
+                config.threads = t;
+            }
+            let chat = twin_core::models::load_chat_model(&record, &config)?;
+            let templates = data_templates(library.store())?;
+            let params = DatasetParams {
+                test_fraction: *test_fraction,
+                max_words: *max_words,
+                min_words: *min_words,
+                author: author.clone(),
+                ..Default::default()
+            };
+            let bar = progress_bar::Bar::new(!cli.json);
+            let cancel = cancel_on_ctrl_c();
+            let result = train::dataset::build(
+                library.store_mut(),
+                &chat,
+                &record.sha256,
+                &templates,
+                &params,
+                &bar,
+                &cancel,
+            );
+            bar.finish();
+            let dataset = match result {
+                Ok(d) => d,
+                Err(TrainError::Cancelled) => {
+                    eprintln!(
+                        "cancelled; instructions written so far are kept, so a rebuild continues"
+                    );
+                    return Ok(ExitCode::from(exit::CANCELLED));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if cli.json {
+                print_json(&dataset.record)?;
+            } else {
+                print_dataset(&dataset, 0);
+            }
+        }
+        DatasetCommand::Show { id, examples } => {
+            let dataset = Dataset::load(library.store(), id.as_deref())?;
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "dataset": dataset.record,
+                    "examples": dataset.examples.iter().take(*examples).collect::<Vec<_>>(),
+                }))?;
+            } else {
+                print_dataset(&dataset, *examples);
+            }
+        }
+        DatasetCommand::List => {
+            let all = library.store().datasets()?;
+            if cli.json {
+                print_json(&all)?;
+            } else {
+                for d in all {
+                    println!(
+                        "{}  {}  train {} + replay {}, test {}",
+                        d.id,
+                        d.created_at,
+                        d.stats["train_user"],
+                        d.stats["train_replay"],
+                        d.stats["test_user"]
+                    );
+                }
+            }
+        }
+        DatasetCommand::Export { id, out } => {
+            let dataset = Dataset::load(library.store(), id.as_deref())?;
+            std::fs::write(out, dataset.to_jsonl())
+                .with_context(|| format!("{}: cannot write", out.display()))?;
+            eprintln!(
+                "wrote {} examples of dataset {} to {}",
+                dataset.examples.len(),
+                dataset.record.id,
+                out.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_dataset(dataset: &Dataset, examples: usize) {
+    let s = &dataset.record.stats;
+    println!("dataset {}", dataset.record.id);
+    println!(
+        "  documents {} ({} held out), examples: train {} of your own + {} replay, test {}",
+        s["documents"], s["test_documents"], s["train_user"], s["train_replay"], s["test_user"]
+    );
+    println!(
+        "  words of your writing in training: {}; per platform: {}",
+        s["train_words"], s["platforms"]
+    );
+    println!("  filtered: {}", s["filtered"]);
+    println!("  built with: {}", dataset.record.params);
+    for e in dataset.examples.iter().take(examples) {
+        let request = e
+            .messages
+            .last()
+            .map(|m| m.content.lines().next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        println!(
+            "\n── {} · {} · {}",
+            e.split,
+            e.kind,
+            e.document_path.as_deref().unwrap_or("(generic request)")
+        );
+        println!("request: {request}");
+        let reply: String = e.reply.chars().take(300).collect();
+        println!(
+            "reply:   {reply}{}",
+            if e.reply.chars().count() > 300 {
+                "…"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+}
+
+fn human_secs(s: f64) -> String {
+    if s >= 90.0 {
+        format!("{:.0} min {:02.0} s", (s / 60.0).floor(), s % 60.0)
+    } else {
+        format!("{s:.0} s")
+    }
+}
+
+pub fn train_cmd(cli: &Cli, args: &TrainArgs) -> Result<ExitCode> {
+    let library = open_library(cli)?;
+    let store = library.store();
+    let record = twin_core::models::resolve_chat_model(store, args.model.as_deref())?;
+    twin_core::models::registry::verify(&record, false)?;
+    let dataset = Dataset::load(store, args.dataset.as_deref())?;
+    let params = args.params();
+    if args.dry_run {
+        let plan = train::plan(std::path::Path::new(&record.path), &dataset, &params, true)?;
+        if cli.json {
+            print_json(&plan)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("plan for {} on dataset {}", record.name, plan.dataset);
+        println!(
+            "  model: {} · {} layers · {:.0}M parameters",
+            plan.shape.architecture,
+            plan.shape.layers,
+            plan.shape.parameters() as f64 / 1e6
+        );
+        println!(
+            "  examples: {} training, {} held out",
+            plan.train_examples, plan.test_examples
+        );
+        println!(
+            "  tokens per epoch: {} ({} of them replies, where the loss is); {} packed sequences of ≤ {} tokens",
+            plan.tokens_per_epoch, plan.reply_tokens_per_epoch, plan.sequences_per_epoch, params.sequence_tokens
+        );
+        println!(
+            "  steps: {} (≤ {} epochs, accumulation {}) · LoRA rank {} on {:?}: {} trainable parameters",
+            plan.steps, params.epochs, params.accumulation, params.lora.rank, params.lora.targets, plan.lora_parameters
+        );
+        println!("  memory: about {}", human_bytes(plan.memory_bytes));
+        if let (Some(rate), Some(eta)) = (plan.measured_tokens_per_second, plan.eta_seconds) {
+            println!(
+                "  speed on this machine: {rate:.0} tokens/s → about {} (early stopping may end sooner)",
+                human_secs(eta)
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cancel = cancel_on_ctrl_c();
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if cli.json {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("training [{bar:30}] {pos}/{len} steps {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut last_eval = String::new();
+    let json = cli.json;
+    let result = train::train(
+        store,
+        &record,
+        &dataset,
+        &params,
+        args.name.as_deref(),
+        &cancel,
+        &mut |event| {
+            if json {
+                println!("{}", serde_json::to_string(&event).unwrap_or_default());
+                return;
+            }
+            match event {
+                TrainEvent::Started {
+                    step, total_steps, ..
+                } => {
+                    bar.set_length(total_steps as u64);
+                    bar.set_position(step as u64);
+                    if step > 0 {
+                        bar.println(format!("resuming from the checkpoint at step {step}"));
+                    }
+                }
+                TrainEvent::Step {
+                    step,
+                    loss,
+                    tokens_per_second,
+                    eta_seconds,
+                    ..
+                } => {
+                    bar.set_position(step as u64);
+                    bar.set_message(format!(
+                        "loss {loss:.3}{last_eval} · {tokens_per_second:.0} tok/s · eta {}",
+                        human_secs(eta_seconds)
+                    ));
+                }
+                TrainEvent::Eval { step, loss, best } => {
+                    last_eval = format!(" · held-out {loss:.3}");
+                    bar.println(format!(
+                        "step {step}: held-out loss {loss:.4} (best {best:.4})"
+                    ));
+                }
+                TrainEvent::Checkpoint { .. } => {}
+                TrainEvent::EarlyStop { step } => {
+                    bar.println(format!(
+                        "held-out loss stopped improving; stopping at step {step}"
+                    ));
+                }
+            }
+        },
+    );
+    bar.finish_and_clear();
+    let outcome = match result {
+        Ok(o) => o,
+        Err(TrainError::Cancelled) => {
+            eprintln!("cancelled; the last checkpoint is kept and `twin train` with the same settings resumes from it");
+            return Ok(ExitCode::from(exit::CANCELLED));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        print_json(&outcome)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "adapter {} (#{}) trained: held-out loss {:.4} → {:.4} ({:+.1}%), {} steps in {}, {:.0} tokens/s",
+        outcome.adapter.name,
+        outcome.adapter.id,
+        outcome.base_eval_loss,
+        outcome.best_eval_loss,
+        (outcome.best_eval_loss / outcome.base_eval_loss - 1.0) * 100.0,
+        outcome.steps,
+        human_secs(outcome.seconds),
+        outcome.tokens_per_second
+    );
+    println!(
+        "saved to {}; drafts now use it (`twin adapters rollback` to undo)",
+        outcome.adapter.path
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn adapters_cmd(cli: &Cli, cmd: &AdaptersCommand) -> Result<ExitCode> {
+    let library = open_library(cli)?;
+    let store = library.store();
+    match cmd {
+        AdaptersCommand::List => {
+            let all = store.adapters()?;
+            let channels = ["default", "linkedin", "x", "blog", "newsletter"];
+            let mut active = Vec::new();
+            for c in channels {
+                if let Some(a) = store.active_adapter(c)? {
+                    active.push((c, a));
+                }
+            }
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "adapters": all,
+                    "active": active.iter().map(|(c, a)| serde_json::json!({
+                        "channel": c,
+                        "adapter": a.adapter.as_ref().map(|x| x.id),
+                        "scale": a.scale,
+                    })).collect::<Vec<_>>(),
+                }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if all.is_empty() {
+                println!("no adapters yet; train one with `twin train`");
+            }
+            for a in &all {
+                let used: Vec<String> = active
+                    .iter()
+                    .filter(|(_, x)| x.adapter.as_ref().is_some_and(|x| x.id == a.id))
+                    .map(|(c, x)| format!("{c}@{}", x.scale))
+                    .collect();
+                println!(
+                    "#{} {}{}",
+                    a.id,
+                    a.name,
+                    if used.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  [in use: {}]", used.join(", "))
+                    }
+                );
+                println!(
+                    "    base {} ({}…) · dataset {} · held-out loss {:.3} → {:.3} · rank {} · {} KiB",
+                    a.base_name,
+                    &a.base_sha256[..12.min(a.base_sha256.len())],
+                    a.dataset_id,
+                    a.metrics["base_eval_loss"].as_f64().unwrap_or(f64::NAN),
+                    a.metrics["best_eval_loss"].as_f64().unwrap_or(f64::NAN),
+                    a.params["lora"]["rank"],
+                    a.size / 1024
+                );
+            }
+        }
+        AdaptersCommand::Use {
+            adapter,
+            strength,
+            channel,
+        } => {
+            let channel = channel.as_deref().unwrap_or(adapters::DEFAULT_CHANNEL);
+            if adapter == "none" {
+                adapters::activate(store, channel, None, 0.0)?;
+                println!("{channel}: base model only");
+            } else {
+                let a = adapters::find(store, adapter)?;
+                adapters::activate(store, channel, Some(&a), *strength)?;
+                println!("{channel}: {} (#{}) at strength {strength}", a.name, a.id);
+            }
+        }
+        AdaptersCommand::Rollback { channel } => {
+            let channel = channel.as_deref().unwrap_or(adapters::DEFAULT_CHANNEL);
+            if !adapters::rollback(store, channel)? {
+                println!("{channel}: nothing to roll back");
+                return Ok(ExitCode::SUCCESS);
+            }
+            match store.active_adapter(channel)? {
+                Some(twin_core::store::ActiveAdapter {
+                    adapter: Some(a),
+                    scale,
+                }) => println!(
+                    "{channel}: back to {} (#{}) at strength {scale}",
+                    a.name, a.id
+                ),
+                _ => println!("{channel}: back to the base model"),
+            }
+        }
+        AdaptersCommand::Rm { adapter } => {
+            let a = adapters::find(store, adapter)?;
+            adapters::remove(store, &a)?;
+            println!("removed {} (#{}) and {}", a.name, a.id, a.path);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn bench_train(
+    cli: &Cli,
+    steps: usize,
+    targets: &[train::Target],
+    sequence_tokens: usize,
+) -> Result<ExitCode> {
+    let library = open_library(cli)?;
+    let store = library.store();
+    let record = twin_core::models::resolve_chat_model(store, None)?;
+    let dataset = Dataset::load(store, None)
+        .context("`twin bench train` times steps on the newest dataset")?;
+    let mut params = TrainParams::default();
+    params.lora.targets = targets.to_vec();
+    params.sequence_tokens = sequence_tokens;
+    let rows = train::trainer::bench(std::path::Path::new(&record.path), &dataset, &params, steps)?;
+    if cli.json {
+        print_json(&rows)?;
+    } else {
+        crate::print_table(&rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,789 @@
+//! The llama-family forward pass in candle, on weights dequantized from the user's own GGUF,
+//! with LoRA on chosen projections.
+//!
+//! The weights come straight from the GGUF, so they are in llama.cpp's layout: Q and K rows are
+//! already permuted by llama.cpp's converter, which is why RoPE here rotates adjacent pairs
+//! (2i, 2i+1) like llama.cpp's `LLAMA_ROPE_TYPE_NORM`, and why the trained adapter needs no
+//! permutation before llama.cpp applies it (../shared/research/training.md).
+//!
+//! Everything on the training path is composed from basic candle ops: candle-nn's fused
+//! `rms_norm`, `softmax_last_dim` and rope kernels have no backward pass and would silently
+//! stop every gradient. Frozen weights go through [`FrozenMatmul`], whose backward returns only
+//! the input gradient (candle's matmul would also compute unused weight gradients).
+
+use super::TrainError;
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Device, Tensor, Var, D};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The projections a LoRA adapter can target, by their GGUF tensor names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Attention query (`attn_q`).
+    AttnQ,
+    /// Attention key (`attn_k`).
+    AttnK,
+    /// Attention value (`attn_v`).
+    AttnV,
+    /// Attention output (`attn_output`).
+    AttnOutput,
+    /// MLP gate (`ffn_gate`).
+    FfnGate,
+    /// MLP up (`ffn_up`).
+    FfnUp,
+    /// MLP down (`ffn_down`).
+    FfnDown,
+}
+
+impl Target {
+    /// Every target, in layer order.
+    pub const ALL: [Target; 7] = [
+        Self::AttnQ,
+        Self::AttnK,
+        Self::AttnV,
+        Self::AttnOutput,
+        Self::FfnGate,
+        Self::FfnUp,
+        Self::FfnDown,
+    ];
+
+    /// The GGUF tensor name stem (`blk.N.<stem>.weight`).
+    pub fn gguf_name(self) -> &'static str {
+        match self {
+            Self::AttnQ => "attn_q",
+            Self::AttnK => "attn_k",
+            Self::AttnV => "attn_v",
+            Self::AttnOutput => "attn_output",
+            Self::FfnGate => "ffn_gate",
+            Self::FfnUp => "ffn_up",
+            Self::FfnDown => "ffn_down",
+        }
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let short = s
+            .trim()
+            .trim_start_matches("attn_")
+            .trim_start_matches("ffn_");
+        Ok(match short {
+            "q" => Self::AttnQ,
+            "k" => Self::AttnK,
+            "v" => Self::AttnV,
+            "o" | "output" => Self::AttnOutput,
+            "gate" => Self::FfnGate,
+            "up" => Self::FfnUp,
+            "down" => Self::FfnDown,
+            _ => {
+                return Err(format!(
+                    "unknown LoRA target {s:?} (q, k, v, o, gate, up, down)"
+                ))
+            }
+        })
+    }
+}
+
+/// Rank, strength and placement of a LoRA adapter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoraConfig {
+    /// Rank r of the update B·A.
+    pub rank: usize,
+    /// The update is scaled by alpha / r.
+    pub alpha: f32,
+    /// Projections that get an adapter.
+    pub targets: Vec<Target>,
+    /// Seed for A's initial values (runs are reproducible).
+    pub seed: u64,
+}
+
+impl Default for LoraConfig {
+    /// Rank 8, alpha 16, attention plus MLP.
+    fn default() -> Self {
+        Self {
+            rank: 8,
+            alpha: 16.0,
+            targets: Target::ALL.to_vec(),
+            seed: 0x2545_F491_4F6C_DD1D,
+        }
+    }
+}
+
+/// Shape of a llama-family model, read from its GGUF metadata.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LlamaShape {
+    /// `general.architecture`.
+    pub architecture: String,
+    /// Transformer blocks.
+    pub layers: usize,
+    /// Hidden size.
+    pub embedding: usize,
+    /// MLP hidden size.
+    pub feed_forward: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Key/value heads (grouped-query attention).
+    pub kv_heads: usize,
+    /// Size of one head.
+    pub head_dim: usize,
+    /// Vocabulary size.
+    pub vocab: usize,
+    /// RMSNorm epsilon.
+    pub rms_eps: f64,
+    /// RoPE base frequency.
+    pub rope_base: f64,
+    /// Whether the output head is the token embedding matrix.
+    pub tied_embeddings: bool,
+}
+
+impl LlamaShape {
+    /// Parameters of the base model.
+    pub fn parameters(&self) -> u64 {
+        let (d, f, kv) = (
+            self.embedding as u64,
+            self.feed_forward as u64,
+            (self.kv_heads * self.head_dim) as u64,
+        );
+        let per_layer = 2 * d * d + 2 * d * kv + 3 * d * f + 2 * d;
+        let head = if self.tied_embeddings {
+            0
+        } else {
+            self.vocab as u64 * d
+        };
+        self.layers as u64 * per_layer + self.vocab as u64 * d + head + d
+    }
+
+    /// (out, in) of a target projection.
+    pub fn target_dims(&self, target: Target) -> (usize, usize) {
+        let (d, f, kv) = (
+            self.embedding,
+            self.feed_forward,
+            self.kv_heads * self.head_dim,
+        );
+        match target {
+            Target::AttnQ => (self.heads * self.head_dim, d),
+            Target::AttnK | Target::AttnV => (kv, d),
+            Target::AttnOutput => (d, self.heads * self.head_dim),
+            Target::FfnGate | Target::FfnUp => (f, d),
+            Target::FfnDown => (d, f),
+        }
+    }
+
+    /// Trainable parameters of a LoRA adapter with `config` on this model.
+    pub fn lora_parameters(&self, config: &LoraConfig) -> u64 {
+        let per_layer: usize = config
+            .targets
+            .iter()
+            .map(|&t| {
+                let (out, inp) = self.target_dims(t);
+                config.rank * (out + inp)
+            })
+            .sum();
+        (per_layer * self.layers) as u64
+    }
+}
+
+/// Architectures the trainer implements.
+const SUPPORTED: &[&str] = &["llama"];
+
+/// One LoRA pair on a frozen projection.
+pub(crate) struct Lora {
+    /// (r, in), small random values.
+    pub a: Var,
+    /// (out, r), zeros: the adapter starts as the identity.
+    pub b: Var,
+    scale: f64,
+}
+
+struct Linear {
+    /// GGUF tensor name, e.g. `blk.0.attn_q.weight`.
+    name: String,
+    /// (out, in), frozen.
+    weight: Tensor,
+    lora: Option<Lora>,
+}
+
+/// Whether a forward pass records the graph for backpropagation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Through the LoRA variables, so `backward` reaches them.
+    Train,
+    /// With detached adapter weights: no graph is kept, memory stays flat.
+    Eval,
+    /// The base model alone.
+    Base,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor, pass: Pass) -> candle_core::Result<Tensor> {
+        let y = frozen_matmul(x, &self.weight)?;
+        match (&self.lora, pass) {
+            (Some(l), Pass::Train) => {
+                let d = x
+                    .matmul(&l.a.as_tensor().t()?)?
+                    .matmul(&l.b.as_tensor().t()?)?;
+                y + (d * l.scale)?
+            }
+            (Some(l), Pass::Eval) => {
+                let (a, b) = (l.a.as_tensor().detach(), l.b.as_tensor().detach());
+                let d = x.matmul(&a.t()?)?.matmul(&b.t()?)?;
+                y + (d * l.scale)?
+            }
+            _ => Ok(y),
+        }
+    }
+}
+
+/// `x · Wᵀ` for a frozen `W`, whose backward pass computes only the input's gradient.
+struct FrozenMatmul {
+    weight: Tensor,
+}
+
+impl candle_core::CustomOp1 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("frozen-matmul: input not contiguous".into()))?;
+        let x = Tensor::from_slice(
+            &storage.as_slice::<f32>()?[start..end],
+            layout.shape(),
+            &Device::Cpu,
+        )?;
+        let y = x.matmul(&self.weight.t()?)?;
+        let shape = y.shape().clone();
+        let (stored, _) = y.storage_and_layout();
+        match &*stored {
+            candle_core::Storage::Cpu(cpu) => Ok((cpu.clone(), shape)),
+            _ => Err(candle_core::Error::Msg(
+                "frozen-matmul: expected CPU storage".into(),
+            )),
+        }
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad_res.matmul(&self.weight)?))
+    }
+}
+
+fn frozen_matmul(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() {
+        x.contiguous()?.apply_op1(FrozenMatmul {
+            weight: weight.clone(),
+        })
+    } else {
+        // GPU builds use candle's own matmul (the frozen-weight gradient is wasted work there,
+        // but correct).
+        x.matmul(&weight.t()?)
+    }
+}
+
+struct Layer {
+    attn_norm: Tensor,
+    ffn_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+impl Layer {
+    fn linears(&self) -> [&Linear; 7] {
+        [
+            &self.q, &self.k, &self.v, &self.o, &self.gate, &self.up, &self.down,
+        ]
+    }
+}
+
+/// A packed training sequence: several examples back to back, each attending only to itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequence {
+    /// Input token ids.
+    pub tokens: Vec<u32>,
+    /// RoPE position of each token (restarts at 0 for every example).
+    pub positions: Vec<u32>,
+    /// Example index of each token; attention never crosses examples.
+    pub segments: Vec<u32>,
+    /// (input index, expected next token): the positions the loss is computed on.
+    pub targets: Vec<(u32, u32)>,
+}
+
+impl Sequence {
+    /// Append one example; only predictions of `tokens[prompt_len..]` count towards the loss.
+    pub fn push_example(&mut self, tokens: &[u32], prompt_len: usize) {
+        if tokens.len() < 2 {
+            return;
+        }
+        let segment = self.segments.last().map_or(0, |s| s + 1);
+        let base = self.tokens.len();
+        let inputs = &tokens[..tokens.len() - 1];
+        for (i, &t) in inputs.iter().enumerate() {
+            self.tokens.push(t);
+            self.positions.push(i as u32);
+            self.segments.push(segment);
+            if i + 1 >= prompt_len.max(1) {
+                self.targets.push(((base + i) as u32, tokens[i + 1]));
+            }
+        }
+    }
+
+    /// Input tokens.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Whether the sequence holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+/// A llama-family model in candle with LoRA adapters on its projections.
+pub struct LoraModel {
+    shape: LlamaShape,
+    path: PathBuf,
+    device: Device,
+    embeddings: Tensor,
+    output: Tensor,
+    output_norm: Tensor,
+    layers: Vec<Layer>,
+    /// (max positions, head_dim / 2) angle tables.
+    cos: Tensor,
+    sin: Tensor,
+    lora: LoraConfig,
+}
+
+impl std::fmt::Debug for LoraModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoraModel")
+            .field("path", &self.path)
+            .field("shape", &self.shape)
+            .finish()
+    }
+}
+
+fn metadata<'a>(
+    content: &'a gguf_file::Content,
+    path: &Path,
+    key: &str,
+) -> Result<&'a gguf_file::Value, TrainError> {
+    content.metadata.get(key).ok_or_else(|| TrainError::Model {
+        path: path.to_path_buf(),
+        reason: format!("missing metadata {key}"),
+    })
+}
+
+fn meta_usize(content: &gguf_file::Content, path: &Path, key: &str) -> Result<usize, TrainError> {
+    let value = metadata(content, path, key)?;
+    value
+        .to_u32()
+        .map(|v| v as usize)
+        .or_else(|_| value.to_u64().map(|v| v as usize))
+        .map_err(|e| TrainError::Model {
+            path: path.to_path_buf(),
+            reason: format!("{key}: {e}"),
+        })
+}
+
+/// Read the shape of the GGUF model at `path`, refusing architectures the trainer lacks.
+pub fn read_shape(path: &Path) -> Result<LlamaShape, TrainError> {
+    let mut file = std::fs::File::open(path).map_err(|source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let content = gguf_file::Content::read(&mut file).map_err(|e| TrainError::Model {
+        path: path.to_path_buf(),
+        reason: format!("not a readable GGUF model: {e}"),
+    })?;
+    shape_of(&content, path)
+}
+
+fn shape_of(content: &gguf_file::Content, path: &Path) -> Result<LlamaShape, TrainError> {
+    let arch = metadata(content, path, "general.architecture")?
+        .to_string()
+        .cloned()
+        .map_err(|e| TrainError::Model {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    if !SUPPORTED.contains(&arch.as_str()) {
+        return Err(TrainError::UnsupportedArchitecture {
+            path: path.to_path_buf(),
+            architecture: arch,
+        });
+    }
+    let key = |k: &str| format!("{arch}.{k}");
+    let layers = meta_usize(content, path, &key("block_count"))?;
+    let embedding = meta_usize(content, path, &key("embedding_length"))?;
+    let feed_forward = meta_usize(content, path, &key("feed_forward_length"))?;
+    let heads = meta_usize(content, path, &key("attention.head_count"))?;
+    let kv_heads = meta_usize(content, path, &key("attention.head_count_kv")).unwrap_or(heads);
+    let rms_eps = metadata(content, path, &key("attention.layer_norm_rms_epsilon"))?
+        .to_f32()
+        .map_err(|e| TrainError::Model {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })? as f64;
+    let rope_base = content
+        .metadata
+        .get(&key("rope.freq_base"))
+        .and_then(|v| v.to_f32().ok())
+        .unwrap_or(10_000.0) as f64;
+    let head_dim = embedding / heads.max(1);
+    if let Ok(rope_dims) = meta_usize(content, path, &key("rope.dimension_count")) {
+        if rope_dims != head_dim {
+            return Err(TrainError::Model {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "partial rotary embeddings ({rope_dims} of {head_dim} dimensions) are not supported for training"
+                ),
+            });
+        }
+    }
+    // candle lists dimensions row-major: (n_vocab, n_embd).
+    let vocab = content
+        .tensor_infos
+        .get("token_embd.weight")
+        .and_then(|t| t.shape.dims().first().copied())
+        .unwrap_or(0);
+    Ok(LlamaShape {
+        architecture: arch,
+        layers,
+        embedding,
+        feed_forward,
+        heads,
+        kv_heads,
+        head_dim,
+        vocab,
+        rms_eps,
+        rope_base,
+        tied_embeddings: !content.tensor_infos.contains_key("output.weight"),
+    })
+}
+
+/// The device training runs on: the GPU on `cuda`/`metal` builds when one is present, else CPU.
+pub fn training_device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = Device::new_cuda(0) {
+        return d;
+    }
+    #[cfg(feature = "metal")]
+    if let Ok(d) = Device::new_metal(0) {
+        return d;
+    }
+    Device::Cpu
+}
+
+/// xorshift64*: reproducible initial values (candle's CPU RNG cannot be seeded).
+struct Rng(u64);
+
+impl Rng {
+    fn next_unit(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32) / (1u64 << 24) as f32
+    }
+}
+
+/// Positions the RoPE tables cover; longer sequences are refused.
+const MAX_POSITIONS: usize = 4096;
+
+impl LoraModel {
+    /// Load the GGUF model at `path`, dequantized to f32, with fresh LoRA adapters per `lora`.
+    pub fn load(path: &Path, lora: &LoraConfig, device: &Device) -> Result<Self, TrainError> {
+        let _span = tracing::info_span!("load_training_model", path = %path.display()).entered();
+        let io = |source| TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let content = gguf_file::Content::read(&mut file).map_err(|e| TrainError::Model {
+            path: path.to_path_buf(),
+            reason: format!("not a readable GGUF model: {e}"),
+        })?;
+        let shape = shape_of(&content, path)?;
+        let mut get = |name: &str| -> Result<Tensor, TrainError> {
+            let qt = content
+                .tensor(&mut file, name, device)
+                .map_err(|e| TrainError::Model {
+                    path: path.to_path_buf(),
+                    reason: format!("tensor {name}: {e}"),
+                })?;
+            Ok(qt.dequantize(device)?)
+        };
+        let embeddings = get("token_embd.weight")?;
+        let output = if shape.tied_embeddings {
+            embeddings.clone()
+        } else {
+            get("output.weight")?
+        };
+        let output_norm = get("output_norm.weight")?;
+        let freq_factors = if content.tensor_infos.contains_key("rope_freqs.weight") {
+            Some(get("rope_freqs.weight")?.to_vec1::<f32>()?)
+        } else {
+            None
+        };
+        let mut rng = Rng(lora.seed | 1);
+        let mut layers = Vec::with_capacity(shape.layers);
+        for i in 0..shape.layers {
+            let mut linear = |target: Target| -> Result<Linear, TrainError> {
+                let name = format!("blk.{i}.{}.weight", target.gguf_name());
+                let weight = get(&name)?;
+                let adapter = if lora.targets.contains(&target) {
+                    let (out, inp) = weight.dims2()?;
+                    // PEFT's default: A uniform in ±1/√in, B zero, so training starts at the base model.
+                    let bound = 1.0 / (inp as f32).sqrt();
+                    let values: Vec<f32> = (0..lora.rank * inp)
+                        .map(|_| (rng.next_unit() * 2.0 - 1.0) * bound)
+                        .collect();
+                    Some(Lora {
+                        a: Var::from_tensor(&Tensor::from_vec(values, (lora.rank, inp), device)?)?,
+                        b: Var::zeros((out, lora.rank), DType::F32, device)?,
+                        scale: f64::from(lora.alpha) / lora.rank as f64,
+                    })
+                } else {
+                    None
+                };
+                Ok(Linear {
+                    name,
+                    weight,
+                    lora: adapter,
+                })
+            };
+            let q = linear(Target::AttnQ)?;
+            let k = linear(Target::AttnK)?;
+            let v = linear(Target::AttnV)?;
+            let o = linear(Target::AttnOutput)?;
+            let gate = linear(Target::FfnGate)?;
+            let up = linear(Target::FfnUp)?;
+            let down = linear(Target::FfnDown)?;
+            layers.push(Layer {
+                attn_norm: get(&format!("blk.{i}.attn_norm.weight"))?,
+                ffn_norm: get(&format!("blk.{i}.ffn_norm.weight"))?,
+                q,
+                k,
+                v,
+                o,
+                gate,
+                up,
+                down,
+            });
+        }
+        let half = shape.head_dim / 2;
+        let inv: Vec<f32> = (0..half)
+            .map(|i| {
+                let f = 1.0 / shape.rope_base.powf(2.0 * i as f64 / shape.head_dim as f64);
+                let factor = freq_factors
+                    .as_ref()
+                    .and_then(|ff| ff.get(i))
+                    .copied()
+                    .unwrap_or(1.0) as f64;
+                (f / factor) as f32
+            })
+            .collect();
+        let inv = Tensor::new(inv.as_slice(), device)?.reshape((1, half))?;
+        let positions = Tensor::arange(0u32, MAX_POSITIONS as u32, device)?
+            .to_dtype(DType::F32)?
+            .reshape((MAX_POSITIONS, 1))?;
+        let angles = positions.broadcast_mul(&inv)?;
+        Ok(Self {
+            shape,
+            path: path.to_path_buf(),
+            device: device.clone(),
+            embeddings,
+            output,
+            output_norm,
+            layers,
+            cos: angles.cos()?,
+            sin: angles.sin()?,
+            lora: lora.clone(),
+        })
+    }
+
+    /// The model's shape.
+    pub fn shape(&self) -> &LlamaShape {
+        &self.shape
+    }
+
+    /// The adapter's configuration.
+    pub fn lora_config(&self) -> &LoraConfig {
+        &self.lora
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Every LoRA tensor with its GGUF name (`<base tensor>.lora_a` / `.lora_b`).
+    pub fn lora_vars(&self) -> Vec<(String, Var)> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.linears())
+            .filter_map(|l| l.lora.as_ref().map(|a| (l.name.as_str(), a)))
+            .flat_map(|(name, a)| {
+                [
+                    (format!("{name}.lora_a"), a.a.clone()),
+                    (format!("{name}.lora_b"), a.b.clone()),
+                ]
+            })
+            .collect()
+    }
+
+    /// Final hidden states of `sequence` (after the output norm), one row per input token.
+    fn hidden(&self, sequence: &Sequence, pass: Pass) -> Result<Tensor, TrainError> {
+        let t = sequence.len();
+        if t == 0 {
+            return Err(TrainError::Data(
+                "an empty sequence cannot be evaluated".into(),
+            ));
+        }
+        if sequence
+            .positions
+            .iter()
+            .any(|&p| p as usize >= MAX_POSITIONS)
+        {
+            return Err(TrainError::Data(format!(
+                "an example is longer than {MAX_POSITIONS} tokens"
+            )));
+        }
+        let dev = &self.device;
+        let (nh, nkv, hd) = (self.shape.heads, self.shape.kv_heads, self.shape.head_dim);
+        let n_rep = nh / nkv.max(1);
+        let ids = Tensor::new(sequence.tokens.as_slice(), dev)?;
+        let mut x = self.embeddings.index_select(&ids, 0)?;
+        let pos = Tensor::new(sequence.positions.as_slice(), dev)?;
+        let cos = self.cos.index_select(&pos, 0)?.reshape((1, t, hd / 2, 1))?;
+        let sin = self.sin.index_select(&pos, 0)?.reshape((1, t, hd / 2, 1))?;
+        let seg = &sequence.segments;
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| {
+                (0..t).map(move |j| {
+                    if j > i || seg[j] != seg[i] {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                })
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (t, t), dev)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let eps = self.shape.rms_eps;
+        for l in &self.layers {
+            let h = rms_norm(&x, &l.attn_norm, eps)?;
+            let q =
+                l.q.forward(&h, pass)?
+                    .reshape((t, nh, hd))?
+                    .transpose(0, 1)?;
+            let k =
+                l.k.forward(&h, pass)?
+                    .reshape((t, nkv, hd))?
+                    .transpose(0, 1)?;
+            let v =
+                l.v.forward(&h, pass)?
+                    .reshape((t, nkv, hd))?
+                    .transpose(0, 1)?;
+            let q = rope_pairs(&q, &cos, &sin)?;
+            let k = rope_pairs(&k, &cos, &sin)?;
+            // Grouped-query attention: query head h reads kv head h / n_rep, as ggml broadcasts.
+            let k = repeat_kv(k, nkv, n_rep, t, hd)?;
+            let v = repeat_kv(v.contiguous()?, nkv, n_rep, t, hd)?;
+            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
+            let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+            let y = att.matmul(&v)?.transpose(0, 1)?.reshape((t, nh * hd))?;
+            x = (x + l.o.forward(&y, pass)?)?;
+            let h = rms_norm(&x, &l.ffn_norm, eps)?;
+            let g = l.gate.forward(&h, pass)?.silu()?;
+            let u = l.up.forward(&h, pass)?;
+            x = (x + l.down.forward(&(g * u)?, pass)?)?;
+        }
+        Ok(rms_norm(&x, &self.output_norm, eps)?)
+    }
+
+    /// Mean cross-entropy over the sequence's targets, and how many there were.
+    pub fn loss(&self, sequence: &Sequence, pass: Pass) -> Result<(Tensor, usize), TrainError> {
+        if sequence.targets.is_empty() {
+            return Err(TrainError::Data(
+                "a sequence has no reply tokens to learn".into(),
+            ));
+        }
+        let hidden = self.hidden(sequence, pass)?;
+        let rows: Vec<u32> = sequence.targets.iter().map(|&(i, _)| i).collect();
+        let expected: Vec<u32> = sequence.targets.iter().map(|&(_, t)| t).collect();
+        // The vocabulary head is the largest matmul; only reply positions need it.
+        let hidden = hidden.index_select(&Tensor::new(rows.as_slice(), &self.device)?, 0)?;
+        let logits = frozen_matmul(&hidden, &self.output)?;
+        let expected = Tensor::new(expected.as_slice(), &self.device)?;
+        Ok((
+            candle_nn::loss::cross_entropy(&logits, &expected)?,
+            rows.len(),
+        ))
+    }
+
+    /// Logits at every position of `tokens` (one example), for comparison with llama.cpp.
+    pub fn logits(&self, tokens: &[u32], pass: Pass) -> Result<Vec<Vec<f32>>, TrainError> {
+        let sequence = Sequence {
+            tokens: tokens.to_vec(),
+            positions: (0..tokens.len() as u32).collect(),
+            segments: vec![0; tokens.len()],
+            targets: Vec::new(),
+        };
+        let hidden = self.hidden(&sequence, pass)?;
+        Ok(frozen_matmul(&hidden, &self.output)?.to_vec2::<f32>()?)
+    }
+}
+
+/// RMSNorm from basic ops (the fused kernel has no backward pass).
+fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
+    x.broadcast_div(&(mean_square + eps)?.sqrt()?)?
+        .broadcast_mul(weight)
+}
+
+/// llama.cpp's `LLAMA_ROPE_TYPE_NORM`: rotate adjacent pairs (2i, 2i+1). `x` is (heads, t, hd);
+/// `cos`/`sin` are (1, t, hd/2, 1) for the tokens' positions.
+fn rope_pairs(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    let (h, t, hd) = x.dims3()?;
+    let x = x.contiguous()?.reshape((h, t, hd / 2, 2))?;
+    let x0 = x.narrow(3, 0, 1)?;
+    let x1 = x.narrow(3, 1, 1)?;
+    let y0 = (x0.broadcast_mul(cos)? - x1.broadcast_mul(sin)?)?;
+    let y1 = (x0.broadcast_mul(sin)? + x1.broadcast_mul(cos)?)?;
+    Tensor::cat(&[y0, y1], 3)?.reshape((h, t, hd))
+}
+
+fn repeat_kv(
+    x: Tensor,
+    nkv: usize,
+    n_rep: usize,
+    t: usize,
+    hd: usize,
+) -> candle_core::Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x);
+    }
+    x.unsqueeze(1)?
+        .broadcast_as((nkv, n_rep, t, hd))?
+        .contiguous()?
+        .reshape((nkv * n_rep, t, hd))
+}

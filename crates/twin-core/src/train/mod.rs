@@ -1,0 +1,81 @@
+//! The training pipeline: the user's own writing → instruction dataset → LoRA in candle → a
+//! GGUF adapter that llama.cpp serves next to the unchanged base model.
+//!
+//! - `dataset`: back-translated instruction → reply pairs (reply = the user's text, verbatim),
+//!   filters, a held-out split by document, a replay set; versioned and stored.
+//! - `llama`: the llama-family forward pass in candle on the GGUF's dequantized weights.
+//! - `optim`: AdamW with warm-up + cosine decay, gradient accumulation and clipping.
+//! - `trainer`: packing, the loop, held-out evaluation with early stopping, checkpoints and
+//!   resume, cancellation, progress events; `plan` for `--dry-run`.
+//! - `export`: the GGUF LoRA file; `adapters`: the registry (lineage, activation per channel,
+//!   rollback, refusal of an adapter made for another base model).
+
+pub mod adapters;
+pub mod dataset;
+pub mod export;
+pub mod llama;
+pub mod optim;
+pub mod trainer;
+
+pub use adapters::{AdapterChoice, AdapterError};
+pub use dataset::{Dataset, DatasetParams};
+pub use llama::{LoraConfig, LoraModel, Pass, Target};
+pub use trainer::{plan, train, TrainEvent, TrainOutcome, TrainParams, TrainPlan};
+
+use std::path::PathBuf;
+
+/// Errors from building datasets and training; each names the file or step concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The base model cannot be trained on.
+    #[error("{path}: training is not supported for the {architecture:?} architecture yet (supported: llama family, e.g. SmolLM2 and Llama 3.x)")]
+    UnsupportedArchitecture {
+        /// The model file.
+        path: PathBuf,
+        /// Its `general.architecture`.
+        architecture: String,
+    },
+    /// The base model file is damaged or lacks something the trainer needs.
+    #[error("{path}: {reason}")]
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The dataset is unusable.
+    #[error("dataset: {0}")]
+    Data(String),
+    /// No dataset has been built yet.
+    #[error("no dataset yet; build one with `twin dataset build`")]
+    NoDataset,
+    /// A checkpoint could not be read back.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// Writing the adapter failed.
+    #[error("adapter export: {0}")]
+    Export(String),
+    /// A tensor operation failed.
+    #[error("training computation: {0}")]
+    Tensor(#[from] candle_core::Error),
+    /// The inference engine failed (tokenizer, back-translation, scoring).
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A prompt template failed.
+    #[error(transparent)]
+    Draft(#[from] crate::draft::DraftError),
+    /// The user cancelled; finished work (checkpoints, cached instructions) is kept.
+    #[error("cancelled")]
+    Cancelled,
+}

@@ -1,0 +1,319 @@
+//! Voice training on the real default model (SmolLM2-135M-Instruct, CPU) and the sample
+//! writing: candle's forward pass agrees with llama.cpp's, every LoRA tensor gets a gradient,
+//! and a trained adapter, served by llama.cpp, lowers the held-out documents' NLL by at least
+//! 15% while still answering generic requests without collapsing into repetition.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use twin_core::engine::{
+    ChatMessage, ChatModel, ChatModelConfig, ChatTokenizer, GenerateRequest, Sampling,
+};
+use twin_core::progress::NoProgress;
+use twin_core::store::AdapterRecord;
+use twin_core::train::{
+    self, adapters, dataset, Dataset, DatasetParams, LoraConfig, LoraModel, Pass, TrainParams,
+};
+use twin_core::CancelToken;
+
+fn smollm2() -> PathBuf {
+    let path = common::repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-models.sh",
+        path.display()
+    );
+    path
+}
+
+fn chat(adapter: Option<PathBuf>) -> ChatModel {
+    ChatModel::load(
+        &smollm2(),
+        &ChatModelConfig {
+            context_tokens: 2048,
+            adapter,
+            ..Default::default()
+        },
+    )
+    .expect("load SmolLM2")
+}
+
+/// A chat example as drafting would render it, for the parity checks.
+fn example_tokens(tokenizer: &ChatTokenizer) -> (Vec<u32>, usize) {
+    let messages = vec![
+        ChatMessage::system("You are Nell's writing twin."),
+        ChatMessage::user("Write a LinkedIn post about: sharp tools"),
+    ];
+    let reply =
+        "A sharp chisel does the work. A dull one makes you do the work, and then it slips. \
+                 Most teams I talk to are fighting dull tools and do not know it.";
+    let e = tokenizer.encode_example(&messages, reply).unwrap();
+    (e.tokens, e.prompt_len)
+}
+
+#[test]
+fn candle_forward_agrees_with_llama_cpp_on_the_same_gguf() {
+    let tokenizer = ChatTokenizer::load(&smollm2()).unwrap();
+    let (tokens, _) = example_tokens(&tokenizer);
+    let candle = LoraModel::load(
+        &smollm2(),
+        &LoraConfig::default(),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let logits = candle.logits(&tokens, Pass::Base).unwrap();
+    let llama = chat(None)
+        .score(&tokens, 1, 0.0, &CancelToken::new())
+        .unwrap();
+    assert_eq!(llama.nll.len(), tokens.len() - 1);
+    let mut agree = 0;
+    let mut candle_nll = 0.0;
+    for i in 0..tokens.len() - 1 {
+        let row = &logits[i];
+        let (best, max) =
+            row.iter().enumerate().fold(
+                (0, f32::NEG_INFINITY),
+                |a, (j, &v)| if v > a.1 { (j, v) } else { a },
+            );
+        if best as u32 == llama.argmax[i] {
+            agree += 1;
+        }
+        let lse = max as f64
+            + row
+                .iter()
+                .map(|&v| ((v - max) as f64).exp())
+                .sum::<f64>()
+                .ln();
+        candle_nll += lse - row[tokens[i + 1] as usize] as f64;
+    }
+    let n = tokens.len() - 1;
+    candle_nll /= n as f64;
+    let llama_nll = llama.mean_nll();
+    eprintln!(
+        "top-1 agreement {agree}/{n}; mean NLL candle {candle_nll:.4} llama.cpp {llama_nll:.4}"
+    );
+    assert!(
+        agree * 10 >= n * 9,
+        "top-1 agreement {agree}/{n} is under 90%"
+    );
+    assert!(
+        (candle_nll - llama_nll).abs() / llama_nll < 0.02,
+        "mean NLL differs by more than 2%: candle {candle_nll:.4}, llama.cpp {llama_nll:.4}"
+    );
+}
+
+#[test]
+fn every_lora_tensor_receives_a_gradient() {
+    let tokenizer = ChatTokenizer::load(&smollm2()).unwrap();
+    let (tokens, prompt_len) = example_tokens(&tokenizer);
+    let model = LoraModel::load(
+        &smollm2(),
+        &LoraConfig::default(),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let mut seq = train::llama::Sequence::default();
+    seq.push_example(&tokens, prompt_len);
+    let (loss, _) = model.loss(&seq, Pass::Train).unwrap();
+    let grads = loss.backward().unwrap();
+    let vars = model.lora_vars();
+    assert_eq!(
+        vars.len(),
+        30 * 7 * 2,
+        "rank-8 adapters on all seven projections of 30 layers"
+    );
+    for (name, var) in &vars {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name} got no gradient"));
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        // B starts at zero, so at step 1 only B's gradients are non-zero (A's are exactly 0).
+        if name.ends_with(".lora_b") {
+            assert!(norm > 0.0, "{name} has a zero gradient");
+        }
+    }
+}
+
+/// distinct-2: distinct word bigrams over all bigrams.
+fn distinct_2(texts: &[String]) -> f64 {
+    let mut all = 0usize;
+    let mut distinct = HashSet::new();
+    for t in texts {
+        let words: Vec<String> = t.split_whitespace().map(|w| w.to_lowercase()).collect();
+        for pair in words.windows(2) {
+            all += 1;
+            distinct.insert((pair[0].clone(), pair[1].clone()));
+        }
+    }
+    distinct.len() as f64 / all.max(1) as f64
+}
+
+#[test]
+fn trained_adapter_lowers_held_out_nll_in_llama_cpp_and_still_answers_generic_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lib = common::sample_library(dir.path());
+    let base = twin_core::models::registry::register(lib.store(), &smollm2(), "added", None, None)
+        .unwrap();
+    let templates = twin_core::draft::Templates::load(None).unwrap();
+    let built = {
+        let model = chat(None);
+        dataset::build(
+            lib.store_mut(),
+            &model,
+            &base.sha256,
+            &templates,
+            &DatasetParams {
+                author: "Nell".into(),
+                ..Default::default()
+            },
+            &NoProgress,
+            &CancelToken::new(),
+        )
+        .unwrap()
+    };
+    let loaded = Dataset::load(lib.store(), Some(&built.record.id[..6])).unwrap();
+    assert_eq!(
+        loaded.examples, built.examples,
+        "the stored dataset reads back unchanged"
+    );
+    let test_docs: HashSet<_> = built
+        .split("test")
+        .filter_map(|e| e.document_path.clone())
+        .collect();
+    let train_docs: HashSet<_> = built
+        .split("train")
+        .filter_map(|e| e.document_path.clone())
+        .collect();
+    assert!(!test_docs.is_empty());
+    assert!(
+        test_docs.is_disjoint(&train_docs),
+        "no document is in both splits"
+    );
+    assert!(
+        built.split("train").any(|e| e.kind == "replay"),
+        "a replay set is included"
+    );
+    for e in built.split("train").filter(|e| e.kind == "user") {
+        let path = e.document_path.as_ref().unwrap();
+        let source = std::fs::read_to_string(path).unwrap();
+        let first_line = e.reply.lines().next().unwrap();
+        assert!(
+            source.contains(first_line.trim()),
+            "replies are the user's own text, verbatim: {first_line:?} not in {path}"
+        );
+    }
+
+    // A short, brisk run (about one epoch) keeps the test within CI's budget.
+    let mut params = TrainParams {
+        max_steps: Some(36),
+        eval_every: 12,
+        ..Default::default()
+    };
+    params.optimizer.learning_rate = 2e-3;
+    let mut events = Vec::new();
+    let outcome = train::train(
+        lib.store(),
+        &base,
+        &built,
+        &params,
+        Some("test-voice"),
+        &CancelToken::new(),
+        &mut |e| events.push(e),
+    )
+    .unwrap();
+    eprintln!(
+        "held-out loss (candle) {:.4} → {:.4} in {} steps, {:.0} tokens/s",
+        outcome.base_eval_loss, outcome.best_eval_loss, outcome.steps, outcome.tokens_per_second
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, train::TrainEvent::Eval { .. })));
+
+    // llama.cpp serves base + adapter; score the held-out documents' replies both ways.
+    let served = chat(Some(PathBuf::from(&outcome.adapter.path)));
+    let mut base_nll = Vec::new();
+    let mut adapted_nll = Vec::new();
+    for e in built.split("test").filter(|e| e.kind == "user") {
+        let enc = served.encode_example(&e.messages, &e.reply).unwrap();
+        let cancel = CancelToken::new();
+        base_nll.extend(
+            served
+                .score(&enc.tokens, enc.prompt_len, 0.0, &cancel)
+                .unwrap()
+                .nll,
+        );
+        adapted_nll.extend(
+            served
+                .score(&enc.tokens, enc.prompt_len, 1.0, &cancel)
+                .unwrap()
+                .nll,
+        );
+    }
+    let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+    let (b, a) = (mean(&base_nll), mean(&adapted_nll));
+    eprintln!(
+        "held-out NLL in llama.cpp over {} tokens: base {b:.4}, adapter {a:.4} ({:+.1}%)",
+        base_nll.len(),
+        (a / b - 1.0) * 100.0
+    );
+    assert!(
+        a <= b * 0.85,
+        "the adapter must lower held-out NLL by at least 15%: {b:.4} → {a:.4}"
+    );
+    assert!(
+        (a - outcome.best_eval_loss).abs() / a < 0.05,
+        "llama.cpp applies the adapter as candle trained it: {a:.4} vs candle {:.4}",
+        outcome.best_eval_loss
+    );
+
+    // No collapse: generic requests the replay set never saw still get varied answers.
+    let answers: Vec<String> = dataset::unseen_generic_prompts()
+        .iter()
+        .map(|p| {
+            served
+                .generate(
+                    &GenerateRequest {
+                        messages: vec![ChatMessage::user(*p)],
+                        max_tokens: 60,
+                        sampling: Sampling::greedy(),
+                        adapter_scale: 1.0,
+                        ..Default::default()
+                    },
+                    &CancelToken::new(),
+                    &mut |_| {},
+                )
+                .unwrap()
+                .text
+        })
+        .collect();
+    let d2 = distinct_2(&answers);
+    eprintln!(
+        "distinct-2 over {} generic answers: {d2:.3}\nfirst: {:?}",
+        answers.len(),
+        answers[0]
+    );
+    assert!(
+        d2 >= 0.5,
+        "answers collapsed into repetition (distinct-2 {d2:.3}): {answers:?}"
+    );
+
+    // The registry: the new adapter is in use; one made for another base is refused.
+    let choice = adapters::for_draft(lib.store(), "linkedin", &base.sha256, &base.name)
+        .unwrap()
+        .expect("the trained adapter is active");
+    assert_eq!(choice.adapter.id, outcome.adapter.id);
+    assert_eq!(choice.adapter.dataset_id, built.record.id);
+    let foreign = AdapterRecord {
+        base_sha256: "0".repeat(64),
+        ..outcome.adapter.clone()
+    };
+    let err = adapters::check_base(&foreign, &base.sha256, &base.name).unwrap_err();
+    assert!(err.to_string().contains(&outcome.adapter.path), "{err}");
+}

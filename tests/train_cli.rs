@@ -1,0 +1,142 @@
+//! `twin dataset`, `twin train` and `twin adapters` end to end through the binary: a training
+//! run killed with SIGKILL after a checkpoint resumes from it and finishes; the adapter is
+//! registered, used by drafts, and can be rolled back and removed.
+
+mod common;
+
+use common::{json, repo_root, run_ok, twin};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+#[test]
+fn a_killed_training_run_resumes_from_its_checkpoint() {
+    let data = common::library_with_model();
+    // The LinkedIn posts and X threads are enough for a short run and keep the dataset quick.
+    for folder in ["linkedin", "x"] {
+        run_ok(
+            twin(data.path())
+                .arg("import")
+                .arg(repo_root().join("assets/sample-writing").join(folder)),
+        );
+    }
+    let smol = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    run_ok(twin(data.path()).args(["models", "add"]).arg(&smol));
+    let ds = json(&run_ok(
+        twin(data.path()).args(["--json", "dataset", "build", "--author", "Nell"]),
+    ));
+    assert!(ds["stats"]["train_user"].as_u64().unwrap() >= 10, "{ds}");
+    assert!(ds["stats"]["test_user"].as_u64().unwrap() >= 1, "{ds}");
+    let shown = run_ok(twin(data.path()).args(["dataset", "show"]));
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("request: Write a"));
+    let out = data.path().join("dataset.jsonl");
+    run_ok(
+        twin(data.path())
+            .args(["dataset", "export", "-o"])
+            .arg(&out),
+    );
+    let lines = std::fs::read_to_string(&out).unwrap();
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first["messages"].as_array().unwrap().last().unwrap()["role"],
+        "assistant"
+    );
+
+    let plan = json(&run_ok(twin(data.path()).args([
+        "--json",
+        "train",
+        "--dry-run",
+    ])));
+    assert!(plan["steps"].as_u64().unwrap() > 0 && plan["memory_bytes"].as_u64().unwrap() > 0);
+    assert!(plan["eta_seconds"].as_f64().unwrap() > 0.0, "{plan}");
+
+    let args = [
+        "--json",
+        "train",
+        "--max-steps",
+        "6",
+        "--checkpoint-every",
+        "2",
+        "--eval-every",
+        "3",
+        "--sequence-tokens",
+        "256",
+        "--name",
+        "crash-test",
+    ];
+    // First run: killed as soon as the checkpoint after step 2 is on disk.
+    let mut child = twin(data.path())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut killed_after = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if event["event"] == "checkpoint" {
+            killed_after = event["step"].as_u64();
+            child.kill().unwrap();
+            break;
+        }
+    }
+    let _ = child.wait();
+    let killed_after = killed_after.expect("the run wrote a checkpoint before it was killed");
+
+    // Second run: same settings, so it resumes.
+    let resumed = run_ok(twin(data.path()).args(args));
+    let text = String::from_utf8_lossy(&resumed.stdout);
+    let started: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "started")
+        .expect("a started event");
+    let resumed_at = started["step"].as_u64().unwrap();
+    assert!(resumed_at >= killed_after && resumed_at < 6, "{text}");
+    let outcome: serde_json::Value =
+        serde_json::from_str(&text[text.find("{\n").expect("outcome JSON")..]).unwrap();
+    assert_eq!(outcome["resumed_from"].as_u64(), Some(resumed_at));
+    assert_eq!(outcome["steps"].as_u64(), Some(6));
+    let adapter_path = outcome["adapter"]["path"].as_str().unwrap().to_string();
+    assert!(std::path::Path::new(&adapter_path).exists());
+
+    // The registry: in use by default; drafts load it; rollback and rm work.
+    let list = json(&run_ok(
+        twin(data.path()).args(["--json", "adapters", "list"]),
+    ));
+    assert_eq!(list["adapters"].as_array().unwrap().len(), 1);
+    assert_eq!(list["active"][0]["channel"], "default");
+    let d = run_ok(twin(data.path()).args([
+        "draft",
+        "--draft-only",
+        "--no-self-query",
+        "--expansions",
+        "0",
+        "--strength",
+        "0.5",
+        "sharp tools",
+    ]));
+    let stderr = String::from_utf8_lossy(&d.stderr);
+    assert!(stderr.contains("voice adapter: crash-test"), "{stderr}");
+    run_ok(twin(data.path()).args(["adapters", "use", "none", "--channel", "linkedin"]));
+    let d = run_ok(twin(data.path()).args([
+        "draft",
+        "--draft-only",
+        "--no-self-query",
+        "--expansions",
+        "0",
+        "sharp tools",
+    ]));
+    assert!(!String::from_utf8_lossy(&d.stderr).contains("voice adapter"));
+    let rb = run_ok(twin(data.path()).args(["adapters", "rollback", "--channel", "linkedin"]));
+    assert!(String::from_utf8_lossy(&rb.stdout).contains("linkedin"));
+    run_ok(twin(data.path()).args(["adapters", "rm", "crash-test"]));
+    assert!(!std::path::Path::new(&adapter_path).exists());
+    let list = json(&run_ok(
+        twin(data.path()).args(["--json", "adapters", "list"]),
+    ));
+    assert!(list["adapters"].as_array().unwrap().is_empty());
+}
