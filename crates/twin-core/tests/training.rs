@@ -304,6 +304,28 @@ fn trained_adapter_lowers_held_out_nll_in_llama_cpp_and_still_answers_generic_re
         "answers collapsed into repetition (distinct-2 {d2:.3}): {answers:?}"
     );
 
+    // Cancelling keeps a checkpoint and marks the run cancelled (a re-run resumes from it).
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let other = TrainParams {
+        max_steps: Some(4),
+        ..params.clone()
+    };
+    let err = train::train(
+        lib.store(),
+        &base,
+        &built,
+        &other,
+        None,
+        &cancel,
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(matches!(err, train::TrainError::Cancelled), "{err}");
+    let run = &lib.store().runs(1).unwrap()[0];
+    assert_eq!(run.status, "cancelled");
+    assert!(PathBuf::from(&run.dir).join("checkpoint.json").exists());
+
     // The registry: the new adapter is in use; one made for another base is refused.
     let choice = adapters::for_draft(lib.store(), "linkedin", &base.sha256, &base.name)
         .unwrap()
