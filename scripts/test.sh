@@ -7,7 +7,11 @@ cd "$root"
 scripts/setup.sh
 . scripts/cpu-flags.sh
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
+# The desktop app embeds the built front end, so it is built (and type-checked) first.
+npm --prefix ui run build --silent
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # --nocapture: the quality tests print the numbers they measure (recall, MRR, cosine, timings).
+# The app's end-to-end test (tests/app_e2e.rs) opens a real WebKit window under Xvfb through
+# tauri-driver; screenshots land in target/e2e-screenshots/.
 cargo test --workspace -- --nocapture

@@ -1,0 +1,60 @@
+//! Twin's desktop shell: a Tauri v2 window over twin-core.
+//!
+//! Thin by design: each command parses its arguments, runs twin-core on a blocking worker (so
+//! the window never freezes), streams progress and tokens through a `Channel`, and maps errors
+//! to strings the UI shows. No business logic lives here or in `ui/`.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TWIN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let state = match commands::AppState::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("twin: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .manage(state)
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::import_paths,
+            commands::watch_folder,
+            commands::list_sources,
+            commands::search,
+            commands::draft,
+            commands::cancel_job,
+            commands::style_card,
+            commands::set_style_card,
+            commands::draft_history,
+            commands::export_markdown,
+            commands::list_models,
+            commands::add_model,
+            commands::use_model,
+            commands::pull_model,
+            commands::settings,
+            commands::save_settings,
+            commands::dataset_summary,
+            commands::build_dataset,
+            commands::train_plan,
+            commands::start_training,
+            commands::list_adapters,
+            commands::use_adapter,
+            commands::rollback_adapter,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        eprintln!("twin: the window could not start: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,329 @@
+//! The desktop app end to end in a real WebKit window: Xvfb, tauri-driver and WebKitWebDriver
+//! (Debian's webkit2gtk-driver), driven over the plain WebDriver protocol. The main flow:
+//! import the sample writing through the command the drop handler calls, wait for the progress
+//! to finish, search, draft, and watch the text stream in with citations. A screenshot of every
+//! screen is saved under `target/e2e-screenshots/`; launch time and idle RSS are printed.
+
+use base64::Engine;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Kills the processes this test started, by pid, even when an assertion fails.
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// POST `body` as JSON and parse the JSON answer (Twin's ureq has no JSON feature).
+fn post_json(url: &str, body: &Value) -> Result<Value, ureq::Error> {
+    let mut resp = ureq::post(url)
+        .header("Content-Type", "application/json")
+        .send(body.to_string())?;
+    let text = resp.body_mut().read_to_string()?;
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn get_json(url: &str) -> Result<Value, ureq::Error> {
+    let text = ureq::get(url).call()?.body_mut().read_to_string()?;
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+struct Session {
+    base: String,
+}
+
+impl Session {
+    fn post(&self, path: &str, body: Value) -> Value {
+        post_json(&format!("{}{path}", self.base), &body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))["value"]
+            .clone()
+    }
+
+    fn run(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": [] }))
+    }
+
+    fn run_async(&self, script: &str) -> Value {
+        self.post("/execute/async", json!({ "script": script, "args": [] }))
+    }
+
+    fn screenshot(&self, name: &str) -> PathBuf {
+        let b64 = get_json(&format!("{}/screenshot", self.base)).unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+        let dir = repo_root().join("target/e2e-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        eprintln!("screenshot: {}", path.display());
+        path
+    }
+
+    fn show(&self, screen: &str) {
+        self.run(&format!(
+            "document.querySelector('nav [data-screen=\"{screen}\"]').click(); return true;"
+        ));
+        std::thread::sleep(Duration::from_millis(600));
+    }
+}
+
+/// RSS of the app process (the one running `binary`), in MiB.
+fn rss_mib_of(binary: &Path) -> Option<f64> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let exe = std::fs::read_link(entry.path().join("exe")).ok();
+        if exe.as_deref() == Some(binary) {
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let kb: f64 = status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            return Some(kb / 1024.0);
+        }
+    }
+    None
+}
+
+/// A data folder with the default models registered, as after `scripts/demo.sh`'s model steps.
+fn prepared_data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lib = twin_core::Library::open(dir.path(), Default::default()).unwrap();
+    let gguf = dir.path().join("all-MiniLM-L6-v2.f16.gguf");
+    twin_core::models::convert_sentence_transformer(
+        &repo_root().join("models/all-MiniLM-L6-v2"),
+        &gguf,
+        &Default::default(),
+    )
+    .unwrap();
+    lib.set_embedding_model(&gguf).unwrap();
+    let chat = twin_core::models::registry::register(
+        lib.store(),
+        &repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        "added",
+        None,
+        None,
+    )
+    .unwrap();
+    twin_core::models::registry::set_active(lib.store(), &chat).unwrap();
+    dir
+}
+
+#[test]
+fn main_flow_in_a_real_webkit_window() {
+    let app = PathBuf::from(env!("CARGO_BIN_EXE_twin-app"))
+        .canonicalize()
+        .unwrap();
+    let data = prepared_data_dir();
+    let mut procs = Processes(Vec::new());
+
+    // A virtual display of the size the app is designed for.
+    let display = format!(":{}", 90 + std::process::id() % 100);
+    procs.0.push(
+        Command::new("Xvfb")
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (scripts/setup.sh installs it)"),
+    );
+    let socket = format!("/tmp/.X11-unix/X{}", &display[1..]);
+    wait_until("Xvfb", Duration::from_secs(10), || {
+        Path::new(&socket).exists()
+    });
+
+    let port = free_port();
+    let native = free_port();
+    let driver = std::env::var("CARGO_HOME")
+        .map(|h| PathBuf::from(h).join("bin/tauri-driver"))
+        .ok()
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("tauri-driver"));
+    procs.0.push(
+        Command::new(driver)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native.to_string(),
+            ])
+            .env("DISPLAY", &display)
+            .env("TWIN_DATA_DIR", data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tauri-driver (scripts/setup.sh installs it)"),
+    );
+    let root = format!("http://127.0.0.1:{port}");
+    wait_until("tauri-driver", Duration::from_secs(20), || {
+        ureq::get(&format!("{root}/status")).call().is_ok()
+    });
+
+    let launched = Instant::now();
+    let created = post_json(
+        &format!("{root}/session"),
+        &json!({
+            "capabilities": { "alwaysMatch": { "tauri:options": { "application": app } } }
+        }),
+    )
+    .expect("a WebDriver session with the app");
+    let id = created["value"]["sessionId"].as_str().unwrap().to_string();
+    let s = Session {
+        base: format!("{root}/session/{id}"),
+    };
+    wait_until(
+        "the window to be interactive",
+        Duration::from_secs(30),
+        || s.run("return document.body.dataset.ready || ''") == json!("yes"),
+    );
+    let startup = launched.elapsed();
+    std::thread::sleep(Duration::from_millis(800));
+    let idle_rss = rss_mib_of(&app);
+    eprintln!(
+        "launch to interactive window: {} ms; idle RSS of the app process: {}",
+        startup.as_millis(),
+        idle_rss.map_or("unknown".into(), |r| format!("{r:.0} MiB"))
+    );
+    s.post("/timeouts", json!({ "script": 300_000 }));
+    s.screenshot("0-library-empty");
+
+    // Import exactly as a drop does: the drop handler calls window.twinImport(paths).
+    let sample = repo_root().join("assets/sample-writing");
+    let report = s.run_async(&format!(
+        "const done = arguments[arguments.length - 1];
+         window.twinImport([{}]).then(r => done(r), e => done({{ error: String(e) }}));",
+        serde_json::to_string(&sample).unwrap()
+    ));
+    assert!(report["error"].is_null(), "import failed: {report}");
+    assert_eq!(report["added"], 31, "{report}");
+    wait_until(
+        "the import progress to finish",
+        Duration::from_secs(60),
+        || {
+            s.run("return document.getElementById('import-progress').dataset.state")
+                == json!("done")
+        },
+    );
+    let sources = s.run("return document.querySelectorAll('#sources tbody tr').length");
+    assert_eq!(sources, json!(1));
+
+    // Search.
+    s.run(
+        "document.getElementById('search-input').value = 'how to price a small product';
+         document.getElementById('search-form').requestSubmit(); return true;",
+    );
+    wait_until("search results", Duration::from_secs(60), || {
+        let st = s.run("return document.getElementById('search-results').dataset.state || ''");
+        st == json!("done") || st == json!("error")
+    });
+    let status = s.run("return document.getElementById('status').textContent");
+    assert_eq!(
+        s.run("return document.getElementById('search-results').dataset.state"),
+        json!("done"),
+        "{status}"
+    );
+    let first = s.run("return document.querySelector('#search-results li')?.textContent || ''");
+    assert!(
+        first.as_str().unwrap().to_lowercase().contains("pric"),
+        "the first result is about pricing: {first}"
+    );
+    s.screenshot("1-library");
+
+    // Draft: text streams in, then the citations.
+    s.show("draft");
+    s.run(
+        "document.getElementById('draft-topic').value = 'how to price a small software product';
+         document.getElementById('draft-only').checked = true;
+         document.getElementById('draft-form').requestSubmit(); return true;",
+    );
+    let mut saw_streaming = false;
+    wait_until("the draft", Duration::from_secs(240), || {
+        let out = s.run(
+            "const o = document.getElementById('draft-output');
+             return [o.dataset.state, o.dataset.streamed || '', o.textContent.length];",
+        );
+        if out[0] == "running" && out[1] == "yes" && out[2].as_u64().unwrap_or(0) > 0 {
+            saw_streaming = true;
+        }
+        out[0] == "done" || out[0] == "error"
+    });
+    let state = s.run("return document.getElementById('draft-output').dataset.state");
+    let text = s.run("return document.getElementById('draft-output').textContent");
+    assert!(
+        saw_streaming,
+        "text streamed into the window before the draft finished ({state}: {text})"
+    );
+    assert_eq!(state, json!("done"), "{text}");
+    assert!(
+        text.as_str().unwrap().split_whitespace().count() > 20,
+        "{text}"
+    );
+    let citations = s.run("return document.querySelectorAll('#citations li').length");
+    assert!(
+        citations.as_u64().unwrap() >= 1,
+        "the draft lists its sources"
+    );
+    s.run("document.querySelector('#citations button').click(); return true;");
+    let snippet = s.run("return document.getElementById('citation-detail').textContent");
+    assert!(
+        snippet.as_str().unwrap().contains("sample-writing"),
+        "{snippet}"
+    );
+    s.screenshot("2-draft");
+
+    s.show("train");
+    s.screenshot("3-train");
+    s.show("settings");
+    let models = s.run("return document.querySelector('#models tbody').textContent");
+    assert!(
+        models.as_str().unwrap().contains("SmolLM2"),
+        "the chat model is listed: {models}"
+    );
+    s.screenshot("4-settings");
+
+    let _ = ureq::delete(&s.base).call();
+}

@@ -1,0 +1,576 @@
+// Twin's front end: four screens over the app's Tauri commands. No business logic: every
+// decision is made in twin-core; this file renders what the commands return and streams.
+import { invoke, Channel } from "@tauri-apps/api/core";
+import { getCurrentWebview } from "@tauri-apps/api/webview";
+import { open, save } from "@tauri-apps/plugin-dialog";
+
+type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+function el(tag: string, text?: string, cls?: string): HTMLElement {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+
+function setStatus(text: string) {
+  $("status").textContent = text;
+}
+
+function showError(where: string, e: unknown) {
+  setStatus(`${where}: ${String(e)}`);
+}
+
+/** A channel whose progress events move the `<progress>` element `barId`. */
+function barChannel(barId: string): Channel<Json> {
+  const bar = $<HTMLProgressElement>(barId);
+  const channel = new Channel<Json>();
+  channel.onmessage = (m) => {
+    if (m.kind !== "progress") return;
+    bar.max = Math.max(1, m.progress.total);
+    bar.value = m.progress.done;
+  };
+  return channel;
+}
+
+// ---- navigation ------------------------------------------------------------------------------
+
+const screens = ["library", "draft", "train", "settings"];
+const loaders: Record<string, () => void> = {};
+
+function show(screen: string) {
+  for (const s of screens) {
+    $(`screen-${s}`).hidden = s !== screen;
+    document.querySelector(`nav [data-screen="${s}"]`)?.setAttribute("aria-selected", String(s === screen));
+  }
+  loaders[screen]?.();
+}
+
+document.querySelectorAll<HTMLButtonElement>("nav button").forEach((b) =>
+  b.addEventListener("click", () => show(b.dataset.screen!)),
+);
+document.addEventListener("keydown", (e) => {
+  if ((e.ctrlKey || e.metaKey) && e.key >= "1" && e.key <= "4") {
+    e.preventDefault();
+    show(screens[Number(e.key) - 1]);
+  }
+});
+
+// ---- library ---------------------------------------------------------------------------------
+
+async function refreshInfo() {
+  try {
+    const info: Json = await invoke("app_info");
+    const s = info.stats;
+    setStatus(`${s.documents} documents · ${s.chunks} chunks · ${info.chat_model ?? "no chat model"}`);
+  } catch (e) {
+    showError("library", e);
+  }
+}
+
+async function refreshSources() {
+  const body = $("sources").querySelector("tbody")!;
+  try {
+    const sources: Json[] = await invoke("list_sources");
+    body.replaceChildren(
+      ...sources.map((s) => {
+        const tr = el("tr");
+        tr.append(el("td", s.path, "path"), el("td", String(s.documents)), el("td", String(s.chunks)));
+        const status = s.pending_chunks > 0 ? `${s.pending_chunks} to embed` : s.watched ? "watched" : "imported";
+        tr.append(el("td", status));
+        return tr;
+      }),
+    );
+  } catch (e) {
+    showError("sources", e);
+  }
+}
+
+/** Import paths: what the drop handler, the file picker and the tests call. */
+async function importPaths(paths: string[]): Promise<Json> {
+  const box = $("import-progress");
+  box.hidden = false;
+  box.dataset.state = "running";
+  $("import-issues").hidden = true;
+  const bar = $<HTMLProgressElement>("import-bar");
+  const channel = new Channel<Json>();
+  channel.onmessage = (m) => {
+    if (m.kind !== "progress") return;
+    const p = m.progress;
+    bar.max = Math.max(1, p.total);
+    bar.value = p.done;
+    $("import-label").textContent = `${p.stage}: ${p.done}/${p.total}${p.item ? " · " + p.item.split("/").pop() : ""}`;
+  };
+  try {
+    const report: Json = await invoke("import_paths", { paths, onEvent: channel });
+    const issues = [...(report.skipped ?? []), ...(report.failed ?? [])];
+    $("import-label").textContent =
+      `${report.added} added, ${report.updated} updated, ${report.unchanged} unchanged, ${report.chunks_embedded} chunks embedded`;
+    if (issues.length) {
+      const list = $("import-issues");
+      list.hidden = false;
+      list.replaceChildren(el("strong", `${issues.length} files not imported:`), ...issues.map((i: Json) => el("div", `${i.path}: ${i.reason}`)));
+    }
+    box.dataset.state = "done";
+    await Promise.all([refreshSources(), refreshInfo()]);
+    return report;
+  } catch (e) {
+    box.dataset.state = "error";
+    $("import-label").textContent = String(e);
+    throw e;
+  }
+}
+(window as Json).twinImport = importPaths;
+
+getCurrentWebview().onDragDropEvent((event) => {
+  const zone = $("drop-zone");
+  if (event.payload.type === "over" || event.payload.type === "enter") zone.classList.add("over");
+  else zone.classList.remove("over");
+  if (event.payload.type === "drop" && event.payload.paths.length) {
+    show("library");
+    importPaths(event.payload.paths).catch(() => {});
+  }
+});
+
+$("pick-files").addEventListener("click", async () => {
+  const picked = await open({ multiple: true, directory: false });
+  if (picked) importPaths(Array.isArray(picked) ? picked : [picked]).catch(() => {});
+});
+$("watch-folder").addEventListener("click", async () => {
+  const folder = await open({ directory: true });
+  if (typeof folder !== "string") return;
+  const channel = new Channel<Json>();
+  $("import-progress").hidden = false;
+  channel.onmessage = (m) => {
+    if (m.kind === "progress") $("import-label").textContent = `${m.progress.stage}: ${m.progress.done}/${m.progress.total}`;
+  };
+  try {
+    await invoke("watch_folder", { path: folder, onEvent: channel });
+    $("import-label").textContent = `watching ${folder}`;
+    await refreshSources();
+  } catch (e) {
+    showError("watch", e);
+  }
+});
+$("import-cancel").addEventListener("click", () => invoke("cancel_job", { job: "import" }));
+
+$("search-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const text = $<HTMLInputElement>("search-input").value.trim();
+  if (!text) return;
+  const list = $("search-results");
+  list.dataset.state = "searching";
+  try {
+    const results: Json[] = await invoke("search", { text, limit: 10 });
+    list.replaceChildren(
+      ...results.map((r) => {
+        const li = el("li");
+        li.append(el("div", `${r.title}${r.heading_path ? " › " + r.heading_path : ""}`, "title"), el("div", r.snippet, "muted"));
+        return li;
+      }),
+    );
+    list.dataset.state = "done";
+  } catch (err) {
+    list.dataset.state = "error";
+    showError("search", err);
+  }
+});
+
+loaders.library = () => {
+  refreshSources();
+  refreshInfo();
+};
+
+// ---- draft -----------------------------------------------------------------------------------
+
+let lastDraft: Json = null;
+let lastRequest: Json = null;
+
+function renderCitations(citations: Json[]) {
+  const list = $("citations");
+  list.replaceChildren(
+    ...citations.map((c) => {
+      const li = el("li");
+      const b = el("button", `[${c.n}] ${c.title}`, "link");
+      b.addEventListener("click", () => {
+        const d = $("citation-detail");
+        d.hidden = false;
+        d.textContent = `${c.title}${c.heading_path ? " › " + c.heading_path : ""}\n${c.path}\n\n${c.snippet}`;
+      });
+      li.append(b);
+      return li;
+    }),
+  );
+}
+
+async function runDraft(seed?: number) {
+  const topic = $<HTMLInputElement>("draft-topic").value.trim();
+  if (!topic) return;
+  const args = {
+    topic,
+    format: $<HTMLSelectElement>("draft-format").value,
+    strength: Number($<HTMLInputElement>("draft-strength").value),
+    draft_only: $<HTMLInputElement>("draft-only").checked,
+    seed: seed ?? null,
+  };
+  lastRequest = args;
+  const out = $("draft-output");
+  out.textContent = "";
+  out.dataset.state = "running";
+  $("citations").replaceChildren();
+  $("draft-warnings").hidden = true;
+  for (const id of ["draft-go", "draft-regenerate", "draft-copy", "draft-export"]) $<HTMLButtonElement>(id).disabled = true;
+  $<HTMLButtonElement>("draft-cancel").disabled = false;
+  // The stream shows the step being written; the final text replaces it at the end.
+  let step = "";
+  const channel = new Channel<Json>();
+  channel.onmessage = (m) => {
+    if (m.kind === "model") {
+      $("draft-meta").textContent = `${m.model}${m.adapter ? ` · voice ${m.adapter} at ${m.strength}` : " · base model"}`;
+    } else if (m.kind === "draft") {
+      const ev = m.event;
+      if (ev.event === "step") {
+        step = ev.name;
+        if (["outline", "draft", "revise", "section", "critique"].includes(step)) {
+          out.textContent = "";
+          out.dataset.step = step;
+        }
+      } else if (ev.event === "text") {
+        if (["draft", "revise", "section", "outline", "critique"].includes(ev.step)) out.textContent += ev.text;
+        out.dataset.streamed = "yes";
+      } else if (ev.event === "context") {
+        renderCitations(ev.citations);
+      }
+    }
+  };
+  try {
+    const draft: Json = await invoke("draft", { args, onEvent: channel });
+    lastDraft = draft;
+    out.textContent = draft.text;
+    renderCitations(draft.citations);
+    out.dataset.state = "done";
+    if (draft.warnings?.length) {
+      const w = $("draft-warnings");
+      w.hidden = false;
+      w.replaceChildren(...draft.warnings.map((x: string) => el("div", x)));
+    }
+    $("draft-meta").textContent += ` · ${draft.words} words`;
+    loadHistory();
+  } catch (e) {
+    out.dataset.state = "error";
+    out.textContent = String(e);
+  } finally {
+    for (const id of ["draft-go", "draft-regenerate", "draft-copy", "draft-export"]) $<HTMLButtonElement>(id).disabled = false;
+    $<HTMLButtonElement>("draft-cancel").disabled = true;
+  }
+}
+
+$("draft-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  runDraft();
+});
+$("draft-regenerate").addEventListener("click", () => runDraft(Math.floor(Math.random() * 1e9)));
+$("draft-cancel").addEventListener("click", () => invoke("cancel_job", { job: "draft" }));
+$("draft-strength").addEventListener("input", () => {
+  $("strength-value").textContent = Number($<HTMLInputElement>("draft-strength").value).toFixed(1);
+});
+$("draft-copy").addEventListener("click", async () => {
+  await navigator.clipboard.writeText($("draft-output").textContent ?? "");
+  setStatus("copied");
+});
+$("draft-export").addEventListener("click", async () => {
+  if (!lastDraft || !lastRequest) return;
+  const path = await save({ filters: [{ name: "Markdown", extensions: ["md"] }], defaultPath: "draft.md" });
+  if (!path) return;
+  try {
+    await invoke("export_markdown", { path, topic: lastRequest.topic, format: lastRequest.format, text: lastDraft.text });
+    setStatus(`saved ${path}`);
+  } catch (e) {
+    showError("export", e);
+  }
+});
+
+async function loadHistory() {
+  try {
+    const items: Json[] = await invoke("draft_history", { limit: 20 });
+    $("history").replaceChildren(
+      ...items.map((t) => {
+        const li = el("li");
+        const b = el("button", `${t.format}: ${t.topic}`, "link");
+        b.addEventListener("click", () => {
+          $("draft-output").textContent = t.output;
+          $("draft-meta").textContent = `${t.model}${t.adapter ? " · " + t.adapter : ""} · ${t.status}`;
+        });
+        li.append(b);
+        return li;
+      }),
+    );
+  } catch (e) {
+    showError("history", e);
+  }
+}
+
+async function loadStyle() {
+  try {
+    const card: Json = await invoke("style_card");
+    $<HTMLTextAreaElement>("style-card").value = card.text;
+    $("style-state").textContent = card.edited ? "edited by you" : "computed from your writing";
+  } catch (e) {
+    showError("style", e);
+  }
+}
+$("style-save").addEventListener("click", async () => {
+  await invoke("set_style_card", { text: $<HTMLTextAreaElement>("style-card").value });
+  loadStyle();
+});
+$("style-reset").addEventListener("click", async () => {
+  await invoke("set_style_card", { text: null });
+  loadStyle();
+});
+
+loaders.draft = () => {
+  loadHistory();
+  loadStyle();
+};
+
+// ---- train -----------------------------------------------------------------------------------
+
+const curve: { train: [number, number][]; eval: [number, number][] } = { train: [], eval: [] };
+
+function drawChart() {
+  const svg = $("loss-chart");
+  const all = [...curve.train, ...curve.eval];
+  if (!all.length) return svg.replaceChildren();
+  const maxX = Math.max(...all.map((p) => p[0]), 1);
+  const ys = all.map((p) => p[1]);
+  const [minY, maxY] = [Math.min(...ys), Math.max(...ys)];
+  const x = (v: number) => 10 + (380 * v) / maxX;
+  const y = (v: number) => 170 - (160 * (v - minY)) / Math.max(maxY - minY, 1e-6);
+  const line = (pts: [number, number][], cls: string) => {
+    const p = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    p.setAttribute("points", pts.map(([a, b]) => `${x(a).toFixed(1)},${y(b).toFixed(1)}`).join(" "));
+    p.setAttribute("class", cls);
+    return p;
+  };
+  svg.replaceChildren(line(curve.train, "train"), line(curve.eval, "eval"));
+}
+
+async function loadDataset() {
+  try {
+    const d: Json = await invoke("dataset_summary");
+    if (!d) return;
+    const s = d.record.stats;
+    $("dataset-summary").textContent =
+      `Dataset ${d.record.id}: ${s.train_user} of your passages + ${s.train_replay} replay for training, ${s.test_user} held out (${s.test_documents} documents); ${s.train_words} words.`;
+    $("dataset-examples").replaceChildren(
+      ...d.examples.map((e: Json) => {
+        const li = el("li");
+        li.append(el("div", e.messages[e.messages.length - 1].content.split("\n")[0], "title"), el("div", e.reply.slice(0, 220) + "…", "muted"));
+        return li;
+      }),
+    );
+  } catch (e) {
+    showError("dataset", e);
+  }
+}
+
+async function loadAdapters() {
+  try {
+    const a: Json = await invoke("list_adapters");
+    const body = $("adapters").querySelector("tbody")!;
+    body.replaceChildren(
+      ...a.adapters.map((x: Json) => {
+        const tr = el("tr");
+        const used = a.active.filter((c: Json) => c.adapter === x.id).map((c: Json) => `${c.channel}@${c.scale}`);
+        const m = x.metrics;
+        tr.append(
+          el("td", x.name),
+          el("td", `${Number(m.base_eval_loss).toFixed(3)} → ${Number(m.best_eval_loss).toFixed(3)}`),
+          el("td", used.join(", ") || "—"),
+        );
+        const td = el("td");
+        const b = el("button", "Use");
+        b.addEventListener("click", async () => {
+          await invoke("use_adapter", { id: x.id, strength: 1.0, channel: null });
+          loadAdapters();
+        });
+        td.append(b);
+        tr.append(td);
+        return tr;
+      }),
+    );
+  } catch (e) {
+    showError("adapters", e);
+  }
+}
+
+$("dataset-build").addEventListener("click", async () => {
+  const box = $("dataset-progress");
+  box.hidden = false;
+  try {
+    await invoke("build_dataset", { onEvent: barChannel("dataset-bar") });
+    await loadDataset();
+  } catch (e) {
+    showError("dataset", e);
+  }
+  box.hidden = true;
+});
+$("train-plan").addEventListener("click", async () => {
+  const pre = $("plan");
+  pre.hidden = false;
+  pre.textContent = "measuring this machine…";
+  try {
+    const p: Json = await invoke("train_plan");
+    pre.textContent =
+      `${p.train_examples} training examples, ${p.test_examples} held out\n${p.tokens_per_epoch} tokens per epoch, ${p.steps} steps\n` +
+      `about ${(p.memory_bytes / 2 ** 30).toFixed(1)} GiB of memory, about ${Math.round((p.eta_seconds ?? 0) / 60)} min`;
+  } catch (e) {
+    pre.textContent = String(e);
+  }
+});
+$("train-start").addEventListener("click", async () => {
+  curve.train = [];
+  curve.eval = [];
+  $<HTMLButtonElement>("train-start").disabled = true;
+  $<HTMLButtonElement>("train-cancel").disabled = false;
+  const channel = new Channel<Json>();
+  channel.onmessage = (m) => {
+    if (m.kind !== "train") return;
+    const e = m.event;
+    if (e.event === "step") {
+      curve.train.push([e.step, e.loss]);
+      $("train-state").textContent = `step ${e.step}/${e.total_steps} · loss ${e.loss.toFixed(3)} · ${Math.round(e.tokens_per_second)} tok/s · ${Math.round(e.eta_seconds)} s left`;
+    } else if (e.event === "eval") {
+      curve.eval.push([e.step, e.loss]);
+    }
+    drawChart();
+  };
+  try {
+    const o: Json = await invoke("start_training", { onEvent: channel });
+    $("train-state").textContent = `${o.adapter.name}: held-out loss ${o.base_eval_loss.toFixed(3)} → ${o.best_eval_loss.toFixed(3)}`;
+  } catch (e) {
+    $("train-state").textContent = String(e);
+  }
+  $<HTMLButtonElement>("train-start").disabled = false;
+  $<HTMLButtonElement>("train-cancel").disabled = true;
+  loadAdapters();
+});
+$("train-cancel").addEventListener("click", () => invoke("cancel_job", { job: "train" }));
+$("adapter-rollback").addEventListener("click", async () => {
+  await invoke("rollback_adapter", { channel: null });
+  loadAdapters();
+});
+
+loaders.train = () => {
+  loadDataset();
+  loadAdapters();
+};
+
+// ---- settings --------------------------------------------------------------------------------
+
+async function loadModels() {
+  try {
+    const m: Json = await invoke("list_models");
+    const body = $("models").querySelector("tbody")!;
+    body.replaceChildren(
+      ...m.registered.map((r: Json) => {
+        const tr = el("tr");
+        tr.append(el("td", r.name), el("td", r.kind), el("td", r.origin));
+        const td = el("td");
+        if (r.kind === "chat") {
+          if (r.id === m.active_chat) td.textContent = "in use";
+          else {
+            const b = el("button", "Use");
+            b.addEventListener("click", async () => {
+              await invoke("use_model", { id: r.id });
+              loadModels();
+            });
+            td.append(b);
+          }
+        }
+        tr.append(td);
+        return tr;
+      }),
+    );
+    $("discovered").replaceChildren(
+      ...(m.discovered.length
+        ? m.discovered.map((d: Json) => {
+            const li = el("li", `${d.name} (${d.origin}) `);
+            const b = el("button", "Use in place", "link");
+            b.addEventListener("click", async () => {
+              await invoke("add_model", { path: d.path, origin: d.origin });
+              loadModels();
+            });
+            li.append(b);
+            return li;
+          })
+        : [el("li", "No Ollama or LM Studio models found.", "muted")]),
+    );
+  } catch (e) {
+    showError("models", e);
+  }
+}
+
+async function loadSettings() {
+  try {
+    const s: Json = await invoke("settings");
+    $<HTMLInputElement>("set-author").value = s.author;
+    $<HTMLInputElement>("set-threads").value = String(s.threads);
+    $<HTMLInputElement>("set-gpu").value = s.gpu_layers ?? "";
+    $<HTMLInputElement>("set-data").value = s.data_dir;
+  } catch (e) {
+    showError("settings", e);
+  }
+}
+
+$("model-add").addEventListener("click", async () => {
+  const file = await open({ filters: [{ name: "GGUF model", extensions: ["gguf"] }] });
+  if (typeof file !== "string") return;
+  try {
+    await invoke("add_model", { path: file, origin: null });
+    loadModels();
+  } catch (e) {
+    showError("add model", e);
+  }
+});
+$("pull-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const repo = $<HTMLInputElement>("pull-repo").value.trim();
+  const file = $<HTMLInputElement>("pull-file").value.trim();
+  if (!repo || !file) return;
+  const box = $("pull-progress");
+  box.hidden = false;
+  try {
+    await invoke("pull_model", { repo, file, onEvent: barChannel("pull-bar") });
+    loadModels();
+  } catch (err) {
+    showError("download", err);
+  }
+  box.hidden = true;
+});
+$("settings-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const gpu = $<HTMLInputElement>("set-gpu").value.trim();
+  try {
+    await invoke("save_settings", {
+      settings: {
+        author: $<HTMLInputElement>("set-author").value,
+        threads: Number($<HTMLInputElement>("set-threads").value || 0),
+        gpu_layers: gpu === "" ? null : Number(gpu),
+        data_dir: $<HTMLInputElement>("set-data").value,
+      },
+    });
+    $("settings-state").textContent = "saved";
+  } catch (err) {
+    showError("settings", err);
+  }
+});
+
+loaders.settings = () => {
+  loadModels();
+  loadSettings();
+};
+
+show("library");
+document.body.dataset.ready = "yes";
