@@ -178,11 +178,17 @@ fn main_flow_in_a_real_webkit_window() {
 
     let port = free_port();
     let native = free_port();
-    let driver = std::env::var("CARGO_HOME")
-        .map(|h| PathBuf::from(h).join("bin/tauri-driver"))
-        .ok()
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("tauri-driver"));
+    // `cargo install` puts tauri-driver in $CARGO_HOME/bin (default ~/.cargo/bin), which is
+    // not always on PATH.
+    let driver = [
+        std::env::var_os("CARGO_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|d| d.join("bin/tauri-driver"))
+    .find(|p| p.exists())
+    .unwrap_or_else(|| PathBuf::from("tauri-driver"));
     procs.0.push(
         Command::new(driver)
             .args([
