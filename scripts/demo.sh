@@ -6,7 +6,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
 . scripts/cpu-flags.sh
-cargo build -p twin-cli
+# Resolved with the whole workspace (as the tests are), so demo and tests share one build of the dependencies.
+cargo build --workspace --bin twin
 twin="$root/target/debug/twin"
 export TWIN_DATA_DIR="${TWIN_DATA_DIR:-$root/.twin-data}"
 echo "library: $TWIN_DATA_DIR"
