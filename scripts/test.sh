@@ -6,6 +6,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
 . scripts/cpu-flags.sh
+# One clean build, as in CI: incremental caches would only add gigabytes to the target folder.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
 # The desktop app embeds the built front end, so it is built (and type-checked) first.
 npm --prefix ui run build --silent
