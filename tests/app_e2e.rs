@@ -319,17 +319,81 @@ fn main_flow_in_a_real_webkit_window() {
         snippet.as_str().unwrap().contains("sample-writing"),
         "{snippet}"
     );
+    let likeness = s.run(
+        "const l = document.getElementById('draft-likeness'); return [l.hidden, l.textContent];",
+    );
+    assert_eq!(
+        likeness[0],
+        json!(false),
+        "the draft shows its 'sounds like you' score"
+    );
+    assert!(
+        likeness[1]
+            .as_str()
+            .unwrap()
+            .starts_with("Sounds like you: "),
+        "{likeness}"
+    );
     s.screenshot("2-draft");
 
     s.show("train");
     s.screenshot("3-train");
+
+    // The Evaluate screen renders a stored run's report, with every number computed from the
+    // run's measurements: here two configurations whose NLL sums give perplexity e² and e¹.
+    let store = twin_core::store::Store::open(&data.path().join(twin_core::library::DATABASE_FILE))
+        .unwrap();
+    let run = store
+        .put_eval_run(&twin_core::store::EvalRunRecord {
+            id: 0,
+            run_key: "e2e".into(),
+            status: "done".into(),
+            dataset_id: "e2e-dataset".into(),
+            base_sha256: "0".repeat(64),
+            params: json!(null),
+            error: None,
+            created_at: 0,
+            updated_at: 0,
+        })
+        .unwrap();
+    for (config, sum) in [("base", 20.0), ("adapter:1", 10.0)] {
+        store
+            .put_eval_item(
+                run,
+                &twin_core::store::EvalItem {
+                    kind: "nll".into(),
+                    config: config.into(),
+                    key: "0".into(),
+                    value: sum,
+                    detail: json!({ "tokens": 10 }),
+                },
+            )
+            .unwrap();
+    }
+    s.show("evaluate");
+    wait_until("the list of runs", Duration::from_secs(20), || {
+        s.run("return document.querySelectorAll('#eval-runs button').length") == json!(1)
+    });
+    s.run("document.querySelector('#eval-runs button').click(); return true;");
+    wait_until("the report", Duration::from_secs(20), || {
+        s.run("return document.getElementById('eval-report').textContent.includes('Evaluation #')")
+            == json!(true)
+    });
+    let report = s.run("return document.getElementById('eval-report').textContent");
+    let report = report.as_str().unwrap();
+    assert!(
+        report.contains("7.39") && report.contains("2.72"),
+        "perplexities e² and e¹ are shown: {report}"
+    );
+    s.screenshot("4-evaluate");
+
     s.show("settings");
     let models = s.run("return document.querySelector('#models tbody').textContent");
     assert!(
         models.as_str().unwrap().contains("SmolLM2"),
         "the chat model is listed: {models}"
     );
-    s.screenshot("4-settings");
+    s.screenshot("5-settings");
 
     let _ = ureq::delete(&s.base).call();
 }

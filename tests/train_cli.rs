@@ -1,6 +1,7 @@
 //! `twin dataset`, `twin train` and `twin adapters` end to end through the binary: a training
 //! run killed with SIGKILL after a checkpoint resumes from it and finishes; the adapter is
-//! registered, used by drafts, and can be rolled back and removed.
+//! registered, used by drafts, evaluated by `twin eval` (report, list, show, compare), and can
+//! be rolled back and removed.
 
 mod common;
 
@@ -133,6 +134,54 @@ fn a_killed_training_run_resumes_from_its_checkpoint() {
     assert!(!String::from_utf8_lossy(&d.stderr).contains("voice adapter"));
     let rb = run_ok(twin(data.path()).args(["adapters", "rollback", "--channel", "linkedin"]));
     assert!(String::from_utf8_lossy(&rb.stdout).contains("linkedin"));
+
+    // Evaluation from the command line: a small run writes its report; list, show and compare
+    // read it back; an unknown run is a clear error.
+    let reports = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        twin(data.path())
+            .args(["eval", "--drafts", "1", "--queries", "5", "--no-judge"])
+            .args(["--author", "Nell", "--out"])
+            .arg(reports.path()),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("held-out perplexity") && text.contains("crash-test"),
+        "{text}"
+    );
+    let html = std::fs::read_to_string(reports.path().join("eval-1.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("Style distance"));
+    let report = json(&run_ok(
+        twin(data.path())
+            .args(["--json", "eval", "--show", "1", "--out"])
+            .arg(reports.path()),
+    ));
+    assert_eq!(
+        report["perplexity"].as_array().unwrap().len(),
+        2,
+        "{report}"
+    );
+    assert_eq!(report["run"]["status"], "done");
+    let listed = json(&run_ok(
+        twin(data.path()).args(["--json", "eval", "--list"]),
+    ));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let compared = json(&run_ok(twin(data.path()).args([
+        "--json",
+        "eval",
+        "--compare",
+        "1",
+        "1",
+    ])));
+    let rows = compared.as_array().unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r["a"] == r["b"]));
+    let missing = twin(data.path())
+        .args(["eval", "--show", "99"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no evaluation run 99"));
+
     run_ok(twin(data.path()).args(["adapters", "rm", "crash-test"]));
     assert!(!std::path::Path::new(&adapter_path).exists());
     let list = json(&run_ok(

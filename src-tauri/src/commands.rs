@@ -11,6 +11,7 @@ use tauri::ipc::Channel;
 use tauri::{Emitter, State};
 use twin_core::draft::{self, DraftEvent, DraftRequest, Format, Templates};
 use twin_core::engine::{ChatModel, ChatModelConfig, EmbedderConfig};
+use twin_core::eval::{self, authorship::AuthorshipModel, EvalParams, Summary};
 use twin_core::models::{self, registry};
 use twin_core::train::{self, adapters, Dataset, DatasetParams, TrainEvent, TrainParams};
 use twin_core::{CancelToken, ImportOptions, Library, ProgressEvent, SearchQuery};
@@ -28,6 +29,9 @@ struct LoadedChat {
     model: Arc<ChatModel>,
 }
 
+/// The "sounds like you" classifier and the library size (documents, chunks) it was fitted at.
+type ClassifierCache = Mutex<Option<((u64, u64), Arc<AuthorshipModel>)>>;
+
 /// What every command shares.
 pub struct AppState {
     data_dir: PathBuf,
@@ -35,6 +39,8 @@ pub struct AppState {
     chat: Arc<Mutex<Option<LoadedChat>>>,
     jobs: Mutex<HashMap<String, CancelToken>>,
     watching: Mutex<Option<CancelToken>>,
+    /// The "sounds like you" classifier, refitted when the library's size changes.
+    authorship: Arc<ClassifierCache>,
 }
 
 /// Settings the app keeps in the store.
@@ -65,6 +71,7 @@ impl AppState {
             chat: Arc::new(Mutex::new(None)),
             jobs: Mutex::new(HashMap::new()),
             watching: Mutex::new(None),
+            authorship: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -283,6 +290,7 @@ pub async fn draft(
 ) -> CmdResult<Value> {
     let cancel = state.start_job("draft");
     let chat = Arc::clone(&state.chat);
+    let classifier = Arc::clone(&state.authorship);
     let c = cancel.clone();
     let result = with_library(&state, move |lib| {
         let format: Format = args.format.parse()?;
@@ -342,14 +350,16 @@ pub async fn draft(
             let _ = on_event.send(json!({ "kind": "draft", "event": event }));
         })
         .map_err(msg)?;
-        serde_json::to_value(draft).map_err(msg)
+        let mut value = serde_json::to_value(&draft).map_err(msg)?;
+        value["sounds_like_you"] = json!(sounds_like_you(lib, &classifier, &draft.text)?);
+        Ok(value)
     })
     .await;
     state.end_job("draft");
     result
 }
 
-/// Cancel a running job (`import`, `draft`, `dataset`, `train`, `pull`).
+/// Cancel a running job (`import`, `draft`, `dataset`, `train`, `pull`, `eval`).
 #[tauri::command]
 pub fn cancel_job(state: State<'_, AppState>, job: String) -> bool {
     state
@@ -675,6 +685,95 @@ pub async fn rollback_adapter(
             channel.as_deref().unwrap_or(adapters::DEFAULT_CHANNEL),
         )
         .map_err(msg)
+    })
+    .await
+}
+
+/// The probability that `text` is the user's, from the classifier fitted on this library
+/// (refitted when documents or chunks were added or removed). `None` for an empty library.
+fn sounds_like_you(lib: &Library, cache: &ClassifierCache, text: &str) -> CmdResult<Option<f64>> {
+    let stats = lib.store().stats().map_err(msg)?;
+    let key = (stats.documents, stats.chunks);
+    let mut cached = cache
+        .lock()
+        .map_err(|_| "the classifier cache is poisoned")?;
+    let model = match cached.as_ref().filter(|(k, _)| *k == key) {
+        Some((_, m)) => Arc::clone(m),
+        None => match eval::authorship_model(lib.store()).map_err(msg)? {
+            Some(m) => {
+                let m = Arc::new(m);
+                *cached = Some((key, Arc::clone(&m)));
+                m
+            }
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(model.probability(text)))
+}
+
+/// Run an evaluation of the active chat model and its adapters on the newest dataset,
+/// streaming progress; returns the report.
+#[tauri::command]
+pub async fn run_eval(
+    state: State<'_, AppState>,
+    drafts: Option<usize>,
+    judge: Option<bool>,
+    on_event: Channel<Value>,
+) -> CmdResult<Value> {
+    let cancel = state.start_job("eval");
+    let c = cancel.clone();
+    let result = with_library(&state, move |lib| {
+        let settings = read_settings(lib)?;
+        let record = models::resolve_chat_model(lib.store(), None).map_err(msg)?;
+        let mut config = ChatModelConfig {
+            context_tokens: 4096,
+            gpu_layers: settings.gpu_layers,
+            ..Default::default()
+        };
+        if settings.threads > 0 {
+            config.threads = settings.threads;
+        }
+        let params = EvalParams {
+            drafts: drafts.unwrap_or(6),
+            judge: judge.unwrap_or(true),
+            author: settings.author,
+            ..Default::default()
+        };
+        let sink = progress_sink(on_event);
+        let outcome = eval::run(lib, &record, &config, &params, &sink, &c).map_err(msg)?;
+        let summary = Summary::load(lib.store(), outcome.run).map_err(msg)?;
+        eval::write_report(&summary, &lib.data_dir().join("reports")).map_err(msg)?;
+        serde_json::to_value(summary).map_err(msg)
+    })
+    .await;
+    state.end_job("eval");
+    result
+}
+
+/// Stored evaluation runs, newest first.
+#[tauri::command]
+pub async fn eval_runs(state: State<'_, AppState>) -> CmdResult<Value> {
+    with_library(&state, |lib| {
+        serde_json::to_value(lib.store().eval_runs(50).map_err(msg)?).map_err(msg)
+    })
+    .await
+}
+
+/// The report of one run, recomputed from its measurements.
+#[tauri::command]
+pub async fn eval_report(state: State<'_, AppState>, id: i64) -> CmdResult<Value> {
+    with_library(&state, move |lib| {
+        serde_json::to_value(Summary::load(lib.store(), id).map_err(msg)?).map_err(msg)
+    })
+    .await
+}
+
+/// Two runs' headline numbers side by side.
+#[tauri::command]
+pub async fn compare_evals(state: State<'_, AppState>, a: i64, b: i64) -> CmdResult<Value> {
+    with_library(&state, move |lib| {
+        serde_json::to_value(eval::report::compare_runs(lib.store(), a, b).map_err(msg)?)
+            .map_err(msg)
     })
     .await
 }

@@ -51,6 +51,10 @@ fn main() {
             commands::list_adapters,
             commands::use_adapter,
             commands::rollback_adapter,
+            commands::run_eval,
+            commands::eval_runs,
+            commands::eval_report,
+            commands::compare_evals,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

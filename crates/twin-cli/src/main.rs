@@ -1,6 +1,7 @@
 //! `twin`: the command line, a thin shell over twin-core.
 
 mod draft_cmd;
+mod eval_cmd;
 mod models_cmd;
 mod progress_bar;
 mod train_cmd;
@@ -83,6 +84,9 @@ enum Command {
     /// Manage voice adapters: list, use (per channel, at a strength), roll back, remove.
     #[command(subcommand)]
     Adapters(train_cmd::AdaptersCommand),
+    /// Evaluate: held-out perplexity, style distance, "sounds like you", retrieval, a local
+    /// judge; writes an HTML + JSON report. `--compare A B` puts two runs side by side.
+    Eval(Box<eval_cmd::EvalArgs>),
     /// Measure speed and memory; prints a table.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -584,6 +588,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Dataset(cmd) => train_cmd::dataset_cmd(cli, cmd),
         Command::Train(args) => train_cmd::train_cmd(cli, args),
         Command::Adapters(cmd) => train_cmd::adapters_cmd(cli, cmd),
+        Command::Eval(args) => eval_cmd::eval_cmd(cli, args),
         Command::Bench(cmd) => bench(cli, cmd),
     }
 }

@@ -47,6 +47,7 @@ impl twin_core::Progress for Bar {
                 Stage::Parse => counted("parsing ", "files"),
                 Stage::Embed => counted("embedding", "chunks"),
                 Stage::Dataset => counted("dataset ", "passages"),
+                Stage::Evaluate => counted("evaluating", "measurements"),
                 Stage::Download => "downloading [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {wide_msg}".to_string(),
             };
             self.bar.set_style(

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod bench_draft;
 pub mod draft;
 pub mod engine;
+pub mod eval;
 pub mod gguf;
 pub mod library;
 pub mod models;

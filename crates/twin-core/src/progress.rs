@@ -47,6 +47,8 @@ pub enum Stage {
     Download,
     /// Building a training dataset (units are passages).
     Dataset,
+    /// Evaluating (units are measurements; `item` names the step).
+    Evaluate,
 }
 
 /// One progress update: `done` of `total` units of `stage` finished.

@@ -1,7 +1,8 @@
 //! Voice training on the real default model (SmolLM2-135M-Instruct, CPU) and the sample
 //! writing: candle's forward pass agrees with llama.cpp's, every LoRA tensor gets a gradient,
 //! and a trained adapter, served by llama.cpp, lowers the held-out documents' NLL by at least
-//! 15% while still answering generic requests without collapsing into repetition.
+//! 15% while still answering generic requests without collapsing into repetition; `twin eval`
+//! on it produces a report in which the adapter beats the base model.
 
 mod common;
 
@@ -338,4 +339,146 @@ fn trained_adapter_lowers_held_out_nll_in_llama_cpp_and_still_answers_generic_re
     };
     let err = adapters::check_base(&foreign, &base.sha256, &base.name).unwrap_err();
     assert!(err.to_string().contains(&outcome.adapter.path), "{err}");
+
+    evaluation_report(&mut lib, &base, &outcome.adapter, b, a);
+}
+
+/// `twin eval` on the trained adapter: interrupted and resumed, the report is produced, the
+/// adapter beats the base model on held-out perplexity and on style distance, and the report's
+/// numbers follow the stored measurements (the base perplexity equals the one this test
+/// computed itself, and editing a stored measurement changes the report).
+fn evaluation_report(
+    lib: &mut twin_core::Library,
+    base: &twin_core::store::ModelRecord,
+    adapter: &AdapterRecord,
+    base_nll: f64,
+    adapter_nll: f64,
+) {
+    use twin_core::eval::{self, EvalError, EvalParams, Summary};
+    let config = ChatModelConfig {
+        context_tokens: 4096,
+        ..Default::default()
+    };
+    let params = EvalParams {
+        drafts: 4,
+        author: "Nell".into(),
+        ..Default::default()
+    };
+    // Interrupt after a few measurements; the re-run resumes the same run.
+    let cancel = CancelToken::new();
+    let stopper = cancel.clone();
+    let progress = move |e: twin_core::ProgressEvent| {
+        if e.done >= 3 {
+            stopper.cancel();
+        }
+    };
+    let err = eval::run(lib, base, &config, &params, &progress, &cancel).unwrap_err();
+    assert!(matches!(err, EvalError::Cancelled), "{err}");
+    let started = std::time::Instant::now();
+    let outcome = eval::run(
+        lib,
+        base,
+        &config,
+        &params,
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    assert!(outcome.resumed, "the interrupted run is resumed");
+    eprintln!("evaluation took {:.0} s", started.elapsed().as_secs_f64());
+
+    let summary = Summary::load(lib.store(), outcome.run).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (json_path, html_path) = eval::write_report(&summary, dir.path()).unwrap();
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.contains("<svg") && html.contains(&adapter.name));
+    eprintln!(
+        "{}",
+        serde_json::to_string_pretty(&summary.headline()).unwrap()
+    );
+    let reread: Summary =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    for ((m1, v1), (m2, v2)) in summary.headline().iter().zip(reread.headline()) {
+        assert!(
+            *m1 == m2 && (v1 - v2).abs() <= 1e-9 * v1.abs().max(1.0),
+            "the JSON report reads back: {m1} {v1} vs {m2} {v2}"
+        );
+    }
+
+    let adapter_config = format!("adapter:{}", adapter.id);
+    let ppl_base = summary.perplexity_of("base").unwrap();
+    let ppl_adapter = summary.perplexity_of(&adapter_config).unwrap();
+    assert!(
+        (ppl_base.nll - base_nll).abs() < 1e-3 && (ppl_adapter.nll - adapter_nll).abs() < 1e-3,
+        "the report's NLL matches this test's own scoring: {} vs {base_nll}, {} vs {adapter_nll}",
+        ppl_base.nll,
+        ppl_adapter.nll
+    );
+    assert!(
+        ppl_adapter.perplexity < ppl_base.perplexity,
+        "the adapter beats base on held-out perplexity: {} vs {}",
+        ppl_adapter.perplexity,
+        ppl_base.perplexity
+    );
+    let style_base = summary.style_of("base").unwrap();
+    let style_adapter = summary.style_of(&adapter_config).unwrap();
+    assert_eq!(style_adapter.texts, 4);
+    assert!(
+        style_adapter.relative < style_base.relative,
+        "the adapter's drafts are closer to the held-out writing: {:?} vs {:?}",
+        style_adapter,
+        style_base
+    );
+    let others = summary.style_of("others").unwrap();
+    assert!((others.relative - 1.0).abs() < 1e-9, "others are the unit");
+    let authorship = |c: &str| {
+        summary
+            .authorship
+            .iter()
+            .find(|a| a.config == c)
+            .unwrap()
+            .mean
+    };
+    assert!(
+        authorship("heldout") > authorship("others"),
+        "the classifier tells the user's unseen writing from unseen other writers"
+    );
+    let hybrid = summary
+        .retrieval
+        .iter()
+        .find(|r| r.retriever == "hybrid")
+        .unwrap();
+    assert!(
+        hybrid.queries > 0 && hybrid.recall_at[&10] > 0.5,
+        "{hybrid:?}"
+    );
+    assert_eq!(summary.judge.len(), 2);
+    for j in &summary.judge {
+        assert!(
+            (1.0..=3.0).contains(&j.accuracy) && (1.0..=3.0).contains(&j.style),
+            "{j:?}"
+        );
+        assert_eq!(j.drafts, 4);
+    }
+
+    // Nothing is hard-coded: doubling one stored NLL changes the perplexity accordingly.
+    let mut items = lib.store().eval_items(outcome.run).unwrap();
+    let item = items
+        .iter_mut()
+        .find(|i| i.kind == "nll" && i.config == "base")
+        .unwrap();
+    let extra = item.value;
+    item.value *= 2.0;
+    lib.store().put_eval_item(outcome.run, item).unwrap();
+    let edited = Summary::load(lib.store(), outcome.run).unwrap();
+    let expected = ((ppl_base.nll * ppl_base.tokens as f64 + extra) / ppl_base.tokens as f64).exp();
+    let got = edited.perplexity_of("base").unwrap().perplexity;
+    assert!(
+        (got - expected).abs() / expected < 1e-9,
+        "{got} vs {expected}"
+    );
+    assert_eq!(
+        twin_core::eval::report::compare(&summary, &summary).len(),
+        summary.headline().len()
+    );
 }

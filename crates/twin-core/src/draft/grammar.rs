@@ -48,6 +48,22 @@ pub struct Topic {
     pub topic: String,
 }
 
+/// Grammar for the local judge's verdict: `{"accuracy": 1-3, "style": 1-3}`.
+pub fn judge_grammar() -> String {
+    format!(
+        "root ::= \"{{\" ws \"\\\"accuracy\\\":\" ws score \",\" ws \"\\\"style\\\":\" ws score ws \"}}\"\nscore ::= [1-3]\n{COMMON}"
+    )
+}
+
+/// The parsed judge step: scores from 1 (poor) to 3 (good).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Judgement {
+    /// Consistency with the facts the draft was given.
+    pub accuracy: u8,
+    /// Likeness to the user's real writing.
+    pub style: u8,
+}
+
 /// Grammar for the self-query filters; `platforms` are the library's platform names.
 pub fn self_query_grammar(platforms: &[String]) -> String {
     let mut platform = String::from("\"null\"");

@@ -32,7 +32,7 @@ use crate::engine::{
 };
 use crate::library::{Library, LibraryError};
 use crate::progress::CancelToken;
-use crate::store::{SearchFilter, StoreError, TraceId, TraceRecord};
+use crate::store::{ChunkHit, SearchFilter, StoreError, TraceId, TraceRecord};
 use grammar::{ArticlePlan, Expansion, SelfQuery};
 use retrieve::ContextChunk;
 use serde::Serialize;
@@ -101,6 +101,10 @@ pub struct DraftRequest {
     pub adapter_scale: f32,
     /// Author's name as the prompts use it.
     pub author: String,
+    /// Documents (paths) kept out of the context and the exemplars: evaluation drafts on
+    /// held-out topics without letting the model copy the held-out text.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude_documents: Vec<String>,
 }
 
 impl DraftRequest {
@@ -119,7 +123,16 @@ impl DraftRequest {
             sampling: Sampling::default(),
             adapter_scale: 0.0,
             author: "the author".into(),
+            exclude_documents: Vec::new(),
         }
+    }
+
+    fn excludes(&self, hit: &ChunkHit) -> bool {
+        !self.exclude_documents.is_empty()
+            && self
+                .exclude_documents
+                .iter()
+                .any(|d| std::path::Path::new(d) == hit.path)
     }
 }
 
@@ -624,6 +637,7 @@ fn run_chain(library: &mut Library, run: &mut Run<'_>) -> Result<Draft, DraftErr
             per_query,
         )?;
     }
+    candidates.retain(|(hit, _)| !request.excludes(hit));
     run.detail.timings.search_ms = ms(t);
     let t = Instant::now();
     let context: Vec<ContextChunk> = retrieve::select_mmr(
@@ -635,7 +649,14 @@ fn run_chain(library: &mut Library, run: &mut Run<'_>) -> Result<Draft, DraftErr
         &|text| run.model.count_tokens(text),
     )?;
     let exemplars = if request.retrieval {
-        retrieve::exemplars(store, format.platform(), request.exemplars)?
+        let mut picked = retrieve::exemplars(
+            store,
+            format.platform(),
+            request.exemplars + request.exclude_documents.len(),
+        )?;
+        picked.retain(|hit| !request.excludes(hit));
+        picked.truncate(request.exemplars);
+        picked
     } else {
         Vec::new()
     };

@@ -28,6 +28,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("critique", include_str!("../../templates/critique.j2")),
     ("revise", include_str!("../../templates/revise.j2")),
     ("instruct", include_str!("../../templates/instruct.j2")),
+    ("judge", include_str!("../../templates/judge.j2")),
 ];
 
 /// Which template ran, for traces.

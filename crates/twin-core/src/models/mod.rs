@@ -106,6 +106,18 @@ pub fn resolve_chat_model(
     Ok(record)
 }
 
+/// The judge's default: the largest registered chat model (size is the best offline proxy
+/// for strength among the models a user has).
+pub fn strongest_chat_model(
+    store: &crate::store::Store,
+) -> Result<Option<crate::store::ModelRecord>, ModelError> {
+    Ok(store
+        .models()?
+        .into_iter()
+        .filter(|m| m.kind == ModelKind::Chat.as_str() && std::path::Path::new(&m.path).is_file())
+        .max_by_key(|m| m.size))
+}
+
 /// Verify `record`'s file against its sha256 (fast path on unchanged size/mtime) and load it;
 /// traces name it `name@sha256:<prefix>`.
 pub fn load_chat_model(

@@ -173,4 +173,30 @@ pub(super) const MIGRATIONS: &[&str] = &[
         at          INTEGER NOT NULL
     );
     "#,
+    // 5: evaluation runs. A run stores raw measurements only (per-example NLL, draft texts,
+    // ranks, judge scores); every number in a report is computed from these rows when it is
+    // shown, so a report can always be re-derived and two runs compared.
+    r#"
+    CREATE TABLE eval_runs (
+        id          INTEGER PRIMARY KEY,
+        run_key     TEXT NOT NULL,          -- dataset + base + adapters + parameters: the same key resumes
+        status      TEXT NOT NULL,          -- running | cancelled | failed | done
+        dataset_id  TEXT NOT NULL,
+        base_sha256 TEXT NOT NULL,
+        params      TEXT NOT NULL,          -- JSON
+        error       TEXT,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE INDEX eval_runs_key ON eval_runs(run_key);
+    CREATE TABLE eval_items (
+        run_id  INTEGER NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+        kind    TEXT NOT NULL,              -- nll | draft | judge | retrieval | heldout
+        config  TEXT NOT NULL,              -- base | adapter:<id> | hybrid | …
+        key     TEXT NOT NULL,              -- example or query index
+        value   REAL NOT NULL,
+        detail  TEXT NOT NULL,              -- JSON
+        PRIMARY KEY (run_id, kind, config, key)
+    );
+    "#,
 ];

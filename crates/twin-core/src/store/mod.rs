@@ -6,12 +6,14 @@
 //! - the vector table only ever holds vectors of the one recorded embedding model; choosing
 //!   another model drops them all and marks every chunk for re-embedding.
 
+mod evaluation;
 mod migrations;
 mod records;
 mod training;
 mod types;
 mod vectors;
 
+pub use evaluation::{EvalItem, EvalRunId, EvalRunRecord};
 pub use records::{ModelId, ModelRecord, TraceId, TraceRecord};
 pub use training::{
     ActiveAdapter, AdapterId, AdapterRecord, DatasetRecord, ExampleRecord, RunId, RunRecord,
