@@ -38,6 +38,15 @@ fn a_thread_is_drafted_streamed_traced_and_listed() {
         stdout.contains("Sources:") && stdout.contains("1/ "),
         "{stdout}"
     );
+    let likeness = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("sounds like you: "))
+        .and_then(|rest| rest.split('%').next())
+        .and_then(|p| p.parse::<u32>().ok());
+    assert!(
+        likeness.is_some_and(|p| p <= 100),
+        "the draft shows its 'sounds like you' score: {stdout}"
+    );
     assert!(
         stderr.contains("── draft ──") && stderr.contains("trace "),
         "{stderr}"

@@ -259,6 +259,12 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     for w in &draft.warnings {
         println!("warning: {w}");
     }
+    if let Some(classifier) = twin_core::eval::authorship_model(library.store())? {
+        println!(
+            "\nsounds like you: {:.0}% (a classifier fitted on your library against other writers)",
+            classifier.probability(&draft.text) * 100.0
+        );
+    }
     let t = &draft.timings;
     eprintln!(
         "\ntrace {} · retrieval {:.0} ms · first token {:.0} ms · {:.1} tokens/s · total {:.1} s",
