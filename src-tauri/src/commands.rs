@@ -56,6 +56,20 @@ pub struct AppSettings {
     pub author: String,
 }
 
+impl AppSettings {
+    /// How to run a chat model with these settings.
+    fn chat_config(&self) -> ChatModelConfig {
+        let mut config = ChatModelConfig {
+            gpu_layers: self.gpu_layers,
+            ..Default::default()
+        };
+        if self.threads > 0 {
+            config.threads = self.threads;
+        }
+        config
+    }
+}
+
 impl AppState {
     /// The data folder from `TWIN_DATA_DIR`, else the platform's data folder (as the CLI).
     pub fn new() -> Result<Self, String> {
@@ -116,6 +130,18 @@ async fn with_library<T: Send + 'static>(
     .map_err(msg)?
 }
 
+/// Run `f` with the library as the cancellable job `job` (see [`cancel_job`]).
+async fn with_job<T: Send + 'static>(
+    state: &State<'_, AppState>,
+    job: &str,
+    f: impl FnOnce(&mut Library, &CancelToken) -> CmdResult<T> + Send + 'static,
+) -> CmdResult<T> {
+    let cancel = state.start_job(job);
+    let result = with_library(state, move |lib| f(lib, &cancel)).await;
+    state.end_job(job);
+    result
+}
+
 fn threads_setting(dir: &Path) -> usize {
     twin_core::store::Store::open(&dir.join(twin_core::library::DATABASE_FILE))
         .ok()
@@ -174,23 +200,19 @@ pub async fn import_paths(
     paths: Vec<String>,
     on_event: Channel<Value>,
 ) -> CmdResult<Value> {
-    let cancel = state.start_job("import");
-    let c = cancel.clone();
-    let result = with_library(&state, move |lib| {
+    with_job(&state, "import", move |lib, c| {
         let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
         let report = lib
             .import(
                 &paths,
                 &ImportOptions::default(),
                 &progress_sink(on_event),
-                &c,
+                c,
             )
             .map_err(msg)?;
         serde_json::to_value(report).map_err(msg)
     })
-    .await;
-    state.end_job("import");
-    result
+    .await
 }
 
 /// Add a folder as a watched source, import it, and keep following every watched folder.
@@ -288,11 +310,9 @@ pub async fn draft(
     args: DraftArgs,
     on_event: Channel<Value>,
 ) -> CmdResult<Value> {
-    let cancel = state.start_job("draft");
     let chat = Arc::clone(&state.chat);
     let classifier = Arc::clone(&state.authorship);
-    let c = cancel.clone();
-    let result = with_library(&state, move |lib| {
+    with_job(&state, "draft", move |lib, c| {
         let format: Format = args.format.parse()?;
         let settings = read_settings(lib)?;
         let record = models::resolve_chat_model(lib.store(), None).map_err(msg)?;
@@ -313,14 +333,10 @@ pub async fn draft(
                 None => {
                     // Free the old model first: two small models fit, two large ones may not.
                     *cached = None;
-                    let mut config = ChatModelConfig {
-                        gpu_layers: settings.gpu_layers,
+                    let config = ChatModelConfig {
                         adapter: adapter_path,
-                        ..Default::default()
+                        ..settings.chat_config()
                     };
-                    if settings.threads > 0 {
-                        config.threads = settings.threads;
-                    }
                     let model = Arc::new(models::load_chat_model(&record, &config).map_err(msg)?);
                     *cached = Some(LoadedChat {
                         key,
@@ -346,7 +362,7 @@ pub async fn draft(
             "adapter": choice.as_ref().map(|c| &c.adapter.name),
             "strength": request.adapter_scale,
         }));
-        let draft = draft::draft(lib, &model, &request, &c, &mut |event: DraftEvent| {
+        let draft = draft::draft(lib, &model, &request, c, &mut |event: DraftEvent| {
             let _ = on_event.send(json!({ "kind": "draft", "event": event }));
         })
         .map_err(msg)?;
@@ -354,9 +370,7 @@ pub async fn draft(
         value["sounds_like_you"] = json!(sounds_like_you(lib, &classifier, &draft.text)?);
         Ok(value)
     })
-    .await;
-    state.end_job("draft");
-    result
+    .await
 }
 
 /// Cancel a running job (`import`, `draft`, `dataset`, `train`, `pull`, `eval`).
@@ -495,20 +509,16 @@ pub async fn pull_model(
     file: String,
     on_event: Channel<Value>,
 ) -> CmdResult<Value> {
-    let cancel = state.start_job("pull");
-    let c = cancel.clone();
-    let result = with_library(&state, move |lib| {
+    with_job(&state, "pull", move |lib, c| {
         let request = models::PullRequest::new(&repo, &file);
         let dir = lib.data_dir().join("models");
         let (path, sha256) =
-            models::pull(&request, &dir, &progress_sink(on_event), &c).map_err(msg)?;
+            models::pull(&request, &dir, &progress_sink(on_event), c).map_err(msg)?;
         let record =
             registry::register(lib.store(), &path, "pulled", None, Some(&sha256)).map_err(msg)?;
         serde_json::to_value(record).map_err(msg)
     })
-    .await;
-    state.end_job("pull");
-    result
+    .await
 }
 
 /// Threads, GPU layers, author name and the data folder.
@@ -557,14 +567,13 @@ pub async fn build_dataset(
     state: State<'_, AppState>,
     on_event: Channel<Value>,
 ) -> CmdResult<Value> {
-    let cancel = state.start_job("dataset");
-    let c = cancel.clone();
-    let result = with_library(&state, move |lib| {
+    with_job(&state, "dataset", move |lib, c| {
+        let settings = read_settings(lib)?;
         let record = models::resolve_chat_model(lib.store(), None).map_err(msg)?;
-        let chat = models::load_chat_model(&record, &ChatModelConfig::default()).map_err(msg)?;
+        let chat = models::load_chat_model(&record, &settings.chat_config()).map_err(msg)?;
         let templates = Templates::load(Some(&lib.data_dir().join("templates"))).map_err(msg)?;
         let params = DatasetParams {
-            author: read_settings(lib)?.author,
+            author: settings.author,
             ..Default::default()
         };
         let sink = progress_sink(on_event);
@@ -575,14 +584,12 @@ pub async fn build_dataset(
             &templates,
             &params,
             &sink,
-            &c,
+            c,
         )
         .map_err(msg)?;
         serde_json::to_value(d.record).map_err(msg)
     })
-    .await;
-    state.end_job("dataset");
-    result
+    .await
 }
 
 /// The training plan for the newest dataset (examples, tokens, steps, memory, ETA).
@@ -609,9 +616,7 @@ pub async fn start_training(
     state: State<'_, AppState>,
     on_event: Channel<Value>,
 ) -> CmdResult<Value> {
-    let cancel = state.start_job("train");
-    let c = cancel.clone();
-    let result = with_library(&state, move |lib| {
+    with_job(&state, "train", move |lib, c| {
         let record = models::resolve_chat_model(lib.store(), None).map_err(msg)?;
         let dataset = Dataset::load(lib.store(), None).map_err(msg)?;
         let outcome = train::train(
@@ -620,7 +625,7 @@ pub async fn start_training(
             &dataset,
             &TrainParams::default(),
             None,
-            &c,
+            c,
             &mut |e: TrainEvent| {
                 let _ = on_event.send(json!({ "kind": "train", "event": e }));
             },
@@ -628,9 +633,7 @@ pub async fn start_training(
         .map_err(msg)?;
         serde_json::to_value(outcome).map_err(msg)
     })
-    .await;
-    state.end_job("train");
-    result
+    .await
 }
 
 /// Adapters with lineage and which channel uses which.
@@ -720,19 +723,13 @@ pub async fn run_eval(
     judge: Option<bool>,
     on_event: Channel<Value>,
 ) -> CmdResult<Value> {
-    let cancel = state.start_job("eval");
-    let c = cancel.clone();
-    let result = with_library(&state, move |lib| {
+    with_job(&state, "eval", move |lib, c| {
         let settings = read_settings(lib)?;
         let record = models::resolve_chat_model(lib.store(), None).map_err(msg)?;
-        let mut config = ChatModelConfig {
+        let config = ChatModelConfig {
             context_tokens: 4096,
-            gpu_layers: settings.gpu_layers,
-            ..Default::default()
+            ..settings.chat_config()
         };
-        if settings.threads > 0 {
-            config.threads = settings.threads;
-        }
         let params = EvalParams {
             drafts: drafts.unwrap_or(6),
             judge: judge.unwrap_or(true),
@@ -740,14 +737,12 @@ pub async fn run_eval(
             ..Default::default()
         };
         let sink = progress_sink(on_event);
-        let outcome = eval::run(lib, &record, &config, &params, &sink, &c).map_err(msg)?;
+        let outcome = eval::run(lib, &record, &config, &params, &sink, c).map_err(msg)?;
         let summary = Summary::load(lib.store(), outcome.run).map_err(msg)?;
         eval::write_report(&summary, &lib.data_dir().join("reports")).map_err(msg)?;
         serde_json::to_value(summary).map_err(msg)
     })
-    .await;
-    state.end_job("eval");
-    result
+    .await
 }
 
 /// Stored evaluation runs, newest first.

@@ -327,6 +327,11 @@ impl Measure<'_> {
             .contains(&(kind.to_string(), config.to_string(), key.to_string()))
     }
 
+    /// Measurements of `kind` stored so far (progress is derived from these).
+    fn count(&self, kind: &str) -> usize {
+        self.done.iter().filter(|(k, _, _)| k == kind).count()
+    }
+
     fn check(&self) -> Result<(), EvalError> {
         if self.cancel.is_cancelled() {
             Err(EvalError::Cancelled)
@@ -398,21 +403,42 @@ fn measure_all(
         }
     }
 
-    // 1. Held-out perplexity, each configuration on the same tokens.
-    let total = heldout.len() * configs.len();
-    let mut done = 0;
+    // Retrieval needs no chat model.
+    measure_retrieval(library, heldout, params, m)?;
+
+    // One model load per configuration: held-out perplexity, drafts on held-out topics (with
+    // the held-out documents out of reach), and, when the judge is the base model itself, the
+    // judging (structured steps run at adapter scale 0, i.e. on the base weights).
+    let excluded: Vec<String> = heldout
+        .iter()
+        .filter_map(|(_, e)| e.document_path.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let topics = draft_topics(heldout, params.drafts);
+    let templates = Templates::load(Some(&library.data_dir().join("templates")))?;
+    let judge_is_base = judge.is_some_and(|j| j.sha256 == base.sha256);
+    let nll_total = heldout.len() * configs.len();
+    let draft_total = topics.len() * configs.iter().filter(|c| c.drafts).count();
     for c in configs {
-        let todo: Vec<_> = heldout
+        let nll_todo: Vec<_> = heldout
             .iter()
             .filter(|(idx, _)| !m.has("nll", &c.config, &idx.to_string()))
             .collect();
-        done += heldout.len() - todo.len();
-        if todo.is_empty() {
+        let draft_todo: Vec<_> = topics
+            .iter()
+            .filter(|t| c.drafts && !m.has("draft", &c.config, &t.0.to_string()))
+            .collect();
+        let judge_todo = judge_is_base
+            && topics
+                .iter()
+                .any(|t| c.drafts && !m.has("judge", &c.config, &t.0.to_string()));
+        if nll_todo.is_empty() && draft_todo.is_empty() && !judge_todo {
             continue;
         }
         let model = load_model(base, model_config, c.adapter_path.as_ref())?;
         let scale = if c.adapter_path.is_some() { 1.0 } else { 0.0 };
-        for (idx, e) in todo {
+        for (idx, e) in nll_todo {
             m.check()?;
             let enc = model.encode_example(&e.messages, &e.reply)?;
             let scored = model.score(&enc.tokens, enc.prompt_len, scale, m.cancel)?;
@@ -427,12 +453,121 @@ fn measure_all(
                     detail: serde_json::json!({ "tokens": scored.nll.len() }),
                 },
             )?;
-            done += 1;
-            m.progress("perplexity", done, total);
+            m.progress("perplexity", m.count("nll"), nll_total);
+        }
+        for (idx, format, topic) in draft_todo {
+            m.check()?;
+            let request = DraftRequest {
+                draft_only: true,
+                expansions: 0,
+                self_query: false,
+                sampling: Sampling {
+                    seed: params.seed,
+                    ..Sampling::default()
+                },
+                adapter_scale: scale,
+                author: params.author.clone(),
+                exclude_documents: excluded.clone(),
+                ..DraftRequest::new(topic.clone(), *format)
+            };
+            let d = draft::draft(library, &model, &request, m.cancel, &mut |_| {}).map_err(
+                |e| match e {
+                    DraftError::Cancelled => EvalError::Cancelled,
+                    e => EvalError::Draft(e),
+                },
+            )?;
+            m.put(
+                library,
+                EvalItem {
+                    kind: "draft".into(),
+                    config: c.config.clone(),
+                    key: idx.to_string(),
+                    value: d.words as f64,
+                    detail: serde_json::json!({
+                        "topic": topic,
+                        "format": format.platform(),
+                        "text": d.text,
+                        "chunks": d.citations.iter().map(|c| c.chunk_id).collect::<Vec<_>>(),
+                        "trace": d.trace_id,
+                    }),
+                },
+            )?;
+            m.progress("drafts", m.count("draft"), draft_total);
+        }
+        if let Some(judge) = judge.filter(|_| judge_is_base) {
+            let drafts = stored_drafts(library, m.run, Some(&c.config))?;
+            let job = Judging {
+                model: &model,
+                name: &judge.name,
+                templates: &templates,
+                total: draft_total,
+            };
+            judge_drafts(library, &job, &drafts, heldout, params, m)?;
         }
     }
 
-    // 2. Retrieval: the queries written from held-out passages must find their documents.
+    // "Sounds like you": fitted on the training split against other people's writing;
+    // every fifth reference passage is kept back to show how it treats writers it never saw.
+    let drafts = stored_drafts(library, m.run, None)?;
+    let references = authorship::reference_passages();
+    let (others_train, others_test): (Vec<_>, Vec<_>) =
+        references.iter().enumerate().partition(|(i, _)| i % 5 != 4);
+    let user_train: Vec<&str> = dataset
+        .split("train")
+        .filter(|e| e.kind == "user")
+        .map(|e| e.reply.as_str())
+        .collect();
+    let others_train: Vec<&str> = others_train.iter().map(|(_, t)| t.as_str()).collect();
+    if let Some(classifier) = AuthorshipModel::fit(&user_train, &others_train) {
+        let mut scored: Vec<(String, String, String)> = Vec::new();
+        for d in &drafts {
+            scored.push((d.config.clone(), d.key.clone(), text_of(d)));
+        }
+        for (idx, e) in heldout {
+            scored.push(("heldout".into(), idx.to_string(), e.reply.clone()));
+        }
+        for (i, t) in &others_test {
+            scored.push(("others".into(), i.to_string(), t.to_string()));
+        }
+        for (config, key, text) in scored {
+            if !m.has("authorship", &config, &key) {
+                m.put(
+                    library,
+                    EvalItem {
+                        kind: "authorship".into(),
+                        config,
+                        key,
+                        value: classifier.probability(&text),
+                        detail: serde_json::to_value(&classifier.fit).unwrap_or_default(),
+                    },
+                )?;
+            }
+        }
+    }
+
+    // The local judge, when it is another model: loaded once for every draft.
+    if let Some(judge) = judge.filter(|_| !judge_is_base) {
+        if drafts.iter().any(|d| !m.has("judge", &d.config, &d.key)) {
+            let model = models::load_chat_model(judge, model_config)?;
+            let job = Judging {
+                model: &model,
+                name: &judge.name,
+                templates: &templates,
+                total: drafts.len(),
+            };
+            judge_drafts(library, &job, &drafts, heldout, params, m)?;
+        }
+    }
+    Ok(())
+}
+
+/// Recall of the queries written from held-out passages: each must find its own document.
+fn measure_retrieval(
+    library: &mut Library,
+    heldout: &[(usize, &crate::train::dataset::Example)],
+    params: &EvalParams,
+    m: &mut Measure,
+) -> Result<(), EvalError> {
     let queries: Vec<(usize, String, String)> = heldout
         .iter()
         .filter_map(|(idx, e)| {
@@ -447,10 +582,8 @@ fn measure_all(
         ("vector", SearchMode::Vector),
     ];
     let total = queries.len() * modes.len();
-    let mut done = 0;
     for (name, mode) in modes {
         for (idx, topic, document) in &queries {
-            done += 1;
             if m.has("retrieval", name, &idx.to_string()) {
                 continue;
             }
@@ -492,183 +625,100 @@ fn measure_all(
                     }),
                 },
             )?;
-            m.progress("retrieval", done, total);
+            m.progress("retrieval", m.count("retrieval"), total);
         }
     }
+    Ok(())
+}
 
-    // 3. Drafts on held-out topics, with the held-out documents out of reach.
-    let excluded: Vec<String> = heldout
-        .iter()
-        .filter_map(|(_, e)| e.document_path.clone())
-        .collect::<HashSet<_>>()
+/// The stored drafts of the run (of one configuration, or all).
+fn stored_drafts(
+    library: &Library,
+    run: EvalRunId,
+    config: Option<&str>,
+) -> Result<Vec<EvalItem>, EvalError> {
+    Ok(library
+        .store()
+        .eval_items(run)?
         .into_iter()
-        .collect();
-    let topics = draft_topics(heldout, params.drafts);
-    let drafting: Vec<&Config> = configs.iter().filter(|c| c.drafts).collect();
-    let total = topics.len() * drafting.len();
-    let mut done = 0;
-    for c in &drafting {
-        let todo: Vec<_> = topics
-            .iter()
-            .filter(|t| !m.has("draft", &c.config, &t.0.to_string()))
-            .collect();
-        done += topics.len() - todo.len();
-        if todo.is_empty() {
+        .filter(|i| i.kind == "draft" && config.is_none_or(|c| i.config == c))
+        .collect())
+}
+
+/// The judge model and what its progress counts against.
+struct Judging<'a> {
+    model: &'a ChatModel,
+    name: &'a str,
+    templates: &'a Templates,
+    total: usize,
+}
+
+/// Judge the `drafts` not judged yet: accuracy against each draft's context, style against
+/// the held-out passage its topic came from.
+fn judge_drafts(
+    library: &Library,
+    job: &Judging,
+    drafts: &[EvalItem],
+    heldout: &[(usize, &crate::train::dataset::Example)],
+    params: &EvalParams,
+    m: &mut Measure,
+) -> Result<(), EvalError> {
+    let version = job
+        .templates
+        .describe("judge")
+        .map(|t| t.version.clone())
+        .unwrap_or_default();
+    for d in drafts {
+        if m.has("judge", &d.config, &d.key) {
             continue;
         }
-        let model = load_model(base, model_config, c.adapter_path.as_ref())?;
-        for (idx, format, topic) in todo {
-            m.check()?;
-            let request = DraftRequest {
-                draft_only: true,
-                expansions: 0,
-                self_query: false,
-                sampling: Sampling {
-                    seed: params.seed,
-                    ..Sampling::default()
-                },
-                adapter_scale: if c.adapter_path.is_some() { 1.0 } else { 0.0 },
-                author: params.author.clone(),
-                exclude_documents: excluded.clone(),
-                ..DraftRequest::new(topic.clone(), *format)
-            };
-            let d = draft::draft(library, &model, &request, m.cancel, &mut |_| {}).map_err(
-                |e| match e {
-                    DraftError::Cancelled => EvalError::Cancelled,
-                    e => EvalError::Draft(e),
-                },
-            )?;
-            m.put(
-                library,
-                EvalItem {
-                    kind: "draft".into(),
-                    config: c.config.clone(),
-                    key: idx.to_string(),
-                    value: d.words as f64,
-                    detail: serde_json::json!({
-                        "topic": topic,
-                        "format": format.platform(),
-                        "text": d.text,
-                        "chunks": d.citations.iter().map(|c| c.chunk_id).collect::<Vec<_>>(),
-                        "trace": d.trace_id,
-                    }),
-                },
-            )?;
-            done += 1;
-            m.progress("drafts", done, total);
-        }
-    }
-
-    // 4. "Sounds like you": fitted on the training split against other people's writing;
-    //    every fifth reference passage is kept back to show how it treats writers it never saw.
-    let drafts: Vec<EvalItem> = library
-        .store()
-        .eval_items(m.run)?
-        .into_iter()
-        .filter(|i| i.kind == "draft")
-        .collect();
-    let references = authorship::reference_passages();
-    let (others_train, others_test): (Vec<_>, Vec<_>) =
-        references.iter().enumerate().partition(|(i, _)| i % 5 != 4);
-    let user_train: Vec<&str> = dataset
-        .split("train")
-        .filter(|e| e.kind == "user")
-        .map(|e| e.reply.as_str())
-        .collect();
-    let others_train: Vec<&str> = others_train.iter().map(|(_, t)| t.as_str()).collect();
-    if let Some(classifier) = AuthorshipModel::fit(&user_train, &others_train) {
-        let mut scored: Vec<(String, String, String)> = Vec::new();
-        for d in &drafts {
-            scored.push((d.config.clone(), d.key.clone(), text_of(d)));
-        }
-        for (idx, e) in heldout {
-            scored.push(("heldout".into(), idx.to_string(), e.reply.clone()));
-        }
-        for (i, t) in &others_test {
-            scored.push(("others".into(), i.to_string(), t.to_string()));
-        }
-        for (config, key, text) in scored {
-            if !m.has("authorship", &config, &key) {
-                m.put(
-                    library,
-                    EvalItem {
-                        kind: "authorship".into(),
-                        config,
-                        key,
-                        value: classifier.probability(&text),
-                        detail: serde_json::to_value(&classifier.fit).unwrap_or_default(),
-                    },
-                )?;
-            }
-        }
-    }
-
-    // 5. The local judge: accuracy against the draft's context, style against a real passage.
-    if let Some(judge) = judge {
-        let templates = Templates::load(Some(&library.data_dir().join("templates")))?;
-        let todo: Vec<&EvalItem> = drafts
-            .iter()
-            .filter(|d| !m.has("judge", &d.config, &d.key))
+        m.check()?;
+        let chunk_ids: Vec<i64> = d.detail["chunks"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_i64()).collect())
+            .unwrap_or_default();
+        let context: Vec<String> = library
+            .store()
+            .chunk_hits(&chunk_ids)?
+            .into_iter()
+            .map(|h| excerpt(&h.text, 80))
             .collect();
-        let total = drafts.len();
-        let mut done = total - todo.len();
-        if !todo.is_empty() {
-            let model = models::load_chat_model(judge, model_config)?;
-            let version = templates
-                .describe("judge")
-                .map(|t| t.version.clone())
-                .unwrap_or_default();
-            for d in todo {
-                m.check()?;
-                let chunk_ids: Vec<i64> = d.detail["chunks"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_i64()).collect())
-                    .unwrap_or_default();
-                let context: Vec<String> = library
-                    .store()
-                    .chunk_hits(&chunk_ids)?
-                    .into_iter()
-                    .map(|h| excerpt(&h.text, 80))
-                    .collect();
-                let reference = heldout
-                    .iter()
-                    .find(|(idx, _)| idx.to_string() == d.key)
-                    .map(|(_, e)| excerpt(&e.reply, 150))
-                    .unwrap_or_default();
-                let verdict: Judgement = draft::structured_step(
-                    &model,
-                    &templates,
-                    "judge",
-                    "judge",
-                    minijinja::context! {
-                        author => params.author.as_str(),
-                        topic => d.detail["topic"].as_str().unwrap_or_default(),
-                        context => context,
-                        reference => reference,
-                        draft => excerpt(&text_of(d), 250),
-                    },
-                    judge_grammar(),
-                    24,
-                )?;
-                m.put(
-                    library,
-                    EvalItem {
-                        kind: "judge".into(),
-                        config: d.config.clone(),
-                        key: d.key.clone(),
-                        value: f64::from(verdict.accuracy + verdict.style) / 2.0,
-                        detail: serde_json::json!({
-                            "accuracy": verdict.accuracy,
-                            "style": verdict.style,
-                            "judge": judge.name,
-                            "template": format!("judge v{version}"),
-                        }),
-                    },
-                )?;
-                done += 1;
-                m.progress("judge", done, total);
-            }
-        }
+        let reference = heldout
+            .iter()
+            .find(|(idx, _)| idx.to_string() == d.key)
+            .map(|(_, e)| excerpt(&e.reply, 150))
+            .unwrap_or_default();
+        let verdict: Judgement = draft::structured_step(
+            job.model,
+            job.templates,
+            "judge",
+            "judge",
+            minijinja::context! {
+                author => params.author.as_str(),
+                topic => d.detail["topic"].as_str().unwrap_or_default(),
+                context => context,
+                reference => reference,
+                draft => excerpt(&text_of(d), 250),
+            },
+            judge_grammar(),
+            24,
+        )?;
+        m.put(
+            library,
+            EvalItem {
+                kind: "judge".into(),
+                config: d.config.clone(),
+                key: d.key.clone(),
+                value: f64::from(verdict.accuracy + verdict.style) / 2.0,
+                detail: serde_json::json!({
+                    "accuracy": verdict.accuracy,
+                    "style": verdict.style,
+                    "judge": job.name,
+                    "template": format!("judge v{version}"),
+                }),
+            },
+        )?;
+        m.progress("judge", m.count("judge"), job.total);
     }
     Ok(())
 }
