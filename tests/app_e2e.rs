@@ -1,7 +1,9 @@
 //! The desktop app end to end in a real WebKit window: Xvfb, tauri-driver and WebKitWebDriver
 //! (Debian's webkit2gtk-driver), driven over the plain WebDriver protocol. The main flow:
 //! import the sample writing through the command the drop handler calls, wait for the progress
-//! to finish, search, draft, and watch the text stream in with citations. A screenshot of every
+//! to finish, search, draft, and watch the text stream in with citations; then build a dataset,
+//! train a short run with its live loss chart, use and roll back the adapter, and cancel a
+//! longer run. A screenshot of every
 //! screen is saved under `target/e2e-screenshots/`; launch time and idle RSS are printed.
 
 use base64::Engine;
@@ -336,8 +338,97 @@ fn main_flow_in_a_real_webkit_window() {
     );
     s.screenshot("2-draft");
 
+    // Train: build the dataset (the local model back-translates every passage), plan, train a
+    // short run with the live loss chart, then use and roll back the adapter it made.
     s.show("train");
+    s.run("document.getElementById('dataset-build').click(); return true;");
+    wait_until("the dataset", Duration::from_secs(600), || {
+        let st = s.run("return document.getElementById('dataset-summary').dataset.state || ''");
+        st == json!("done") || st == json!("error")
+    });
+    let summary = s.run("return document.getElementById('dataset-summary').textContent");
+    assert!(
+        summary.as_str().unwrap().starts_with("Dataset "),
+        "{summary}"
+    );
+    let examples = s.run("return document.querySelectorAll('#dataset-examples li').length");
+    assert!(examples.as_u64().unwrap() >= 5, "the dataset is previewed");
+    s.run(
+        "document.getElementById('train-epochs').value = '1';
+         document.getElementById('train-steps').value = '3';
+         document.getElementById('train-plan').click(); return true;",
+    );
+    wait_until("the training plan", Duration::from_secs(120), || {
+        s.run("return document.getElementById('plan').textContent")
+            .as_str()
+            .is_some_and(|t| t.contains("steps") && !t.contains("measuring"))
+    });
+    let plan = s.run("return document.getElementById('plan').textContent");
+    assert!(plan.as_str().unwrap().contains(", 3 steps"), "{plan}");
+    s.run("document.getElementById('train-start').click(); return true;");
+    wait_until("the training run", Duration::from_secs(600), || {
+        let st = s.run("return document.getElementById('train-state').dataset.state || ''");
+        st == json!("done") || st == json!("error") || st == json!("cancelled")
+    });
+    let trained = s.run("return document.getElementById('train-state').textContent");
+    assert_eq!(
+        s.run("return document.getElementById('train-state').dataset.state"),
+        json!("done"),
+        "{trained}"
+    );
+    assert!(
+        trained.as_str().unwrap().contains("held-out loss"),
+        "{trained}"
+    );
+    let curve = s.run(
+        "return document.querySelector('#loss-chart polyline.train')?.getAttribute('points') || ''",
+    );
+    assert_eq!(
+        curve.as_str().unwrap().split_whitespace().count(),
+        3,
+        "one loss point per step: {curve}"
+    );
+    let in_use = || {
+        s.run("return document.querySelector('#adapters tbody tr td:nth-child(3)')?.textContent || ''")
+    };
+    wait_until(
+        "the new adapter in the list",
+        Duration::from_secs(20),
+        || in_use() == json!("default@1"),
+    );
     s.screenshot("3-train");
+    s.run("document.getElementById('adapter-rollback').click(); return true;");
+    wait_until(
+        "the rollback to the base model",
+        Duration::from_secs(20),
+        || in_use() == json!("—"),
+    );
+    s.run("document.querySelector('#adapters tbody button').click(); return true;");
+    wait_until("the adapter in use again", Duration::from_secs(20), || {
+        in_use() == json!("default@1")
+    });
+
+    // Cancelling a longer run stops it and says so.
+    s.run(
+        "document.getElementById('train-steps').value = '';
+         document.getElementById('train-epochs').value = '20';
+         document.getElementById('train-start').click(); return true;",
+    );
+    wait_until("a training step", Duration::from_secs(300), || {
+        s.run("return document.getElementById('train-state').textContent")
+            .as_str()
+            .is_some_and(|t| t.starts_with("step "))
+    });
+    s.run("document.getElementById('train-cancel').click(); return true;");
+    wait_until("the cancelled run", Duration::from_secs(60), || {
+        s.run("return document.getElementById('train-state').dataset.state") != json!("running")
+    });
+    let cancelled = s.run("return document.getElementById('train-state').textContent");
+    assert_eq!(
+        s.run("return document.getElementById('train-state').dataset.state"),
+        json!("cancelled"),
+        "{cancelled}"
+    );
 
     // The Evaluate screen renders a stored run's report, with every number computed from the
     // run's measurements: here two configurations whose NLL sums give perplexity e² and e¹.

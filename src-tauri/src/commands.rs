@@ -592,16 +592,45 @@ pub async fn build_dataset(
     .await
 }
 
+/// What the Train screen lets the user choose; everything else keeps `TrainParams`' defaults.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainOptions {
+    /// Passes over the examples at most.
+    epochs: Option<f64>,
+    /// Optimizer steps at most.
+    max_steps: Option<usize>,
+    /// Adapter rank.
+    rank: Option<usize>,
+}
+
+impl TrainOptions {
+    fn params(self) -> TrainParams {
+        let mut p = TrainParams::default();
+        if let Some(e) = self.epochs.filter(|e| e.is_finite() && *e > 0.0) {
+            p.epochs = e;
+        }
+        p.max_steps = self.max_steps.filter(|s| *s > 0);
+        if let Some(r) = self.rank.filter(|r| *r > 0) {
+            p.lora.rank = r;
+        }
+        p
+    }
+}
+
 /// The training plan for the newest dataset (examples, tokens, steps, memory, ETA).
 #[tauri::command]
-pub async fn train_plan(state: State<'_, AppState>) -> CmdResult<Value> {
-    with_library(&state, |lib| {
+pub async fn train_plan(
+    state: State<'_, AppState>,
+    options: Option<TrainOptions>,
+) -> CmdResult<Value> {
+    with_library(&state, move |lib| {
         let record = models::resolve_chat_model(lib.store(), None).map_err(msg)?;
         let dataset = Dataset::load(lib.store(), None).map_err(msg)?;
         let plan = train::plan(
             Path::new(&record.path),
             &dataset,
-            &TrainParams::default(),
+            &options.unwrap_or_default().params(),
             true,
         )
         .map_err(msg)?;
@@ -614,8 +643,10 @@ pub async fn train_plan(state: State<'_, AppState>) -> CmdResult<Value> {
 #[tauri::command]
 pub async fn start_training(
     state: State<'_, AppState>,
+    options: Option<TrainOptions>,
     on_event: Channel<Value>,
 ) -> CmdResult<Value> {
+    let params = options.unwrap_or_default().params();
     with_job(&state, "train", move |lib, c| {
         let record = models::resolve_chat_model(lib.store(), None).map_err(msg)?;
         let dataset = Dataset::load(lib.store(), None).map_err(msg)?;
@@ -623,7 +654,7 @@ pub async fn start_training(
             lib.store(),
             &record,
             &dataset,
-            &TrainParams::default(),
+            &params,
             None,
             c,
             &mut |e: TrainEvent| {

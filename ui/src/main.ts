@@ -414,21 +414,33 @@ async function loadAdapters() {
 
 $("dataset-build").addEventListener("click", async () => {
   const box = $("dataset-progress");
+  const summary = $("dataset-summary");
   box.hidden = false;
+  summary.dataset.state = "running";
   try {
     await invoke("build_dataset", { onEvent: barChannel("dataset-bar") });
     await loadDataset();
+    summary.dataset.state = "done";
   } catch (e) {
     showError("dataset", e);
+    summary.dataset.state = "error";
   }
   box.hidden = true;
 });
+/** The Train screen's choices; empty fields keep the engine's defaults. */
+function trainOptions(): Json {
+  const num = (id: string) => {
+    const v = $<HTMLInputElement>(id).valueAsNumber;
+    return Number.isFinite(v) && v > 0 ? v : null;
+  };
+  return { epochs: num("train-epochs"), maxSteps: num("train-steps"), rank: num("train-rank") };
+}
 $("train-plan").addEventListener("click", async () => {
   const pre = $("plan");
   pre.hidden = false;
   pre.textContent = "measuring this machine…";
   try {
-    const p: Json = await invoke("train_plan");
+    const p: Json = await invoke("train_plan", { options: trainOptions() });
     pre.textContent =
       `${p.train_examples} training examples, ${p.test_examples} held out\n${p.tokens_per_epoch} tokens per epoch, ${p.steps} steps\n` +
       `about ${(p.memory_bytes / 2 ** 30).toFixed(1)} GiB of memory, about ${Math.round((p.eta_seconds ?? 0) / 60)} min`;
@@ -439,6 +451,8 @@ $("train-plan").addEventListener("click", async () => {
 $("train-start").addEventListener("click", async () => {
   curve.train = [];
   curve.eval = [];
+  const state = $("train-state");
+  state.dataset.state = "running";
   $<HTMLButtonElement>("train-start").disabled = true;
   $<HTMLButtonElement>("train-cancel").disabled = false;
   const channel = new Channel<Json>();
@@ -454,10 +468,12 @@ $("train-start").addEventListener("click", async () => {
     drawChart();
   };
   try {
-    const o: Json = await invoke("start_training", { onEvent: channel });
-    $("train-state").textContent = `${o.adapter.name}: held-out loss ${o.base_eval_loss.toFixed(3)} → ${o.best_eval_loss.toFixed(3)}`;
+    const o: Json = await invoke("start_training", { options: trainOptions(), onEvent: channel });
+    state.textContent = `${o.adapter.name}: held-out loss ${o.base_eval_loss.toFixed(3)} → ${o.best_eval_loss.toFixed(3)}`;
+    state.dataset.state = "done";
   } catch (e) {
-    $("train-state").textContent = String(e);
+    state.textContent = String(e);
+    state.dataset.state = /cancel/i.test(String(e)) ? "cancelled" : "error";
   }
   $<HTMLButtonElement>("train-start").disabled = false;
   $<HTMLButtonElement>("train-cancel").disabled = true;

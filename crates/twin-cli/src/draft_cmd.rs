@@ -59,6 +59,9 @@ pub struct DraftArgs {
     /// Do not extract platform/date filters from the topic.
     #[arg(long)]
     pub no_self_query: bool,
+    /// Keep the fused search order even when a reranker model is configured.
+    #[arg(long)]
+    pub no_rerank: bool,
     /// Context chunks at most.
     #[arg(long, default_value_t = 6)]
     pub context_chunks: usize,
@@ -160,6 +163,7 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     request.draft_only = args.draft_only;
     request.expansions = args.expansions;
     request.self_query = !args.no_self_query;
+    request.rerank = !args.no_rerank;
     request.context_chunks = args.context_chunks;
     request.sampling.temperature = args.temperature;
     if let Some(seed) = args.seed {

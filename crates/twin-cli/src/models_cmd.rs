@@ -9,7 +9,8 @@ use twin_core::models::{self, registry, ModelKind, PullRequest};
 
 #[derive(Subcommand)]
 pub enum ModelsCommand {
-    /// Convert a sentence-transformers folder to GGUF and use it as the library's embedding model.
+    /// Convert a sentence-transformers folder to GGUF and use it as the library's embedding model
+    /// (or, for a cross-encoder, as the reranker).
     Import {
         /// The model folder (config.json, model.safetensors, tokenizer.json).
         folder: PathBuf,
@@ -98,26 +99,37 @@ pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
                 &out,
                 &models::ConvertOptions { f16: !f32 },
             )?;
-            let reset = library.set_embedding_model(&converted.path)?;
-            registry::register(
+            // A cross-encoder becomes the active reranker; anything else the library's
+            // embedding model.
+            let reset = !converted.reranker && library.set_embedding_model(&converted.path)?;
+            let record = registry::register(
                 library.store(),
                 &converted.path,
                 "converted",
                 Some(&name),
                 None,
             )?;
+            if converted.reranker {
+                registry::set_active(library.store(), &record)?;
+            }
             if cli.json {
                 print_json(
                     &serde_json::json!({"path": converted.path, "name": converted.name, "dim": converted.dim,
-                    "max_tokens": converted.max_tokens, "tensors": converted.n_tensors, "vectors_reset": reset}),
+                    "max_tokens": converted.max_tokens, "tensors": converted.n_tensors, "vectors_reset": reset,
+                    "reranker": converted.reranker}),
                 )?;
             } else {
                 println!(
-                    "converted {} → {} ({} dims, {} tensors); it is now the library's embedding model",
+                    "converted {} → {} ({} dims, {} tensors); it is now {}",
                     folder.display(),
                     converted.path.display(),
                     converted.dim,
-                    converted.n_tensors
+                    converted.n_tensors,
+                    if converted.reranker {
+                        "the active reranker: drafts reorder retrieved passages with it"
+                    } else {
+                        "the library's embedding model"
+                    }
                 );
                 if reset {
                     println!("the previous model's vectors were dropped; the next import re-embeds everything");

@@ -132,8 +132,8 @@ pub fn draft(b: &DraftBench) -> Result<Vec<BenchRow>, DraftError> {
     };
     let info = model.info();
     let setting = format!(
-        "{}, {threads} threads, ctx {}, {} tokens",
-        info.name, info.context, b.tokens
+        "{}, {threads} threads, ctx {}, {} tokens, {} GPU layers",
+        info.name, info.context, b.tokens, info.gpu_layers
     );
     rows.push(row(
         "decode, bare llama.cpp loop (greedy)",

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use twin_core::draft::format::{x_length, X_POST_LIMIT};
@@ -16,15 +15,7 @@ use twin_core::engine::{
 };
 use twin_core::{CancelToken, Library};
 
-fn smollm2() -> PathBuf {
-    let path = common::repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/fetch-models.sh",
-        path.display()
-    );
-    path
-}
+use common::smollm2;
 
 fn model() -> &'static ChatModel {
     static MODEL: OnceLock<ChatModel> = OnceLock::new();

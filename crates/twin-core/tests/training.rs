@@ -18,15 +18,7 @@ use twin_core::train::{
 };
 use twin_core::CancelToken;
 
-fn smollm2() -> PathBuf {
-    let path = common::repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/fetch-models.sh",
-        path.display()
-    );
-    path
-}
+use common::smollm2;
 
 fn chat(adapter: Option<PathBuf>) -> ChatModel {
     ChatModel::load(
@@ -40,23 +32,10 @@ fn chat(adapter: Option<PathBuf>) -> ChatModel {
     .expect("load SmolLM2")
 }
 
-/// A chat example as drafting would render it, for the parity checks.
-fn example_tokens(tokenizer: &ChatTokenizer) -> (Vec<u32>, usize) {
-    let messages = vec![
-        ChatMessage::system("You are Nell's writing twin."),
-        ChatMessage::user("Write a LinkedIn post about: sharp tools"),
-    ];
-    let reply =
-        "A sharp chisel does the work. A dull one makes you do the work, and then it slips. \
-                 Most teams I talk to are fighting dull tools and do not know it.";
-    let e = tokenizer.encode_example(&messages, reply).unwrap();
-    (e.tokens, e.prompt_len)
-}
-
 #[test]
 fn candle_forward_agrees_with_llama_cpp_on_the_same_gguf() {
     let tokenizer = ChatTokenizer::load(&smollm2()).unwrap();
-    let (tokens, _) = example_tokens(&tokenizer);
+    let (tokens, _) = common::example_tokens(&tokenizer);
     let candle = LoraModel::load(
         &smollm2(),
         &LoraConfig::default(),
@@ -67,47 +46,13 @@ fn candle_forward_agrees_with_llama_cpp_on_the_same_gguf() {
     let llama = chat(None)
         .score(&tokens, 1, 0.0, &CancelToken::new())
         .unwrap();
-    assert_eq!(llama.nll.len(), tokens.len() - 1);
-    let mut agree = 0;
-    let mut candle_nll = 0.0;
-    for i in 0..tokens.len() - 1 {
-        let row = &logits[i];
-        let (best, max) =
-            row.iter().enumerate().fold(
-                (0, f32::NEG_INFINITY),
-                |a, (j, &v)| if v > a.1 { (j, v) } else { a },
-            );
-        if best as u32 == llama.argmax[i] {
-            agree += 1;
-        }
-        let lse = max as f64
-            + row
-                .iter()
-                .map(|&v| ((v - max) as f64).exp())
-                .sum::<f64>()
-                .ln();
-        candle_nll += lse - row[tokens[i + 1] as usize] as f64;
-    }
-    let n = tokens.len() - 1;
-    candle_nll /= n as f64;
-    let llama_nll = llama.mean_nll();
-    eprintln!(
-        "top-1 agreement {agree}/{n}; mean NLL candle {candle_nll:.4} llama.cpp {llama_nll:.4}"
-    );
-    assert!(
-        agree * 10 >= n * 9,
-        "top-1 agreement {agree}/{n} is under 90%"
-    );
-    assert!(
-        (candle_nll - llama_nll).abs() / llama_nll < 0.02,
-        "mean NLL differs by more than 2%: candle {candle_nll:.4}, llama.cpp {llama_nll:.4}"
-    );
+    common::Parity::of(&logits, &tokens, &llama).assert_within_bounds("llama (SmolLM2)");
 }
 
 #[test]
 fn every_lora_tensor_receives_a_gradient() {
     let tokenizer = ChatTokenizer::load(&smollm2()).unwrap();
-    let (tokens, prompt_len) = example_tokens(&tokenizer);
+    let (tokens, prompt_len) = common::example_tokens(&tokenizer);
     let model = LoraModel::load(
         &smollm2(),
         &LoraConfig::default(),

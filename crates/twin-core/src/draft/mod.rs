@@ -50,6 +50,9 @@ pub enum DraftError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The model registry failed (resolving the reranker).
+    #[error(transparent)]
+    Model(#[from] crate::models::ModelError),
     /// A prompt template is broken.
     #[error("prompt template {name}: {reason}")]
     Template {
@@ -95,6 +98,8 @@ pub struct DraftRequest {
     pub context_tokens: usize,
     /// Few-shot exemplars of the format.
     pub exemplars: usize,
+    /// Reorder the retrieved candidates with the configured reranker model, if there is one.
+    pub rerank: bool,
     /// Sampling for the writing steps (structured steps are greedy).
     pub sampling: Sampling,
     /// Strength of the loaded LoRA adapter (0 = base model).
@@ -120,6 +125,7 @@ impl DraftRequest {
             context_chunks: 6,
             context_tokens: 900,
             exemplars: 2,
+            rerank: true,
             sampling: Sampling::default(),
             adapter_scale: 0.0,
             author: "the author".into(),
@@ -180,7 +186,7 @@ pub struct Citation {
     pub date: Option<String>,
     /// An excerpt.
     pub snippet: String,
-    /// Fused retrieval score.
+    /// Retrieval score: fused RRF, or the reranker's logit when a reranker ordered the context.
     pub score: f64,
 }
 
@@ -208,6 +214,8 @@ pub struct DraftTimings {
     pub expand_ms: f64,
     /// Hybrid searches and fusion, ms.
     pub search_ms: f64,
+    /// Reranking the candidates (0 without a reranker), ms.
+    pub rerank_ms: f64,
     /// MMR, exemplars and style card, ms.
     pub select_ms: f64,
     /// Everything before the first writing step, ms.
@@ -255,6 +263,8 @@ struct TraceDetail {
     filter: SearchFilter,
     filter_dropped: bool,
     queries: Vec<String>,
+    /// The reranker model that ordered the candidates, if one did.
+    reranker: Option<String>,
     exemplar_chunks: Vec<i64>,
     citations: Vec<Citation>,
     steps: Vec<StepTrace>,
@@ -578,10 +588,49 @@ pub fn draft(
     })
 }
 
+/// Candidates a reranker reads: the fused list's head, where reordering changes what is picked.
+const RERANK_CANDIDATES: usize = 24;
+
+/// The registry's active reranker, loaded (cached by the library), with its name.
+fn active_reranker(
+    library: &mut Library,
+) -> Result<Option<(String, std::sync::Arc<crate::engine::Reranker>)>, DraftError> {
+    use crate::models::registry::{self, ModelKind};
+    let Some(record) = registry::active(library.store(), ModelKind::Reranker)? else {
+        return Ok(None);
+    };
+    let reranker = library.reranker_at(std::path::Path::new(&record.path))?;
+    Ok(Some((record.name, reranker)))
+}
+
+/// Replace the fused scores of the first [`RERANK_CANDIDATES`] candidates by the reranker's,
+/// which reads the topic and each chunk together (what neither BM25 nor separate vectors can),
+/// and order them by it; the rest are dropped.
+fn rerank(
+    reranker: &crate::engine::Reranker,
+    topic: &str,
+    candidates: &mut Vec<(ChunkHit, f64)>,
+) -> Result<(), DraftError> {
+    let _span = tracing::info_span!("rerank", candidates = candidates.len()).entered();
+    candidates.truncate(RERANK_CANDIDATES);
+    let texts: Vec<&str> = candidates.iter().map(|(h, _)| h.text.as_str()).collect();
+    let scores = reranker.score(topic, &texts)?;
+    for ((_, score), s) in candidates.iter_mut().zip(scores) {
+        *score = f64::from(s);
+    }
+    candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(())
+}
+
 fn run_chain(library: &mut Library, run: &mut Run<'_>) -> Result<Draft, DraftError> {
     let request = run.request;
     let format = request.format;
     let embedder = library.embedder()?;
+    let reranker = if request.rerank && request.retrieval {
+        active_reranker(library)?
+    } else {
+        None
+    };
     let store = library.store();
     let platforms: Vec<String> = store.platforms()?.into_iter().map(|(p, _)| p).collect();
 
@@ -639,6 +688,12 @@ fn run_chain(library: &mut Library, run: &mut Run<'_>) -> Result<Draft, DraftErr
     }
     candidates.retain(|(hit, _)| !request.excludes(hit));
     run.detail.timings.search_ms = ms(t);
+    let t = Instant::now();
+    if let Some((name, reranker)) = reranker {
+        rerank(&reranker, &request.topic, &mut candidates)?;
+        run.detail.reranker = Some(name);
+    }
+    run.detail.timings.rerank_ms = ms(t);
     let t = Instant::now();
     let context: Vec<ContextChunk> = retrieve::select_mmr(
         store,

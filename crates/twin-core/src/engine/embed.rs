@@ -20,7 +20,7 @@ use llama_cpp_2::token::LlamaToken;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// How to run the embedding model.
 #[derive(Clone, Debug)]
@@ -64,6 +64,15 @@ type Job = (
     mpsc::Sender<Result<Vec<Vec<f32>>, EngineError>>,
 );
 
+/// What an encoder model's pooled output is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pooled {
+    /// A sentence embedding (mean pooling), L2-normalised.
+    Embedding,
+    /// A relevance score: the classification head on `[CLS]` (llama.cpp's rank pooling).
+    Rank,
+}
+
 /// A loaded embedding model.
 pub struct Embedder {
     model: Arc<LlamaModel>,
@@ -71,7 +80,7 @@ pub struct Embedder {
     identity: ModelIdentity,
     max_tokens: usize,
     sep: LlamaToken,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: super::worker::Worker<Job>,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -95,6 +104,15 @@ fn hash_file(path: &Path) -> Result<String, EngineError> {
 impl Embedder {
     /// Load the GGUF embedding model at `path`.
     pub fn load(path: &Path, config: &EmbedderConfig) -> Result<Self, EngineError> {
+        Self::load_pooled(path, config, Pooled::Embedding)
+    }
+
+    /// Load an encoder whose pooled output is `pooled`; rerankers share everything else.
+    pub(crate) fn load_pooled(
+        path: &Path,
+        config: &EmbedderConfig,
+        pooled: Pooled,
+    ) -> Result<Self, EngineError> {
         let _span = tracing::info_span!("load_embedder", path = %path.display()).entered();
         let load_err = |reason: String| EngineError::Load {
             path: path.to_path_buf(),
@@ -114,6 +132,19 @@ impl Embedder {
             return Err(wrong(
                 "not an embedding model (no pooling type); import one with `twin models import`",
             ));
+        }
+        match (pooled, header.has_classifier) {
+            (Pooled::Embedding, true) => {
+                return Err(wrong(
+                    "a reranker (it has a classification head), not an embedding model; add it with `twin models add`",
+                ))
+            }
+            (Pooled::Rank, false) => {
+                return Err(wrong(
+                    "not a reranker (no classification head): an embedding model",
+                ))
+            }
+            _ => {}
         }
         let dim = usize::try_from(model.n_embd()).unwrap_or(0);
         let n_ctx_train = model.n_ctx_train() as usize;
@@ -135,14 +166,14 @@ impl Embedder {
             dim,
         };
         let model = Arc::new(model);
-        let jobs = spawn_worker(Arc::clone(&model), config.clone())?;
+        let jobs = spawn_worker(Arc::clone(&model), config.clone(), pooled)?;
         Ok(Self {
             model,
             path: path.to_path_buf(),
             identity,
             max_tokens,
             sep,
-            jobs: Mutex::new(jobs),
+            jobs,
         })
     }
 
@@ -175,26 +206,46 @@ impl Embedder {
     }
 
     fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
+        self.tokenize_within(text, self.max_tokens)
+    }
+
+    /// `[CLS] text [SEP]`, cut to `limit` tokens with `[SEP]` kept last.
+    fn tokenize_within(&self, text: &str, limit: usize) -> Vec<LlamaToken> {
         let mut tokens = self.model.vocab().tokenize(text.as_bytes(), true, false);
-        if tokens.len() > self.max_tokens {
-            tokens.truncate(self.max_tokens - 1);
+        if tokens.len() > limit.max(2) {
+            tokens.truncate(limit.max(2) - 1);
             tokens.push(self.sep);
         }
         tokens
     }
 
+    /// A cross-encoder input, `[CLS] query [SEP] document [SEP]`, within [`Self::max_tokens`]:
+    /// the query keeps at most half, the document is cut to fit the rest.
+    pub(crate) fn pair_tokens(&self, query: &str, document: &str) -> Vec<LlamaToken> {
+        let mut tokens = self.tokenize_within(query, self.max_tokens / 2);
+        let room = self.max_tokens.saturating_sub(tokens.len() + 1);
+        let doc = self
+            .model
+            .vocab()
+            .tokenize(document.as_bytes(), false, false);
+        tokens.extend(doc.into_iter().take(room));
+        tokens.push(self.sep);
+        tokens
+    }
+
     /// Embed `texts`, returning one L2-normalised vector per text, in order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EngineError> {
-        if texts.is_empty() {
+        let tokens: Vec<Vec<LlamaToken>> = texts.iter().map(|t| self.tokenize(t)).collect();
+        self.run(tokens)
+    }
+
+    /// The pooled output of every token sequence, in order, on the worker thread.
+    pub(crate) fn run(&self, tokens: Vec<Vec<LlamaToken>>) -> Result<Vec<Vec<f32>>, EngineError> {
+        if tokens.is_empty() {
             return Ok(Vec::new());
         }
-        let tokens: Vec<Vec<LlamaToken>> = texts.iter().map(|t| self.tokenize(t)).collect();
         let (reply, response) = mpsc::channel();
-        self.jobs
-            .lock()
-            .map_err(|_| EngineError::WorkerGone)?
-            .send((tokens, reply))
-            .map_err(|_| EngineError::WorkerGone)?;
+        self.jobs.send((tokens, reply))?;
         response.recv().map_err(|_| EngineError::WorkerGone)?
     }
 }
@@ -202,57 +253,58 @@ impl Embedder {
 fn spawn_worker(
     model: Arc<LlamaModel>,
     config: EmbedderConfig,
-) -> Result<mpsc::Sender<Job>, EngineError> {
-    let (jobs, inbox) = mpsc::channel::<Job>();
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), EngineError>>();
-    std::thread::Builder::new()
-        .name("twin-embed".into())
-        .spawn(move || {
-            let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
-            let n = config.batch_tokens as u32;
-            let seqs = config.max_sequences.max(1) as u32;
-            let params = LlamaContextParams::default()
-                .with_embeddings(true)
-                .with_pooling_type(LlamaPoolingType::Mean)
-                .with_n_ctx(NonZeroU32::new(n.max(256) * seqs))
-                .with_n_batch(n)
-                // Non-causal models must fit a whole batch in one ubatch (llama.cpp asserts).
-                .with_n_ubatch(n)
-                .with_n_seq_max(seqs)
-                .with_n_threads(threads)
-                .with_n_threads_batch(threads);
-            let backend = match backend() {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let mut ctx = match model.new_context(backend, params) {
-                Ok(ctx) => ctx,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(EngineError::Runtime(format!(
-                        "creating the embedding context: {e}"
-                    ))));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            let mut batch = LlamaBatch::new(config.batch_tokens, seqs as i32);
-            for (sequences, reply) in inbox {
-                let result = embed_all(
-                    &mut ctx,
-                    &mut batch,
-                    &sequences,
-                    config.batch_tokens,
-                    seqs as usize,
-                );
-                let _ = reply.send(result);
+    pooled: Pooled,
+) -> Result<super::worker::Worker<Job>, EngineError> {
+    super::worker::Worker::spawn("twin-embed", move |inbox: mpsc::Receiver<Job>, ready_tx| {
+        let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
+        let n = config.batch_tokens as u32;
+        let seqs = config.max_sequences.max(1) as u32;
+        let params = LlamaContextParams::default()
+            .with_embeddings(true)
+            .with_pooling_type(match pooled {
+                Pooled::Embedding => LlamaPoolingType::Mean,
+                Pooled::Rank => LlamaPoolingType::Rank,
+            })
+            .with_n_ctx(NonZeroU32::new(n.max(256) * seqs))
+            .with_n_batch(n)
+            // Non-causal models must fit a whole batch in one ubatch (llama.cpp asserts).
+            .with_n_ubatch(n)
+            .with_n_seq_max(seqs)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        let backend = match backend() {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return;
             }
-        })
-        .map_err(|e| EngineError::Runtime(format!("starting the embedding worker: {e}")))?;
-    ready_rx.recv().map_err(|_| EngineError::WorkerGone)??;
-    Ok(jobs)
+        };
+        let mut ctx = match model.new_context(backend, params) {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                let _ = ready_tx.send(Err(EngineError::Runtime(format!(
+                    "creating the embedding context: {e}"
+                ))));
+                return;
+            }
+        };
+        let _ = ready_tx.send(Ok(()));
+        let mut batch = LlamaBatch::new(config.batch_tokens, seqs as i32);
+        for (sequences, reply) in inbox {
+            let result = embed_all(
+                &mut ctx,
+                &mut batch,
+                &sequences,
+                config.batch_tokens,
+                seqs as usize,
+            )
+            .map(|pooled_out| match pooled {
+                Pooled::Embedding => pooled_out.iter().map(|v| l2_normalized(v)).collect(),
+                Pooled::Rank => pooled_out,
+            });
+            let _ = reply.send(result);
+        }
+    })
 }
 
 fn embed_all(
@@ -292,7 +344,7 @@ fn embed_all(
             let v = ctx
                 .embeddings_seq_ith(i32::try_from(i).unwrap_or(0))
                 .map_err(|e| EngineError::Runtime(e.to_string()))?;
-            out.push(l2_normalized(v));
+            out.push(v.to_vec());
         }
     }
     Ok(out)

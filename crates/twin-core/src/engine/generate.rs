@@ -27,7 +27,7 @@ use serde::Serialize;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Streamed text is handed to the caller at most this often (20 updates a second).
@@ -243,7 +243,7 @@ pub struct ChatModel {
     model: Arc<LlamaModel>,
     template: TemplateKind,
     info: ChatModelInfo,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: super::worker::Worker<Job>,
 }
 
 impl std::fmt::Debug for ChatModel {
@@ -319,7 +319,7 @@ impl ChatModel {
             model,
             template,
             info,
-            jobs: Mutex::new(jobs),
+            jobs,
         })
     }
 
@@ -366,11 +366,7 @@ impl ChatModel {
     /// Empty the KV cache, so the next prompt is evaluated in full.
     pub fn clear_cache(&self) -> Result<(), EngineError> {
         let (done, wait) = mpsc::channel();
-        self.jobs
-            .lock()
-            .map_err(|_| EngineError::WorkerGone)?
-            .send(Job::ClearCache(done))
-            .map_err(|_| EngineError::WorkerGone)?;
+        self.jobs.send(Job::ClearCache(done))?;
         wait.recv().map_err(|_| EngineError::WorkerGone)
     }
 
@@ -406,17 +402,13 @@ impl ChatModel {
             )));
         }
         let (out, inbox) = mpsc::channel();
-        self.jobs
-            .lock()
-            .map_err(|_| EngineError::WorkerGone)?
-            .send(Job::Score(ScoreJob {
-                tokens: tokens.iter().map(|&t| LlamaToken(t as i32)).collect(),
-                from,
-                scale: adapter_scale,
-                cancel: cancel.clone(),
-                out,
-            }))
-            .map_err(|_| EngineError::WorkerGone)?;
+        self.jobs.send(Job::Score(ScoreJob {
+            tokens: tokens.iter().map(|&t| LlamaToken(t as i32)).collect(),
+            from,
+            scale: adapter_scale,
+            cancel: cancel.clone(),
+            out,
+        }))?;
         inbox.recv().map_err(|_| EngineError::WorkerGone)?
     }
 
@@ -447,16 +439,12 @@ impl ChatModel {
             return Err(EngineError::Runtime("the prompt is empty".into()));
         }
         let (out, inbox) = mpsc::channel();
-        self.jobs
-            .lock()
-            .map_err(|_| EngineError::WorkerGone)?
-            .send(Job::Generate(GenerateJob {
-                prompt,
-                request: request.clone(),
-                cancel: cancel.clone(),
-                out,
-            }))
-            .map_err(|_| EngineError::WorkerGone)?;
+        self.jobs.send(Job::Generate(GenerateJob {
+            prompt,
+            request: request.clone(),
+            cancel: cancel.clone(),
+            out,
+        }))?;
         for msg in inbox {
             match msg {
                 WorkerMsg::Piece(text) => on_text(&text),
@@ -490,14 +478,12 @@ fn spawn_worker(
     config: &ChatModelConfig,
     context: u32,
     mut adapter: Option<LlamaLoraAdapter>,
-) -> Result<mpsc::Sender<Job>, EngineError> {
-    let (jobs, inbox) = mpsc::channel::<Job>();
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), EngineError>>();
+) -> Result<super::worker::Worker<Job>, EngineError> {
     let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
     let batch_tokens = config.batch_tokens.clamp(8, context);
-    std::thread::Builder::new()
-        .name("twin-generate".into())
-        .spawn(move || {
+    super::worker::Worker::spawn(
+        "twin-generate",
+        move |inbox: mpsc::Receiver<Job>, ready_tx| {
             // Declared before the context, so it is dropped after it: the callback reads it.
             let abort = super::ffi::AbortSlot::default();
             let params = super::ffi::with_abort_callback(
@@ -571,10 +557,8 @@ fn spawn_worker(
                 }
                 let _ = out.send(WorkerMsg::Done(result));
             }
-        })
-        .map_err(|e| EngineError::Runtime(format!("starting the generation worker: {e}")))?;
-    ready_rx.recv().map_err(|_| EngineError::WorkerGone)??;
-    Ok(jobs)
+        },
+    )
 }
 
 /// Let llama.cpp fit the model into free GPU memory (1 GiB margin per device, context of at
@@ -602,7 +586,9 @@ fn fit_to_memory(
         2048,
         llama_cpp_sys_2::GGML_LOG_LEVEL_ERROR,
     ) {
-        Ok(_) => u32::try_from(params.n_gpu_layers()).unwrap_or(0),
+        // Negative means every layer (llama.cpp's default, which `fit_params` keeps when the
+        // whole model fits).
+        Ok(_) => u32::try_from(params.n_gpu_layers()).unwrap_or(u32::MAX),
         Err(e) => {
             tracing::warn!(path = %path.display(), "could not fit the model to GPU memory: {e}");
             default_gpu_layers()

@@ -1,6 +1,6 @@
 //! The engine: the only module that talks to llama.cpp (through llama-cpp-2, pinned exactly).
 //!
-//! It loads GGUF models and runs embeddings and generation. Everything else in Twin sees plain
+//! It loads GGUF models and runs embeddings, reranking and generation. Everything else in Twin sees plain
 //! Rust types (token counts, `Vec<f32>` vectors, strings); no llama.cpp type leaks out.
 
 mod backend;
@@ -8,8 +8,10 @@ pub mod chat_template;
 pub mod embed;
 mod ffi;
 pub mod generate;
+pub mod rerank;
 mod stream_text;
 pub mod tokens;
+mod worker;
 
 pub use chat_template::ChatMessage;
 pub use embed::{Embedder, EmbedderConfig, ModelIdentity};
@@ -17,6 +19,7 @@ pub use generate::{
     ChatModel, ChatModelConfig, ChatModelInfo, FinishReason, GenerateRequest, Generation,
     GenerationStats, Sampling, Scored,
 };
+pub use rerank::Reranker;
 pub use tokens::{ChatTokenizer, EncodedExample};
 
 use std::path::PathBuf;

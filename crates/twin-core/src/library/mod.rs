@@ -14,7 +14,7 @@ pub mod watch;
 
 pub use sync::{FileIssue, ImportOptions, ImportReport};
 
-use crate::engine::{Embedder, EmbedderConfig, EngineError};
+use crate::engine::{Embedder, EmbedderConfig, EngineError, Reranker};
 use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
 use crate::search::{self, SearchQuery, SearchResult};
 use crate::store::{Source, Store, StoreError, StoredModel};
@@ -50,6 +50,8 @@ pub enum LibraryError {
 pub struct Library {
     store: Store,
     embedder: Option<Arc<Embedder>>,
+    /// The reranker last asked for, by file, so drafts do not reload it.
+    reranker: Option<(PathBuf, Arc<Reranker>)>,
     embed_config: EmbedderConfig,
     data_dir: PathBuf,
 }
@@ -82,6 +84,7 @@ impl Library {
         Ok(Self {
             store,
             embedder: None,
+            reranker: None,
             embed_config,
             data_dir: data_dir.to_path_buf(),
         })
@@ -122,6 +125,21 @@ impl Library {
         }
         self.embedder = Some(Arc::clone(&embedder));
         Ok(embedder)
+    }
+
+    /// The GGUF reranker at `path`, loaded once and kept while the same file is asked for.
+    pub fn reranker_at(&mut self, path: &Path) -> Result<Arc<Reranker>, LibraryError> {
+        if let Some((p, r)) = &self.reranker {
+            if p == path {
+                return Ok(Arc::clone(r));
+            }
+        }
+        if !path.exists() {
+            return Err(LibraryError::ModelFileMissing(path.to_path_buf()));
+        }
+        let reranker = Arc::new(Reranker::load(path, &self.embed_config)?);
+        self.reranker = Some((path.to_path_buf(), Arc::clone(&reranker)));
+        Ok(reranker)
     }
 
     /// Use the GGUF embedding model at `path` for this library. Returns true when this replaced

@@ -9,6 +9,9 @@
 //! - `tokenizer.ggml.token_type_count` is required by llama.cpp's bert loader.
 //! - llama.cpp uses the BOS id as `[CLS]`.
 //! - Pooling is written into the file; the caller must still L2-normalise the pooled vector.
+//! - A cross-encoder (`BertForSequenceClassification`, e.g. ms-marco-MiniLM rerankers) becomes a
+//!   GGUF reranker: its pooler and classifier are written as `cls` / `cls.output` and the pooling
+//!   is `RANK`, which makes llama.cpp return one relevance score per (query, document) pair.
 
 use crate::gguf::{self, Tensor, TensorType, Value};
 use safetensors::{Dtype, SafeTensors};
@@ -66,6 +69,9 @@ pub struct ConvertedModel {
     pub max_tokens: usize,
     /// Tensors written.
     pub n_tensors: usize,
+    /// Whether it is a reranker (a cross-encoder with a classification head) rather than an
+    /// embedding model.
+    pub reranker: bool,
 }
 
 // llama.cpp token types: NORMAL=1, CONTROL=3, USER_DEFINED=4.
@@ -98,8 +104,9 @@ impl ModelDir<'_> {
 }
 
 /// Map a Hugging Face BERT tensor name to llama.cpp's; `None` for tensors llama.cpp does not use
-/// (pooler, position ids, masked-LM heads).
-fn gguf_tensor_name(hf: &str) -> Option<String> {
+/// (position ids, masked-LM heads, and the pooler of an embedding model). A cross-encoder's
+/// pooler and classifier (`classifier`) are its ranking head.
+fn gguf_tensor_name(hf: &str, classifier: bool) -> Option<String> {
     let mut name = hf.strip_prefix("bert.").unwrap_or(hf).to_string();
     if let Some(s) = name.strip_suffix(".gamma") {
         name = format!("{s}.weight");
@@ -112,6 +119,8 @@ fn gguf_tensor_name(hf: &str) -> Option<String> {
         "embeddings.token_type_embeddings" => "token_types".to_string(),
         "embeddings.position_embeddings" => "position_embd".to_string(),
         "embeddings.LayerNorm" => "token_embd_norm".to_string(),
+        "pooler.dense" if classifier => "cls".to_string(),
+        "classifier" if classifier => "cls.output".to_string(),
         _ => {
             let (block, sub) = base.strip_prefix("encoder.layer.")?.split_once('.')?;
             let block: usize = block.parse().ok()?;
@@ -317,7 +326,20 @@ pub fn convert_sentence_transformer(
         .map(|v| v as usize)
         .unwrap_or(n_ctx as usize)
         .min(n_ctx as usize);
-    let pooling = pooling_type(&m)?;
+    let weights_path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&weights_path).map_err(|e| m.file_err("model.safetensors", e))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| m.file_err("model.safetensors", e))?;
+    let classifier = st
+        .names()
+        .iter()
+        .any(|n| n.strip_prefix("bert.").unwrap_or(n) == "classifier.weight");
+    if classifier && cfg["num_labels"].as_u64().is_some_and(|n| n != 1) {
+        return Err(
+            m.unsupported("a classifier with several labels; rerankers have one relevance score")
+        );
+    }
+    // llama.cpp's pooling ids: RANK = 4 runs the classification head on [CLS].
+    let pooling = if classifier { 4 } else { pooling_type(&m)? };
     let vocab = wordpiece_vocab(&m)?;
     let specials = m
         .json("special_tokens_map.json")
@@ -392,14 +414,11 @@ pub fn convert_sentence_transformer(
         }
     }
 
-    let weights_path = dir.join("model.safetensors");
-    let bytes = std::fs::read(&weights_path).map_err(|e| m.file_err("model.safetensors", e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| m.file_err("model.safetensors", e))?;
     let mut names: Vec<&str> = st.names().into_iter().collect();
     names.sort_unstable();
     let mut tensors = Vec::new();
     for hf in names {
-        let Some(gname) = gguf_tensor_name(hf) else {
+        let Some(gname) = gguf_tensor_name(hf, classifier) else {
             tracing::debug!(tensor = hf, "skipped: llama.cpp does not use it");
             continue;
         };
@@ -415,8 +434,14 @@ pub fn convert_sentence_transformer(
         };
         tensors.push(Tensor::from_f32(gname, &shape, &values, ty));
     }
+    let head: &[&str] = if classifier {
+        &["cls", "cls.output"]
+    } else {
+        &[]
+    };
     let mut required: Vec<String> = ["token_embd", "position_embd", "token_embd_norm"]
         .iter()
+        .chain(head)
         .map(|t| format!("{t}.weight"))
         .collect();
     for b in 0..n_layer {
@@ -449,5 +474,6 @@ pub fn convert_sentence_transformer(
         dim: n_embd as usize,
         max_tokens,
         n_tensors: tensors.len(),
+        reranker: classifier,
     })
 }

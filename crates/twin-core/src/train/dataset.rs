@@ -420,24 +420,27 @@ fn passages(body: &str, params: &DatasetParams, filtered: &mut FilterCounts) -> 
     out
 }
 
-/// Whether `path` is held out: the first `round(n × fraction)` documents of its platform in
-/// a seeded hash order.
-fn held_out_paths(docs: &[(String, Option<String>)], params: &DatasetParams) -> HashSet<String> {
-    let mut by_platform: BTreeMap<String, Vec<&String>> = BTreeMap::new();
-    for (path, platform) in docs {
+/// A document as the held-out split sees it: path, platform, and its text.
+type SplitDocument<'a> = (String, Option<String>, &'a str);
+
+/// Which paths are held out: the first `round(n × fraction)` documents of each platform in an
+/// order seeded by their *text*, not their path, so the same writing gets the same split
+/// wherever the library lives (a path-keyed split changed with the checkout's folder).
+fn held_out_paths(docs: &[SplitDocument<'_>], params: &DatasetParams) -> HashSet<String> {
+    let mut by_platform: BTreeMap<String, Vec<([u8; 32], &String)>> = BTreeMap::new();
+    for (path, platform, text) in docs {
+        let mut h = blake3::Hasher::new();
+        h.update(&params.seed.to_le_bytes());
+        h.update(text.as_bytes());
         by_platform
             .entry(platform.clone().unwrap_or_default())
             .or_default()
-            .push(path);
+            .push((*h.finalize().as_bytes(), path));
     }
     let mut out = HashSet::new();
     for paths in by_platform.values_mut() {
-        paths.sort_by_key(|p| {
-            let mut h = blake3::Hasher::new();
-            h.update(&params.seed.to_le_bytes());
-            h.update(p.as_bytes());
-            *h.finalize().as_bytes()
-        });
+        paths.sort();
+        let paths: Vec<&String> = paths.iter().map(|(_, p)| *p).collect();
         let n = (paths.len() as f64 * params.test_fraction).round() as usize;
         // Never hold out a platform's only document.
         let n = n.min(paths.len().saturating_sub(1));
@@ -498,7 +501,13 @@ pub fn build(
     let held_out = held_out_paths(
         &docs
             .iter()
-            .map(|d| (d.path.to_string_lossy().into_owned(), d.platform.clone()))
+            .map(|d| {
+                (
+                    d.path.to_string_lossy().into_owned(),
+                    d.platform.clone(),
+                    d.body.as_str(),
+                )
+            })
             .collect::<Vec<_>>(),
         params,
     );
@@ -805,23 +814,36 @@ mod tests {
 
     #[test]
     fn held_out_split_is_by_document_and_per_platform() {
-        let docs: Vec<(String, Option<String>)> = (0..20)
-            .map(|i| {
-                (
-                    format!("/d/{i}.md"),
-                    Some(if i < 10 { "a" } else { "b" }.to_string()),
-                )
-            })
-            .chain([("/d/only.md".to_string(), Some("c".to_string()))])
-            .collect();
+        let texts: Vec<String> = (0..21).map(|i| format!("Post number {i}.")).collect();
+        let docs_under = |root: &str| -> Vec<SplitDocument<'_>> {
+            (0..20)
+                .map(|i| {
+                    (
+                        format!("{root}/{i}.md"),
+                        Some(if i < 10 { "a" } else { "b" }.to_string()),
+                        texts[i].as_str(),
+                    )
+                })
+                .chain([(
+                    format!("{root}/only.md"),
+                    Some("c".to_string()),
+                    texts[20].as_str(),
+                )])
+                .collect()
+        };
         let params = DatasetParams::default();
-        let held = held_out_paths(&docs, &params);
+        let held = held_out_paths(&docs_under("/d"), &params);
         assert_eq!(held.len(), 4, "{held:?}");
         assert!(!held.contains("/d/only.md"));
         assert_eq!(
             held,
-            held_out_paths(&docs, &params),
+            held_out_paths(&docs_under("/d"), &params),
             "the split is deterministic"
         );
+        let moved: HashSet<String> = held_out_paths(&docs_under("/elsewhere/d"), &params)
+            .into_iter()
+            .map(|p| p.replacen("/elsewhere", "", 1))
+            .collect();
+        assert_eq!(held, moved, "moving the library keeps the split");
     }
 }

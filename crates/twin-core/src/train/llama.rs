@@ -1,10 +1,14 @@
 //! The llama-family forward pass in candle, on weights dequantized from the user's own GGUF,
-//! with LoRA on chosen projections.
+//! with LoRA on chosen projections. Qwen2 and Qwen3 are the same decoder with three
+//! differences, each a field of [`LlamaShape`]: biases on the Q/K/V projections (Qwen2), an
+//! RMSNorm on every query and key head before RoPE (Qwen3), and RoPE over the two halves of a
+//! head (both; llama.cpp's `LLAMA_ROPE_TYPE_NEOX`).
 //!
-//! The weights come straight from the GGUF, so they are in llama.cpp's layout: Q and K rows are
-//! already permuted by llama.cpp's converter, which is why RoPE here rotates adjacent pairs
-//! (2i, 2i+1) like llama.cpp's `LLAMA_ROPE_TYPE_NORM`, and why the trained adapter needs no
-//! permutation before llama.cpp applies it (../shared/research/training.md).
+//! The weights come straight from the GGUF, so they are in llama.cpp's layout: for `llama`, Q
+//! and K rows are already permuted by llama.cpp's converter, which is why RoPE there rotates
+//! adjacent pairs (2i, 2i+1) like llama.cpp's `LLAMA_ROPE_TYPE_NORM`, and why the trained
+//! adapter needs no permutation before llama.cpp applies it (../shared/research/training.md).
+//! Qwen GGUFs keep Hugging Face's layout, hence the half-split rotation.
 //!
 //! Everything on the training path is composed from basic candle ops: candle-nn's fused
 //! `rms_norm`, `softmax_last_dim` and rope kernels have no backward pass and would silently
@@ -137,6 +141,12 @@ pub struct LlamaShape {
     pub rope_base: f64,
     /// Whether the output head is the token embedding matrix.
     pub tied_embeddings: bool,
+    /// RoPE rotates (i, i + head_dim/2) instead of adjacent pairs (Qwen: llama.cpp's NEOX).
+    pub rope_halves: bool,
+    /// Q, K and V projections carry biases (Qwen2).
+    pub qkv_bias: bool,
+    /// Every query and key head is RMS-normalised before RoPE (Qwen3).
+    pub qk_norm: bool,
 }
 
 impl LlamaShape {
@@ -147,7 +157,14 @@ impl LlamaShape {
             self.feed_forward as u64,
             (self.kv_heads * self.head_dim) as u64,
         );
-        let per_layer = 2 * d * d + 2 * d * kv + 3 * d * f + 2 * d;
+        let attn = (self.heads * self.head_dim) as u64;
+        let extras = if self.qkv_bias { attn + 2 * kv } else { 0 }
+            + if self.qk_norm {
+                2 * self.head_dim as u64
+            } else {
+                0
+            };
+        let per_layer = 2 * d * attn + 2 * d * kv + 3 * d * f + 2 * d + extras;
         let head = if self.tied_embeddings {
             0
         } else {
@@ -186,8 +203,8 @@ impl LlamaShape {
     }
 }
 
-/// Architectures the trainer implements.
-const SUPPORTED: &[&str] = &["llama"];
+/// Architectures the trainer implements (`general.architecture` values).
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3"];
 
 /// One LoRA pair on a frozen projection.
 pub(crate) struct Lora {
@@ -296,6 +313,10 @@ fn frozen_matmul(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
 struct Layer {
     attn_norm: Tensor,
     ffn_norm: Tensor,
+    /// Q, K, V biases (Qwen2).
+    qkv_bias: Option<[Tensor; 3]>,
+    /// Per-head query and key RMSNorm weights (Qwen3).
+    qk_norm: Option<[Tensor; 2]>,
     q: Linear,
     k: Linear,
     v: Linear,
@@ -424,7 +445,7 @@ fn shape_of(content: &gguf_file::Content, path: &Path) -> Result<LlamaShape, Tra
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-    if !SUPPORTED.contains(&arch.as_str()) {
+    if !SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
         return Err(TrainError::UnsupportedArchitecture {
             path: path.to_path_buf(),
             architecture: arch,
@@ -447,7 +468,9 @@ fn shape_of(content: &gguf_file::Content, path: &Path) -> Result<LlamaShape, Tra
         .get(&key("rope.freq_base"))
         .and_then(|v| v.to_f32().ok())
         .unwrap_or(10_000.0) as f64;
-    let head_dim = embedding / heads.max(1);
+    // Qwen3 sets the head size explicitly (it need not be embedding / heads).
+    let head_dim =
+        meta_usize(content, path, &key("attention.key_length")).unwrap_or(embedding / heads.max(1));
     if let Ok(rope_dims) = meta_usize(content, path, &key("rope.dimension_count")) {
         if rope_dims != head_dim {
             return Err(TrainError::Model {
@@ -465,7 +488,6 @@ fn shape_of(content: &gguf_file::Content, path: &Path) -> Result<LlamaShape, Tra
         .and_then(|t| t.shape.dims().first().copied())
         .unwrap_or(0);
     Ok(LlamaShape {
-        architecture: arch,
         layers,
         embedding,
         feed_forward,
@@ -476,6 +498,12 @@ fn shape_of(content: &gguf_file::Content, path: &Path) -> Result<LlamaShape, Tra
         rms_eps,
         rope_base,
         tied_embeddings: !content.tensor_infos.contains_key("output.weight"),
+        rope_halves: arch != "llama",
+        qkv_bias: content.tensor_infos.contains_key("blk.0.attn_q.bias"),
+        qk_norm: content
+            .tensor_infos
+            .contains_key("blk.0.attn_q_norm.weight"),
+        architecture: arch,
     })
 }
 
@@ -576,9 +604,28 @@ impl LoraModel {
             let gate = linear(Target::FfnGate)?;
             let up = linear(Target::FfnUp)?;
             let down = linear(Target::FfnDown)?;
+            let qkv_bias = if shape.qkv_bias {
+                Some([
+                    get(&format!("blk.{i}.attn_q.bias"))?,
+                    get(&format!("blk.{i}.attn_k.bias"))?,
+                    get(&format!("blk.{i}.attn_v.bias"))?,
+                ])
+            } else {
+                None
+            };
+            let qk_norm = if shape.qk_norm {
+                Some([
+                    get(&format!("blk.{i}.attn_q_norm.weight"))?,
+                    get(&format!("blk.{i}.attn_k_norm.weight"))?,
+                ])
+            } else {
+                None
+            };
             layers.push(Layer {
                 attn_norm: get(&format!("blk.{i}.attn_norm.weight"))?,
                 ffn_norm: get(&format!("blk.{i}.ffn_norm.weight"))?,
+                qkv_bias,
+                qk_norm,
                 q,
                 k,
                 v,
@@ -691,20 +738,30 @@ impl LoraModel {
         let eps = self.shape.rms_eps;
         for l in &self.layers {
             let h = rms_norm(&x, &l.attn_norm, eps)?;
-            let q =
-                l.q.forward(&h, pass)?
-                    .reshape((t, nh, hd))?
-                    .transpose(0, 1)?;
-            let k =
-                l.k.forward(&h, pass)?
-                    .reshape((t, nkv, hd))?
-                    .transpose(0, 1)?;
-            let v =
-                l.v.forward(&h, pass)?
-                    .reshape((t, nkv, hd))?
-                    .transpose(0, 1)?;
-            let q = rope_pairs(&q, &cos, &sin)?;
-            let k = rope_pairs(&k, &cos, &sin)?;
+            let (mut q, mut k, mut v) = (
+                l.q.forward(&h, pass)?,
+                l.k.forward(&h, pass)?,
+                l.v.forward(&h, pass)?,
+            );
+            if let Some([bq, bk, bv]) = &l.qkv_bias {
+                q = q.broadcast_add(bq)?;
+                k = k.broadcast_add(bk)?;
+                v = v.broadcast_add(bv)?;
+            }
+            let (mut q, mut k) = (q.reshape((t, nh, hd))?, k.reshape((t, nkv, hd))?);
+            if let Some([wq, wk]) = &l.qk_norm {
+                q = rms_norm(&q, wq, eps)?;
+                k = rms_norm(&k, wk, eps)?;
+            }
+            let (q, k) = (q.transpose(0, 1)?, k.transpose(0, 1)?);
+            let v = v.reshape((t, nkv, hd))?.transpose(0, 1)?;
+            let rope = if self.shape.rope_halves {
+                rope_halves
+            } else {
+                rope_pairs
+            };
+            let q = rope(&q, &cos, &sin)?;
+            let k = rope(&k, &cos, &sin)?;
             // Grouped-query attention: query head h reads kv head h / n_rep, as ggml broadcasts.
             let k = repeat_kv(k, nkv, n_rep, t, hd)?;
             let v = repeat_kv(v.contiguous()?, nkv, n_rep, t, hd)?;
@@ -770,6 +827,18 @@ fn rope_pairs(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Ten
     let y0 = (x0.broadcast_mul(cos)? - x1.broadcast_mul(sin)?)?;
     let y1 = (x0.broadcast_mul(sin)? + x1.broadcast_mul(cos)?)?;
     Tensor::cat(&[y0, y1], 3)?.reshape((h, t, hd))
+}
+
+/// llama.cpp's `LLAMA_ROPE_TYPE_NEOX` (Qwen): rotate (i, i + hd/2). Shapes as [`rope_pairs`].
+fn rope_halves(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    let (h, t, hd) = x.dims3()?;
+    let x = x.contiguous()?;
+    let (cos, sin) = (cos.reshape((1, t, hd / 2))?, sin.reshape((1, t, hd / 2))?);
+    let x0 = x.narrow(2, 0, hd / 2)?;
+    let x1 = x.narrow(2, hd / 2, hd / 2)?;
+    let y0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
+    let y1 = (x0.broadcast_mul(&sin)? + x1.broadcast_mul(&cos)?)?;
+    Tensor::cat(&[y0, y1], 2)?.reshape((h, t, hd))
 }
 
 fn repeat_kv(

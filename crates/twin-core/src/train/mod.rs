@@ -28,7 +28,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// The base model cannot be trained on.
-    #[error("{path}: training is not supported for the {architecture:?} architecture yet (supported: llama family, e.g. SmolLM2 and Llama 3.x)")]
+    #[error("{path}: training is not supported for the {architecture:?} architecture yet (supported: llama, e.g. SmolLM2 and Llama 3.x; qwen2, e.g. Qwen2.5; qwen3)")]
     UnsupportedArchitecture {
         /// The model file.
         path: PathBuf,

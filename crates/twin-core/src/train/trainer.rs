@@ -349,7 +349,8 @@ pub fn plan(
         .map(Sequence::len)
         .sum();
     let (measured, eta) = if measure {
-        let model = LoraModel::load(base_path, &params.lora, &training_device())?;
+        let device = training_device();
+        let model = LoraModel::load(base_path, &params.lora, &device)?;
         let seq = &prepared.schedule[0];
         // The first step pays for allocations; the second is the one timed.
         let mut rate = 0.0;
@@ -801,7 +802,8 @@ pub fn bench(
     use crate::bench::row;
     let prepared = prepare(base_path, dataset, params)?;
     let load_started = Instant::now();
-    let model = LoraModel::load(base_path, &params.lora, &training_device())?;
+    let device = training_device();
+    let model = LoraModel::load(base_path, &params.lora, &device)?;
     let load_s = load_started.elapsed().as_secs_f64();
     let vars = model.lora_vars();
     let mut optimizer = AdamW::new(vars.clone(), params.optimizer.clone())?;
@@ -813,6 +815,8 @@ pub fn bench(
         let (loss, _) = model.loss(seq, Pass::Train)?;
         accumulator.add(&vars, &loss.backward()?)?;
         optimizer.step(&accumulator.take_mean()?, params.optimizer.learning_rate)?;
+        // GPU kernels run asynchronously: without waiting, a step's time would be its launches.
+        device.synchronize()?;
         if i > 0 {
             rates.push(seq.len() as f64 / started.elapsed().as_secs_f64());
         }
@@ -833,7 +837,16 @@ pub fn bench(
         .sum();
     let tokens_per_word = user_tokens as f64 / words.max(1.0);
     let epoch_50k = 50_000.0 * tokens_per_word / median.max(1e-9);
+    let on = match &device {
+        candle_core::Device::Cpu => format!(
+            "CPU, {} threads",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        ),
+        candle_core::Device::Cuda(_) => "CUDA GPU 0".to_string(),
+        candle_core::Device::Metal(_) => "Metal GPU".to_string(),
+    };
     Ok(vec![
+        row("device", on, "where candle runs the training steps"),
         row(
             "model",
             format!(
