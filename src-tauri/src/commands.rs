@@ -455,6 +455,7 @@ pub async fn list_models(state: State<'_, AppState>) -> CmdResult<Value> {
         Ok(json!({
             "registered": store.models().map_err(msg)?,
             "active_chat": registry::active(store, models::ModelKind::Chat).map_err(msg)?.map(|m| m.id),
+            "active_reranker": registry::active(store, models::ModelKind::Reranker).map_err(msg)?.map(|m| m.id),
             "discovered": discovered.iter().map(|d| json!({
                 "name": d.name, "path": d.path, "origin": d.origin,
             })).collect::<Vec<_>>(),

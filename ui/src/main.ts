@@ -501,8 +501,11 @@ async function loadModels() {
         const tr = el("tr");
         tr.append(el("td", r.name), el("td", r.kind), el("td", r.origin));
         const td = el("td");
-        if (r.kind === "chat") {
-          if (r.id === m.active_chat) td.textContent = "in use";
+        // Chat models and rerankers have one active model each; embedding models belong to
+        // the library (changing one re-embeds everything), so they are not switched here.
+        const active = r.kind === "chat" ? m.active_chat : r.kind === "reranker" ? m.active_reranker : undefined;
+        if (r.kind === "chat" || r.kind === "reranker") {
+          if (r.id === active) td.textContent = "in use";
           else {
             const b = el("button", "Use");
             b.addEventListener("click", async () => {
