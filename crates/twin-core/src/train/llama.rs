@@ -721,19 +721,15 @@ impl LoraModel {
         let pos = Tensor::new(sequence.positions.as_slice(), dev)?;
         let cos = self.cos.index_select(&pos, 0)?.reshape((1, t, hd / 2, 1))?;
         let sin = self.sin.index_select(&pos, 0)?.reshape((1, t, hd / 2, 1))?;
-        let seg = &sequence.segments;
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| {
-                (0..t).map(move |j| {
-                    if j > i || seg[j] != seg[i] {
-                        f32::NEG_INFINITY
-                    } else {
-                        0.0
-                    }
-                })
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (t, t), dev)?;
+        // Attention never crosses examples, so it runs per example (contiguous runs of one
+        // segment id): the cost is Σ len² instead of t², and each causal mask is small.
+        let spans = segment_spans(&sequence.segments);
+        let mut masks: std::collections::HashMap<usize, Tensor> = std::collections::HashMap::new();
+        for &(_, len) in &spans {
+            if let std::collections::hash_map::Entry::Vacant(e) = masks.entry(len) {
+                e.insert(causal_mask(len, dev)?);
+            }
+        }
         let scale = 1.0 / (hd as f64).sqrt();
         let eps = self.shape.rms_eps;
         for l in &self.layers {
@@ -765,9 +761,23 @@ impl LoraModel {
             // Grouped-query attention: query head h reads kv head h / n_rep, as ggml broadcasts.
             let k = repeat_kv(k, nkv, n_rep, t, hd)?;
             let v = repeat_kv(v.contiguous()?, nkv, n_rep, t, hd)?;
-            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
-            let att = candle_nn::ops::softmax(&att, D::Minus1)?;
-            let y = att.matmul(&v)?.transpose(0, 1)?.reshape((t, nh * hd))?;
+            let mut outs = Vec::with_capacity(spans.len());
+            for &(start, len) in &spans {
+                let (q, k, v) = (
+                    q.narrow(1, start, len)?,
+                    k.narrow(1, start, len)?,
+                    v.narrow(1, start, len)?,
+                );
+                let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&masks[&len])?;
+                let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+                outs.push(att.matmul(&v)?);
+            }
+            let y = if outs.len() == 1 {
+                outs.remove(0)
+            } else {
+                Tensor::cat(&outs, 1)?
+            };
+            let y = y.transpose(0, 1)?.reshape((t, nh * hd))?;
             x = (x + l.o.forward(&y, pass)?)?;
             let h = rms_norm(&x, &l.ffn_norm, eps)?;
             let g = l.gate.forward(&h, pass)?.silu()?;
@@ -808,6 +818,26 @@ impl LoraModel {
         let hidden = self.hidden(&sequence, pass)?;
         Ok(frozen_matmul(&hidden, &self.output)?.to_vec2::<f32>()?)
     }
+}
+
+/// (start, length) of each run of equal segment ids: the examples of a packed sequence.
+fn segment_spans(segments: &[u32]) -> Vec<(usize, usize)> {
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for (i, s) in segments.iter().enumerate() {
+        match spans.last_mut() {
+            Some((start, len)) if segments[*start] == *s => *len += 1,
+            _ => spans.push((i, 1)),
+        }
+    }
+    spans
+}
+
+/// A (len, len) additive mask: 0 on and below the diagonal, −∞ above it.
+fn causal_mask(len: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let values: Vec<f32> = (0..len)
+        .flat_map(|i| (0..len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(values, (len, len), device)
 }
 
 /// RMSNorm from basic ops (the fused kernel has no backward pass).
