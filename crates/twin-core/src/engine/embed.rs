@@ -297,11 +297,8 @@ fn spawn_worker(
                 &sequences,
                 config.batch_tokens,
                 seqs as usize,
-            )
-            .map(|pooled_out| match pooled {
-                Pooled::Embedding => pooled_out.iter().map(|v| l2_normalized(v)).collect(),
-                Pooled::Rank => pooled_out,
-            });
+                pooled,
+            );
             let _ = reply.send(result);
         }
     })
@@ -313,6 +310,7 @@ fn embed_all(
     sequences: &[Vec<LlamaToken>],
     batch_tokens: usize,
     max_sequences: usize,
+    pooled: Pooled,
 ) -> Result<Vec<Vec<f32>>, EngineError> {
     let mut out = Vec::with_capacity(sequences.len());
     let mut next = 0;
@@ -344,7 +342,10 @@ fn embed_all(
             let v = ctx
                 .embeddings_seq_ith(i32::try_from(i).unwrap_or(0))
                 .map_err(|e| EngineError::Runtime(e.to_string()))?;
-            out.push(v.to_vec());
+            out.push(match pooled {
+                Pooled::Embedding => l2_normalized(v),
+                Pooled::Rank => v.to_vec(),
+            });
         }
     }
     Ok(out)
