@@ -91,7 +91,7 @@ fn a_thread_is_drafted_streamed_traced_and_listed() {
     )
     .to_string();
     assert!(
-        text.contains("templates") && text.contains("draft v1") && text.contains("first token"),
+        text.contains("templates") && text.contains("draft v2") && text.contains("first token"),
         "{text}"
     );
 

@@ -262,11 +262,15 @@ fn print_dataset(dataset: &Dataset, examples: usize) {
     println!("  filtered: {}", s["filtered"]);
     println!("  built with: {}", dataset.record.params);
     for e in dataset.examples.iter().take(examples) {
-        let request = e
-            .messages
-            .last()
-            .map(|m| m.content.lines().next().unwrap_or("").to_string())
-            .unwrap_or_default();
+        // The request line of a drafting prompt; a replay example's generic request whole.
+        let request = match e.request() {
+            Some((format, topic)) => format!("Write a {} about: {topic}", format.display_name()),
+            None => e
+                .messages
+                .last()
+                .map(|m| m.content.lines().next().unwrap_or("").to_string())
+                .unwrap_or_default(),
+        };
         println!(
             "\n── {} · {} · {}",
             e.split,
@@ -323,8 +327,8 @@ pub fn train_cmd(cli: &Cli, args: &TrainArgs) -> Result<ExitCode> {
             plan.train_examples, plan.test_examples
         );
         println!(
-            "  tokens per epoch: {} ({} of them replies, where the loss is); {} packed sequences of ≤ {} tokens",
-            plan.tokens_per_epoch, plan.reply_tokens_per_epoch, plan.sequences_per_epoch, params.sequence_tokens
+            "  tokens per epoch: {} computed in {} packed sequences of ≤ {} tokens ({} in the examples, shared prompt beginnings run once; {} are replies, where the loss is)",
+            plan.tokens_per_epoch, plan.sequences_per_epoch, params.sequence_tokens, plan.example_tokens_per_epoch, plan.reply_tokens_per_epoch
         );
         println!(
             "  steps: {} (≤ {} epochs, accumulation {}) · LoRA rank {} on {:?}: {} trainable parameters",

@@ -87,6 +87,110 @@ fn every_lora_tensor_receives_a_gradient() {
     }
 }
 
+#[test]
+fn a_shared_prompt_prefix_gives_the_loss_and_gradients_of_separate_examples() {
+    let tokenizer = ChatTokenizer::load(&smollm2()).unwrap();
+    let system = ChatMessage::system(
+        "You are Nell's writing twin. You write new LinkedIn posts in Nell's own voice.",
+    );
+    let a = tokenizer
+        .encode_example(
+            &[
+                system.clone(),
+                ChatMessage::user("Write a LinkedIn post about: sharp tools"),
+            ],
+            "A sharp chisel does the work. A dull one makes you do the work, and then it slips.",
+        )
+        .unwrap();
+    let b = tokenizer
+        .encode_example(
+            &[
+                system,
+                ChatMessage::user("Write a LinkedIn post about: pricing"),
+            ],
+            "Charge for the whole shop, not the hour. Nobody buys a table by the minute.",
+        )
+        .unwrap();
+    let prefix = a
+        .tokens
+        .iter()
+        .zip(&b.tokens)
+        .take_while(|(x, y)| x == y)
+        .count();
+    assert!(prefix >= 20, "the prompts share {prefix} tokens");
+    let model = LoraModel::load(
+        &smollm2(),
+        &LoraConfig::default(),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    // Non-zero B matrices, so that A gets gradients too and the adapter changes the prefix's
+    // keys and values, whose gradients then come from both examples.
+    for (i, (name, var)) in model.lora_vars().iter().enumerate() {
+        if name.ends_with(".lora_b") {
+            let shape = var.shape().clone();
+            let values = common::seeded(shape.elem_count(), i as u64 + 1, -0.02, 0.02);
+            var.set(
+                &candle_core::Tensor::from_vec(values, shape, &candle_core::Device::Cpu).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+    let mut separate = train::llama::Sequence::default();
+    separate.push_example(&a.tokens, a.prompt_len);
+    separate.push_example(&b.tokens, b.prompt_len);
+    let mut shared = train::llama::Sequence::default();
+    shared.push_shared(
+        &[(&a.tokens, a.prompt_len), (&b.tokens, b.prompt_len)],
+        prefix,
+    );
+    assert_eq!(
+        shared.len(),
+        separate.len() - prefix,
+        "the prefix is stored once"
+    );
+    assert_eq!(shared.targets.len(), separate.targets.len());
+
+    let run = |seq: &train::llama::Sequence| {
+        let (loss, _) = model.loss(seq, Pass::Train).unwrap();
+        let grads = loss.backward().unwrap();
+        let grads: Vec<Vec<f32>> = model
+            .lora_vars()
+            .iter()
+            .map(|(_, v)| {
+                grads
+                    .get(v.as_tensor())
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            })
+            .collect();
+        (loss.to_scalar::<f32>().unwrap(), grads)
+    };
+    let (loss_separate, grads_separate) = run(&separate);
+    let (loss_shared, grads_shared) = run(&shared);
+    assert!(
+        (loss_separate - loss_shared).abs() < 1e-4 * loss_separate.abs(),
+        "loss {loss_shared} vs {loss_separate}"
+    );
+    let largest = grads_separate
+        .iter()
+        .flatten()
+        .fold(0f32, |m, g| m.max(g.abs()));
+    let worst = grads_separate
+        .iter()
+        .flatten()
+        .zip(grads_shared.iter().flatten())
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(largest > 0.0);
+    assert!(
+        worst <= 1e-3 * largest,
+        "gradients differ by up to {worst} (largest {largest})"
+    );
+}
+
 /// distinct-2: distinct word bigrams over all bigrams.
 fn distinct_2(texts: &[String]) -> f64 {
     let mut all = 0usize;

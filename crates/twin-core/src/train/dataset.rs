@@ -115,20 +115,15 @@ impl Example {
     }
 
     /// The drafting request a user example answers, read back from its prompt (the `draft`
-    /// template's first line is "Write a <format> about: <topic>"). `None` for replay examples
-    /// and for prompts a customised template renders differently.
+    /// template has a line "Write a <format> about: <topic>"). `None` for replay examples and
+    /// for prompts a customised template renders differently.
     pub fn request(&self) -> Option<(Format, String)> {
-        let first = self
-            .messages
-            .iter()
-            .find(|m| m.role == "user")?
-            .content
-            .lines()
-            .next()?;
-        Format::ALL.into_iter().find_map(|f| {
-            first
-                .strip_prefix(&format!("Write a {} about: ", f.display_name()))
-                .map(|topic| (f, topic.trim().to_string()))
+        let prompt = &self.messages.iter().find(|m| m.role == "user")?.content;
+        prompt.lines().find_map(|line| {
+            Format::ALL.into_iter().find_map(|f| {
+                line.strip_prefix(&format!("Write a {} about: ", f.display_name()))
+                    .map(|topic| (f, topic.trim().to_string()))
+            })
         })
     }
 

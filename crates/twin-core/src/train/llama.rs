@@ -345,6 +345,11 @@ pub struct Sequence {
     pub segments: Vec<u32>,
     /// (input index, expected next token): the positions the loss is computed on.
     pub targets: Vec<(u32, u32)>,
+    /// (example segment, prefix segment): the example's tokens also attend to every token of
+    /// the prefix segment, a prompt beginning it shares with the other examples of the group
+    /// (see [`Sequence::push_shared`]).
+    #[serde(default)]
+    pub shared: Vec<(u32, u32)>,
 }
 
 impl Sequence {
@@ -362,6 +367,47 @@ impl Sequence {
             self.segments.push(segment);
             if i + 1 >= prompt_len.max(1) {
                 self.targets.push(((base + i) as u32, tokens[i + 1]));
+            }
+        }
+    }
+
+    /// Append examples whose token lists all begin with the same `prefix_len` tokens (for
+    /// instance the system prompt and the format's request line). The prefix is stored once;
+    /// each example continues from it, attending to it and to itself, at the positions it would
+    /// have alone. The loss and its gradients are those of the examples packed one by one,
+    /// while the prefix's forward and backward passes run once instead of once per example.
+    /// `prefix_len` is cut to leave every example's first reply prediction outside the prefix.
+    pub fn push_shared(&mut self, examples: &[(&[u32], usize)], prefix_len: usize) {
+        let prefix_len = examples.iter().fold(prefix_len, |p, (tokens, prompt_len)| {
+            p.min((*prompt_len).max(1) - 1)
+                .min(tokens.len().saturating_sub(2))
+        });
+        let Some(((first, _), rest)) = examples.split_first() else {
+            return;
+        };
+        if rest.is_empty() || prefix_len == 0 {
+            for (tokens, prompt_len) in examples {
+                self.push_example(tokens, *prompt_len);
+            }
+            return;
+        }
+        let prefix_segment = self.segments.last().map_or(0, |s| s + 1);
+        for (i, &t) in first[..prefix_len].iter().enumerate() {
+            self.tokens.push(t);
+            self.positions.push(i as u32);
+            self.segments.push(prefix_segment);
+        }
+        for (tokens, prompt_len) in examples {
+            debug_assert_eq!(tokens[..prefix_len], first[..prefix_len]);
+            let segment = self.segments.last().map_or(0, |s| s + 1);
+            self.shared.push((segment, prefix_segment));
+            for i in prefix_len..tokens.len() - 1 {
+                if i + 1 >= *prompt_len {
+                    self.targets.push((self.tokens.len() as u32, tokens[i + 1]));
+                }
+                self.tokens.push(tokens[i]);
+                self.positions.push(i as u32);
+                self.segments.push(segment);
             }
         }
     }
@@ -723,11 +769,13 @@ impl LoraModel {
         let sin = self.sin.index_select(&pos, 0)?.reshape((1, t, hd / 2, 1))?;
         // Attention never crosses examples, so it runs per example (contiguous runs of one
         // segment id): the cost is Σ len² instead of t², and each causal mask is small.
-        let spans = segment_spans(&sequence.segments);
-        let mut masks: std::collections::HashMap<usize, Tensor> = std::collections::HashMap::new();
-        for &(_, len) in &spans {
-            if let std::collections::hash_map::Entry::Vacant(e) = masks.entry(len) {
-                e.insert(causal_mask(len, dev)?);
+        let spans = attention_spans(sequence);
+        let mut masks: std::collections::HashMap<(usize, usize), Tensor> =
+            std::collections::HashMap::new();
+        for &AttentionSpan { len, prefix, .. } in &spans {
+            let seen = prefix.map_or(0, |(_, p)| p);
+            if let std::collections::hash_map::Entry::Vacant(e) = masks.entry((seen, len)) {
+                e.insert(causal_mask(seen, len, dev)?);
             }
         }
         let scale = 1.0 / (hd as f64).sqrt();
@@ -762,13 +810,17 @@ impl LoraModel {
             let k = repeat_kv(k, nkv, n_rep, t, hd)?;
             let v = repeat_kv(v.contiguous()?, nkv, n_rep, t, hd)?;
             let mut outs = Vec::with_capacity(spans.len());
-            for &(start, len) in &spans {
-                let (q, k, v) = (
-                    q.narrow(1, start, len)?,
-                    k.narrow(1, start, len)?,
-                    v.narrow(1, start, len)?,
-                );
-                let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&masks[&len])?;
+            for &AttentionSpan { start, len, prefix } in &spans {
+                let q = q.narrow(1, start, len)?;
+                let (k, v) = match prefix {
+                    Some((p_start, p_len)) => (
+                        Tensor::cat(&[k.narrow(1, p_start, p_len)?, k.narrow(1, start, len)?], 1)?,
+                        Tensor::cat(&[v.narrow(1, p_start, p_len)?, v.narrow(1, start, len)?], 1)?,
+                    ),
+                    None => (k.narrow(1, start, len)?, v.narrow(1, start, len)?),
+                };
+                let seen = prefix.map_or(0, |(_, p)| p);
+                let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&masks[&(seen, len)])?;
                 let att = candle_nn::ops::softmax(&att, D::Minus1)?;
                 outs.push(att.matmul(&v)?);
             }
@@ -814,10 +866,41 @@ impl LoraModel {
             positions: (0..tokens.len() as u32).collect(),
             segments: vec![0; tokens.len()],
             targets: Vec::new(),
+            shared: Vec::new(),
         };
         let hidden = self.hidden(&sequence, pass)?;
         Ok(frozen_matmul(&hidden, &self.output)?.to_vec2::<f32>()?)
     }
+}
+
+/// One example's rows of a packed sequence, and the shared prompt prefix it also reads.
+#[derive(Clone, Copy)]
+struct AttentionSpan {
+    start: usize,
+    len: usize,
+    /// (start, length) of the prefix's rows.
+    prefix: Option<(usize, usize)>,
+}
+
+/// The spans attention runs over: each run of one segment id, with its shared prefix if any.
+fn attention_spans(sequence: &Sequence) -> Vec<AttentionSpan> {
+    let runs = segment_spans(&sequence.segments);
+    let run_of = |segment: u32| {
+        runs.iter()
+            .copied()
+            .find(|&(start, _)| sequence.segments[start] == segment)
+    };
+    runs.iter()
+        .map(|&(start, len)| {
+            let segment = sequence.segments[start];
+            let prefix = sequence
+                .shared
+                .iter()
+                .find(|(s, _)| *s == segment)
+                .and_then(|&(_, p)| run_of(p));
+            AttentionSpan { start, len, prefix }
+        })
+        .collect()
 }
 
 /// (start, length) of each run of equal segment ids: the examples of a packed sequence.
@@ -832,12 +915,16 @@ fn segment_spans(segments: &[u32]) -> Vec<(usize, usize)> {
     spans
 }
 
-/// A (len, len) additive mask: 0 on and below the diagonal, −∞ above it.
-fn causal_mask(len: usize, device: &Device) -> candle_core::Result<Tensor> {
+/// A (len, seen + len) additive mask for `len` queries over `seen` earlier tokens they all
+/// read (a shared prefix) and then themselves: 0 where a query may look, −∞ after its own
+/// position.
+fn causal_mask(seen: usize, len: usize, device: &Device) -> candle_core::Result<Tensor> {
     let values: Vec<f32> = (0..len)
-        .flat_map(|i| (0..len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .flat_map(|i| {
+            (0..seen + len).map(move |j| if j > seen + i { f32::NEG_INFINITY } else { 0.0 })
+        })
         .collect();
-    Tensor::from_vec(values, (len, len), device)
+    Tensor::from_vec(values, (len, seen + len), device)
 }
 
 /// RMSNorm from basic ops (the fused kernel has no backward pass).

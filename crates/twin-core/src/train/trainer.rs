@@ -76,8 +76,11 @@ pub struct TrainPlan {
     pub train_examples: usize,
     /// Held-out examples.
     pub test_examples: usize,
-    /// Tokens per epoch (prompts and replies).
+    /// Tokens computed per epoch: the packed sequences' inputs, where a prompt prefix that
+    /// several examples of a sequence share runs once.
     pub tokens_per_epoch: usize,
+    /// The examples' own tokens per epoch (prompts and replies, each prompt whole).
+    pub example_tokens_per_epoch: usize,
     /// Reply tokens per epoch (what the loss is computed on).
     pub reply_tokens_per_epoch: usize,
     /// Packed sequences per epoch.
@@ -208,21 +211,116 @@ fn encode_all(
         .collect()
 }
 
-/// Pack examples, in order, into sequences of at most `max_tokens` input tokens.
-fn pack(examples: &[&EncodedExample], max_tokens: usize) -> Vec<Sequence> {
-    let mut out = Vec::new();
-    let mut current = Sequence::default();
-    for e in examples {
-        let inputs = e.tokens.len() - 1;
-        if !current.is_empty() && current.len() + inputs > max_tokens {
-            out.push(std::mem::take(&mut current));
+/// Examples share a prompt prefix in a packed sequence only from this many tokens on: a
+/// shorter one saves less than it costs to keep unlike examples apart.
+const MIN_SHARED_PREFIX: usize = 8;
+
+/// Examples that begin with the same prompt tokens, as [`pack`] gathers them.
+struct Group<'a> {
+    members: Vec<&'a EncodedExample>,
+    /// Tokens every member's prompt begins with (a lone member: its whole prompt).
+    prefix: usize,
+}
+
+impl<'a> Group<'a> {
+    fn new(first: &'a EncodedExample) -> Self {
+        Self {
+            members: vec![first],
+            prefix: first.prompt_len.saturating_sub(1),
         }
-        current.push_example(&e.tokens, e.prompt_len);
     }
-    if !current.is_empty() {
-        out.push(current);
+
+    /// The prefix the group would share with `e` added.
+    fn prefix_with(&self, e: &EncodedExample) -> usize {
+        let first = &self.members[0].tokens;
+        let common = first
+            .iter()
+            .zip(&e.tokens)
+            .take(self.prefix)
+            .take_while(|(a, b)| a == b)
+            .count();
+        common.min(e.prompt_len.saturating_sub(1))
     }
-    out
+
+    /// Whether the members compute a shared prefix.
+    fn shares(&self) -> bool {
+        self.members.len() >= 2 && self.prefix >= MIN_SHARED_PREFIX
+    }
+
+    /// Input tokens the group computes, with `extra` added and `prefix` shared.
+    fn cost(&self, extra: Option<&EncodedExample>, prefix: usize) -> usize {
+        let n = self.members.len() + usize::from(extra.is_some());
+        let sum: usize = self
+            .members
+            .iter()
+            .copied()
+            .chain(extra)
+            .map(|e| e.tokens.len() - 1)
+            .sum();
+        if n >= 2 && prefix >= MIN_SHARED_PREFIX {
+            sum + prefix - n * prefix
+        } else {
+            sum
+        }
+    }
+
+    fn push_to(&self, seq: &mut Sequence) {
+        let examples: Vec<(&[u32], usize)> = self
+            .members
+            .iter()
+            .map(|e| (e.tokens.as_slice(), e.prompt_len))
+            .collect();
+        seq.push_shared(&examples, if self.shares() { self.prefix } else { 0 });
+    }
+}
+
+/// Pack examples into sequences of at most `max_tokens` input tokens.
+///
+/// First, each example joins the group (of at most `max_tokens`) whose examples begin with the
+/// most of the same tokens — for drafting prompts, the same system prompt and format rules, up
+/// to the topic — and each group computes that common beginning once instead of once per
+/// example: on the sample writing a fifth of all tokens. Then the groups fill sequences in the
+/// order they were started (first fit), so small groups and lone examples share a sequence.
+fn pack(examples: &[&EncodedExample], max_tokens: usize) -> Vec<Sequence> {
+    let mut groups: Vec<Group> = Vec::new();
+    for &e in examples {
+        let best = groups
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| {
+                let prefix = g.prefix_with(e);
+                // Most of the group's shared prompt must stay shared: another format's
+                // example would cut it to the first words of the system prompt.
+                (prefix >= MIN_SHARED_PREFIX
+                    && 2 * prefix >= g.prefix
+                    && g.cost(Some(e), prefix) <= max_tokens)
+                    .then_some((i, prefix))
+            })
+            .max_by_key(|&(i, prefix)| (prefix, std::cmp::Reverse(i)));
+        match best {
+            Some((i, prefix)) => {
+                groups[i].members.push(e);
+                groups[i].prefix = prefix;
+            }
+            None => groups.push(Group::new(e)),
+        }
+    }
+    let mut bins: Vec<(usize, Sequence)> = Vec::new();
+    for g in &groups {
+        let cost = g.cost(None, g.prefix);
+        match bins.iter_mut().find(|(used, _)| used + cost <= max_tokens) {
+            Some((used, seq)) => {
+                g.push_to(seq);
+                *used += cost;
+            }
+            None => {
+                let mut seq = Sequence::default();
+                g.push_to(&mut seq);
+                bins.push((cost, seq));
+            }
+        }
+    }
+    bins.into_iter().map(|(_, seq)| seq).collect()
 }
 
 /// A seeded Fisher–Yates shuffle (epoch order is part of what makes a resume exact).
@@ -247,6 +345,17 @@ struct Prepared {
     schedule: Vec<Sequence>,
     sequences_per_epoch: usize,
     steps: usize,
+}
+
+impl Prepared {
+    /// Input tokens the first epoch's packed sequences compute.
+    fn tokens_per_epoch(&self) -> usize {
+        self.schedule
+            .iter()
+            .take(self.sequences_per_epoch)
+            .map(Sequence::len)
+            .sum()
+    }
 }
 
 fn prepare(
@@ -336,7 +445,8 @@ pub fn plan(
     measure: bool,
 ) -> Result<TrainPlan, TrainError> {
     let prepared = prepare(base_path, dataset, params)?;
-    let tokens_per_epoch: usize = prepared.train.iter().map(|e| e.tokens.len() - 1).sum();
+    let example_tokens_per_epoch: usize = prepared.train.iter().map(|e| e.tokens.len() - 1).sum();
+    let tokens_per_epoch = prepared.tokens_per_epoch();
     let reply_tokens_per_epoch: usize = prepared
         .train
         .iter()
@@ -379,6 +489,7 @@ pub fn plan(
         train_examples: prepared.train.len(),
         test_examples: prepared.test.len(),
         tokens_per_epoch,
+        example_tokens_per_epoch,
         reply_tokens_per_epoch,
         sequences_per_epoch: prepared.sequences_per_epoch,
         steps: prepared.steps,
@@ -828,14 +939,9 @@ pub fn bench(
         rates.last().copied().unwrap_or(0.0),
     );
     let words: f64 = dataset.record.stats["train_words"].as_f64().unwrap_or(0.0);
-    let user_tokens: usize = prepared
-        .train
-        .iter()
-        .zip(dataset.split("train"))
-        .filter(|(_, e)| e.kind == "user")
-        .map(|(t, _)| t.tokens.len() - 1)
-        .sum();
-    let tokens_per_word = user_tokens as f64 / words.max(1.0);
+    // What an epoch computes (packed, shared prompt prefixes once, replay examples included)
+    // per word of the user's writing it teaches.
+    let tokens_per_word = prepared.tokens_per_epoch() as f64 / words.max(1.0);
     let epoch_50k = 50_000.0 * tokens_per_word / median.max(1e-9);
     let on = match &device {
         candle_core::Device::Cpu => format!(
@@ -873,7 +979,7 @@ pub fn bench(
         row(
             "tokens per word of your writing",
             format!("{tokens_per_word:.2}"),
-            "prompt + reply tokens of the dataset's training examples over their words",
+            "tokens one epoch computes (prompts + replies, shared prompt prefixes once, replay included) over the words of your writing",
         ),
         row(
             "50k words, 1 epoch",
@@ -915,6 +1021,41 @@ mod tests {
         assert_eq!(seqs[0].targets.len(), (10 - 6) + (8 - 3));
         assert_eq!(seqs[0].targets[0], (5, 6));
         assert_eq!(seqs[1].targets.len(), 15 - 5);
+    }
+
+    #[test]
+    fn examples_with_a_common_prompt_share_it_and_unlike_ones_fill_the_gaps() {
+        let prompt = |topic: u32| -> Vec<u32> { (0..20).chain([topic]).collect() };
+        let example = |topic: u32, reply: u32| EncodedExample {
+            tokens: prompt(topic).into_iter().chain(reply..reply + 9).collect(),
+            prompt_len: 21,
+        };
+        let (a, b, c) = (example(500, 600), example(501, 700), example(502, 800));
+        let other = EncodedExample {
+            tokens: (900..930).collect(),
+            prompt_len: 10,
+        };
+        // Alone: 29 input tokens each.
+        let seqs = pack(&[&a, &other, &b, &c], 70);
+        assert_eq!(seqs.len(), 2);
+        // a, b and c share their first 20 tokens: 20 + 3 × 9 = 47 tokens, not 87.
+        assert_eq!(seqs[0].len(), 20 + 3 * 9);
+        assert_eq!(seqs[0].shared.len(), 3);
+        assert_eq!(seqs[0].targets.len(), 3 * 9);
+        // Each example continues at the positions it has alone.
+        assert_eq!(seqs[0].positions[20], 20);
+        assert_eq!(seqs[0].positions[29], 20);
+        assert_eq!(seqs[1].len(), 29);
+        assert!(seqs[1].shared.is_empty());
+        // With room for two only, c starts a group of its own, and a small unlike example
+        // fills the gap c leaves rather than a sequence of its own.
+        let small = EncodedExample {
+            tokens: (950..962).collect(),
+            prompt_len: 4,
+        };
+        let seqs = pack(&[&a, &b, &c, &small], 45);
+        let lens: Vec<usize> = seqs.iter().map(Sequence::len).collect();
+        assert_eq!(lens, [20 + 2 * 9, 29 + 11]);
     }
 
     #[test]
