@@ -376,15 +376,22 @@ impl Sequence {
     /// each example continues from it, attending to it and to itself, at the positions it would
     /// have alone. The loss and its gradients are those of the examples packed one by one,
     /// while the prefix's forward and backward passes run once instead of once per example.
-    /// `prefix_len` is cut to leave every example's first reply prediction outside the prefix.
+    /// `prefix_len` is cut to the tokens the examples really have in common, and to leave every
+    /// example's first reply prediction outside the prefix.
     pub fn push_shared(&mut self, examples: &[(&[u32], usize)], prefix_len: usize) {
-        let prefix_len = examples.iter().fold(prefix_len, |p, (tokens, prompt_len)| {
-            p.min((*prompt_len).max(1) - 1)
-                .min(tokens.len().saturating_sub(2))
-        });
         let Some(((first, _), rest)) = examples.split_first() else {
             return;
         };
+        let prefix_len = examples.iter().fold(prefix_len, |p, (tokens, prompt_len)| {
+            let common = first
+                .iter()
+                .zip(*tokens)
+                .take_while(|(a, b)| a == b)
+                .count();
+            p.min(common)
+                .min((*prompt_len).max(1) - 1)
+                .min(tokens.len().saturating_sub(2))
+        });
         if rest.is_empty() || prefix_len == 0 {
             for (tokens, prompt_len) in examples {
                 self.push_example(tokens, *prompt_len);
@@ -398,7 +405,6 @@ impl Sequence {
             self.segments.push(prefix_segment);
         }
         for (tokens, prompt_len) in examples {
-            debug_assert_eq!(tokens[..prefix_len], first[..prefix_len]);
             let segment = self.segments.last().map_or(0, |s| s + 1);
             self.shared.push((segment, prefix_segment));
             for i in prefix_len..tokens.len() - 1 {

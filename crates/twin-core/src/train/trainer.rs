@@ -1059,6 +1059,17 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_prefix_never_exceeds_what_the_examples_have_in_common() {
+        let mut seq = Sequence::default();
+        seq.push_shared(&[(&[1, 2, 3, 4, 5], 4), (&[1, 2, 9, 9, 9], 4)], 10);
+        // Two tokens in common: stored once, then 2 + 2 input tokens of each example.
+        assert_eq!(seq.tokens, [1, 2, 3, 4, 9, 9]);
+        assert_eq!(seq.positions, [0, 1, 2, 3, 2, 3]);
+        assert_eq!(seq.shared, [(1, 0), (2, 0)]);
+        assert_eq!(seq.targets, [(3, 5), (5, 9)]);
+    }
+
+    #[test]
     fn shuffle_is_a_seeded_permutation() {
         let items: Vec<u32> = (0..50).collect();
         let a = shuffled(&items, 3);
