@@ -778,10 +778,10 @@ impl LoraModel {
         let spans = attention_spans(sequence);
         let mut masks: std::collections::HashMap<(usize, usize), Tensor> =
             std::collections::HashMap::new();
-        for &AttentionSpan { len, prefix, .. } in &spans {
-            let seen = prefix.map_or(0, |(_, p)| p);
-            if let std::collections::hash_map::Entry::Vacant(e) = masks.entry((seen, len)) {
-                e.insert(causal_mask(seen, len, dev)?);
+        for span in &spans {
+            let key = (span.seen(), span.len);
+            if let std::collections::hash_map::Entry::Vacant(e) = masks.entry(key) {
+                e.insert(causal_mask(key.0, key.1, dev)?);
             }
         }
         let scale = 1.0 / (hd as f64).sqrt();
@@ -816,7 +816,7 @@ impl LoraModel {
             let k = repeat_kv(k, nkv, n_rep, t, hd)?;
             let v = repeat_kv(v.contiguous()?, nkv, n_rep, t, hd)?;
             let mut outs = Vec::with_capacity(spans.len());
-            for &AttentionSpan { start, len, prefix } in &spans {
+            for span @ &AttentionSpan { start, len, prefix } in &spans {
                 let q = q.narrow(1, start, len)?;
                 let (k, v) = match prefix {
                     Some((p_start, p_len)) => (
@@ -825,8 +825,8 @@ impl LoraModel {
                     ),
                     None => (k.narrow(1, start, len)?, v.narrow(1, start, len)?),
                 };
-                let seen = prefix.map_or(0, |(_, p)| p);
-                let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&masks[&(seen, len)])?;
+                let att =
+                    (q.matmul(&k.t()?)? * scale)?.broadcast_add(&masks[&(span.seen(), len)])?;
                 let att = candle_nn::ops::softmax(&att, D::Minus1)?;
                 outs.push(att.matmul(&v)?);
             }
@@ -886,6 +886,13 @@ struct AttentionSpan {
     len: usize,
     /// (start, length) of the prefix's rows.
     prefix: Option<(usize, usize)>,
+}
+
+impl AttentionSpan {
+    /// Rows before its own that the span's queries read: the shared prefix's length.
+    fn seen(&self) -> usize {
+        self.prefix.map_or(0, |(_, len)| len)
+    }
 }
 
 /// The spans attention runs over: each run of one segment id, with its shared prefix if any.

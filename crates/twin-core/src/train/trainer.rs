@@ -305,22 +305,19 @@ fn pack(examples: &[&EncodedExample], max_tokens: usize) -> Vec<Sequence> {
             None => groups.push(Group::new(e)),
         }
     }
-    let mut bins: Vec<(usize, Sequence)> = Vec::new();
+    let mut sequences: Vec<Sequence> = Vec::new();
     for g in &groups {
         let cost = g.cost(None, g.prefix);
-        match bins.iter_mut().find(|(used, _)| used + cost <= max_tokens) {
-            Some((used, seq)) => {
-                g.push_to(seq);
-                *used += cost;
-            }
+        match sequences.iter_mut().find(|s| s.len() + cost <= max_tokens) {
+            Some(seq) => g.push_to(seq),
             None => {
                 let mut seq = Sequence::default();
                 g.push_to(&mut seq);
-                bins.push((cost, seq));
+                sequences.push(seq);
             }
         }
     }
-    bins.into_iter().map(|(_, seq)| seq).collect()
+    sequences
 }
 
 /// A seeded Fisher–Yates shuffle (epoch order is part of what makes a resume exact).
