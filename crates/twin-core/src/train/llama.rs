@@ -10,14 +10,16 @@
 //! adapter needs no permutation before llama.cpp applies it (../shared/research/training.md).
 //! Qwen GGUFs keep Hugging Face's layout, hence the half-split rotation.
 //!
-//! Everything on the training path is composed from basic candle ops: candle-nn's fused
-//! `rms_norm`, `softmax_last_dim` and rope kernels have no backward pass and would silently
-//! stop every gradient. Frozen weights go through [`FrozenMatmul`], whose backward returns only
-//! the input gradient (candle's matmul would also compute unused weight gradients).
+//! candle-nn's fused `rms_norm`, `softmax_last_dim` and rope kernels have no backward pass and
+//! would silently stop every gradient, so RMSNorm, RoPE and the causal softmax come from
+//! [`super::fused`] (one-pass kernels with backward passes on the CPU). Frozen weights go
+//! through [`FrozenMatmul`], whose backward returns only the input gradient (candle's matmul
+//! would also compute unused weight gradients).
 
+use super::fused::{causal_softmax, rms_norm, rope, RopeStyle};
 use super::TrainError;
 use candle_core::quantized::gguf_file;
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -236,6 +238,23 @@ pub enum Pass {
 
 impl Linear {
     fn forward(&self, x: &Tensor, pass: Pass) -> candle_core::Result<Tensor> {
+        match (&self.lora, pass) {
+            (Some(l), Pass::Train | Pass::Eval) if x.device().is_cpu() => {
+                let (a, b) = match pass {
+                    Pass::Train => (l.a.as_tensor().clone(), l.b.as_tensor().clone()),
+                    _ => (l.a.as_tensor().detach(), l.b.as_tensor().detach()),
+                };
+                return x.contiguous()?.apply_op3(
+                    &a,
+                    &b,
+                    LoraMatmul {
+                        weight: self.weight.clone(),
+                        scale: l.scale,
+                    },
+                );
+            }
+            _ => {}
+        }
         let y = frozen_matmul(x, &self.weight)?;
         match (&self.lora, pass) {
             (Some(l), Pass::Train) => {
@@ -269,19 +288,23 @@ impl candle_core::CustomOp1 for FrozenMatmul {
         storage: &candle_core::CpuStorage,
         layout: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("frozen-matmul: input not contiguous".into()))?;
-        let x = Tensor::from_slice(
-            &storage.as_slice::<f32>()?[start..end],
-            layout.shape(),
-            &Device::Cpu,
-        )?;
-        let y = x.matmul(&self.weight.t()?)?;
-        let shape = y.shape().clone();
-        let (stored, _) = y.storage_and_layout();
+        use candle_core::backend::BackendStorage;
+        // The backend's matmul reads the input where it lies and returns fresh storage: going
+        // through `Tensor` here would copy the input in and the (often large) output out.
+        let (m, k) = layout.shape().dims2()?;
+        let weight_t = self.weight.t()?;
+        let (n, wk) = self.weight.dims2()?;
+        if wk != k {
+            return Err(candle_core::Error::Msg(format!(
+                "frozen-matmul: input has {k} columns, weight expects {wk}"
+            )));
+        }
+        let (stored, weight_layout) = weight_t.storage_and_layout();
         match &*stored {
-            candle_core::Storage::Cpu(cpu) => Ok((cpu.clone(), shape)),
+            candle_core::Storage::Cpu(weight) => Ok((
+                storage.matmul(weight, (1, m, n, k), layout, weight_layout)?,
+                candle_core::Shape::from((m, n)),
+            )),
             _ => Err(candle_core::Error::Msg(
                 "frozen-matmul: expected CPU storage".into(),
             )),
@@ -295,6 +318,83 @@ impl candle_core::CustomOp1 for FrozenMatmul {
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(grad_res.matmul(&self.weight)?))
+    }
+}
+
+/// `x · Wᵀ + scale · (x · Aᵀ) · Bᵀ` for a frozen `W` and LoRA pair (A, B), as one graph node
+/// whose backward pass computes the input's and the pair's gradients directly. Composed from
+/// basic ops, the same projection leaves five nodes, and candle's backward pass zero-fills and
+/// adds a full-size gradient for each of them.
+struct LoraMatmul {
+    weight: Tensor,
+    scale: f64,
+}
+
+impl candle_core::CustomOp3 for LoraMatmul {
+    fn name(&self) -> &'static str {
+        "lora-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &candle_core::CpuStorage,
+        xl: &candle_core::Layout,
+        a_s: &candle_core::CpuStorage,
+        al: &candle_core::Layout,
+        bs: &candle_core::CpuStorage,
+        bl: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::backend::BackendStorage;
+        let (m, k) = xl.shape().dims2()?;
+        let (r, ak) = al.shape().dims2()?;
+        let (n, br) = bl.shape().dims2()?;
+        if ak != k || br != r {
+            return Err(candle_core::Error::Msg(format!(
+                "lora-matmul: input ({m}, {k}), A ({r}, {ak}), B ({n}, {br}) do not fit"
+            )));
+        }
+        let base = FrozenMatmul {
+            weight: self.weight.clone(),
+        };
+        let (y, shape) = candle_core::CustomOp1::cpu_fwd(&base, xs, xl)?;
+        let xa = xs.matmul(a_s, (1, m, r, k), xl, &al.transpose(0, 1)?)?;
+        let d = xa.matmul(
+            bs,
+            (1, m, n, r),
+            &candle_core::Layout::contiguous((m, r)),
+            &bl.transpose(0, 1)?,
+        )?;
+        match (y, d) {
+            (candle_core::CpuStorage::F32(mut y), candle_core::CpuStorage::F32(d)) => {
+                let scale = self.scale as f32;
+                y.iter_mut().zip(&d).for_each(|(y, d)| *y += scale * d);
+                Ok((candle_core::CpuStorage::F32(y), shape))
+            }
+            _ => Err(candle_core::Error::Msg("lora-matmul: expected f32".into())),
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // The first layer reads the embeddings, which nothing upstream learns from.
+        let wants_dx = x.track_op();
+        let (x, a, b, g) = (x.detach(), a.detach(), b.detach(), grad.detach());
+        let gb = g.matmul(&b)?;
+        let dx = if wants_dx {
+            Some((g.matmul(&self.weight)? + (&gb * self.scale)?.matmul(&a)?)?)
+        } else {
+            None
+        };
+        let xa = x.matmul(&a.t()?)?;
+        let db = (g.t()?.matmul(&xa)? * self.scale)?;
+        let da = (gb.t()?.matmul(&x)? * self.scale)?;
+        Ok((dx, Some(da), Some(db)))
     }
 }
 
@@ -771,19 +871,16 @@ impl LoraModel {
         let ids = Tensor::new(sequence.tokens.as_slice(), dev)?;
         let mut x = self.embeddings.index_select(&ids, 0)?;
         let pos = Tensor::new(sequence.positions.as_slice(), dev)?;
-        let cos = self.cos.index_select(&pos, 0)?.reshape((1, t, hd / 2, 1))?;
-        let sin = self.sin.index_select(&pos, 0)?.reshape((1, t, hd / 2, 1))?;
+        let cos = self.cos.index_select(&pos, 0)?;
+        let sin = self.sin.index_select(&pos, 0)?;
+        let rope_style = if self.shape.rope_halves {
+            RopeStyle::Halves
+        } else {
+            RopeStyle::Pairs
+        };
         // Attention never crosses examples, so it runs per example (contiguous runs of one
         // segment id): the cost is Σ len² instead of t², and each causal mask is small.
         let spans = attention_spans(sequence);
-        let mut masks: std::collections::HashMap<(usize, usize), Tensor> =
-            std::collections::HashMap::new();
-        for span in &spans {
-            let key = (span.seen(), span.len);
-            if let std::collections::hash_map::Entry::Vacant(e) = masks.entry(key) {
-                e.insert(causal_mask(key.0, key.1, dev)?);
-            }
-        }
         let scale = 1.0 / (hd as f64).sqrt();
         let eps = self.shape.rms_eps;
         for l in &self.layers {
@@ -803,15 +900,9 @@ impl LoraModel {
                 q = rms_norm(&q, wq, eps)?;
                 k = rms_norm(&k, wk, eps)?;
             }
-            let (q, k) = (q.transpose(0, 1)?, k.transpose(0, 1)?);
+            let q = rope(&q, &cos, &sin, rope_style)?;
+            let k = rope(&k, &cos, &sin, rope_style)?;
             let v = v.reshape((t, nkv, hd))?.transpose(0, 1)?;
-            let rope = if self.shape.rope_halves {
-                rope_halves
-            } else {
-                rope_pairs
-            };
-            let q = rope(&q, &cos, &sin)?;
-            let k = rope(&k, &cos, &sin)?;
             // Grouped-query attention: query head h reads kv head h / n_rep, as ggml broadcasts.
             let k = repeat_kv(k, nkv, n_rep, t, hd)?;
             let v = repeat_kv(v.contiguous()?, nkv, n_rep, t, hd)?;
@@ -825,9 +916,7 @@ impl LoraModel {
                     ),
                     None => (k.narrow(1, start, len)?, v.narrow(1, start, len)?),
                 };
-                let att =
-                    (q.matmul(&k.t()?)? * scale)?.broadcast_add(&masks[&(span.seen(), len)])?;
-                let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+                let att = causal_softmax(&q.matmul(&k.t()?)?, span.seen(), scale)?;
                 outs.push(att.matmul(&v)?);
             }
             let y = if outs.len() == 1 {
@@ -928,49 +1017,6 @@ fn segment_spans(segments: &[u32]) -> Vec<(usize, usize)> {
     spans
 }
 
-/// A (len, seen + len) additive mask for `len` queries over `seen` earlier tokens they all
-/// read (a shared prefix) and then themselves: 0 where a query may look, −∞ after its own
-/// position.
-fn causal_mask(seen: usize, len: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let values: Vec<f32> = (0..len)
-        .flat_map(|i| {
-            (0..seen + len).map(move |j| if j > seen + i { f32::NEG_INFINITY } else { 0.0 })
-        })
-        .collect();
-    Tensor::from_vec(values, (len, seen + len), device)
-}
-
-/// RMSNorm from basic ops (the fused kernel has no backward pass).
-fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
-    let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
-    x.broadcast_div(&(mean_square + eps)?.sqrt()?)?
-        .broadcast_mul(weight)
-}
-
-/// llama.cpp's `LLAMA_ROPE_TYPE_NORM`: rotate adjacent pairs (2i, 2i+1). `x` is (heads, t, hd);
-/// `cos`/`sin` are (1, t, hd/2, 1) for the tokens' positions.
-fn rope_pairs(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
-    let (h, t, hd) = x.dims3()?;
-    let x = x.contiguous()?.reshape((h, t, hd / 2, 2))?;
-    let x0 = x.narrow(3, 0, 1)?;
-    let x1 = x.narrow(3, 1, 1)?;
-    let y0 = (x0.broadcast_mul(cos)? - x1.broadcast_mul(sin)?)?;
-    let y1 = (x0.broadcast_mul(sin)? + x1.broadcast_mul(cos)?)?;
-    Tensor::cat(&[y0, y1], 3)?.reshape((h, t, hd))
-}
-
-/// llama.cpp's `LLAMA_ROPE_TYPE_NEOX` (Qwen): rotate (i, i + hd/2). Shapes as [`rope_pairs`].
-fn rope_halves(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
-    let (h, t, hd) = x.dims3()?;
-    let x = x.contiguous()?;
-    let (cos, sin) = (cos.reshape((1, t, hd / 2))?, sin.reshape((1, t, hd / 2))?);
-    let x0 = x.narrow(2, 0, hd / 2)?;
-    let x1 = x.narrow(2, hd / 2, hd / 2)?;
-    let y0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
-    let y1 = (x0.broadcast_mul(&sin)? + x1.broadcast_mul(&cos)?)?;
-    Tensor::cat(&[y0, y1], 2)?.reshape((h, t, hd))
-}
-
 fn repeat_kv(
     x: Tensor,
     nkv: usize,
@@ -985,4 +1031,58 @@ fn repeat_kv(
         .broadcast_as((nkv, n_rep, t, hd))?
         .contiguous()?
         .reshape((nkv * n_rep, t, hd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fused::relative_difference;
+    use super::*;
+
+    #[test]
+    fn the_fused_lora_projection_matches_its_basic_ops_in_values_and_gradients() {
+        let dev = Device::Cpu;
+        let (m, k, n, r, scale) = (6, 10, 7, 3, 2.5);
+        let weight = Tensor::randn(0f32, 1., (n, k), &dev).unwrap();
+        let x = Var::randn(0f32, 1., (m, k), &dev).unwrap();
+        let a = Var::randn(0f32, 1., (r, k), &dev).unwrap();
+        let b = Var::randn(0f32, 1., (n, r), &dev).unwrap();
+        let upstream = Tensor::randn(0f32, 1., (m, n), &dev).unwrap();
+        // The input must come out of an op for its gradient to be asked for, as in a layer.
+        let input = (x.as_tensor() * 1.0).unwrap();
+        let fused = input
+            .apply_op3(
+                a.as_tensor(),
+                b.as_tensor(),
+                LoraMatmul {
+                    weight: weight.clone(),
+                    scale,
+                },
+            )
+            .unwrap();
+        let basic = (input.matmul(&weight.t().unwrap()).unwrap()
+            + (input
+                .matmul(&a.as_tensor().t().unwrap())
+                .unwrap()
+                .matmul(&b.as_tensor().t().unwrap())
+                .unwrap()
+                * scale)
+                .unwrap())
+        .unwrap();
+        assert!(relative_difference(&fused, &basic) < 1e-5);
+        let loss = |y: &Tensor| (y * &upstream).unwrap().sum_all().unwrap();
+        let (gf, gb) = (
+            loss(&fused).backward().unwrap(),
+            loss(&basic).backward().unwrap(),
+        );
+        for (name, v) in [("x", &x), ("A", &a), ("B", &b)] {
+            let (f, b) = (
+                gf.get(v.as_tensor()).unwrap(),
+                gb.get(v.as_tensor()).unwrap(),
+            );
+            assert!(
+                relative_difference(f, b) < 1e-5,
+                "gradient of {name} differs"
+            );
+        }
+    }
 }

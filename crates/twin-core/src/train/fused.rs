@@ -1,0 +1,540 @@
+//! Fused CPU kernels for the trainer's small operations: RMSNorm, rotary position embedding and
+//! the causal softmax of attention, each one pass forward and one pass backward.
+//!
+//! Why: built from candle's basic ops, each of these is 5–10 tensors in the forward pass, and
+//! candle's backward pass then computes a gradient for every argument of every node (the frozen
+//! norm weights and the rotary tables included), each one zero-filled and then added to. On two
+//! CPU cores that bookkeeping cost as much time as the matrix products. Gradients flow only to
+//! the activations here: norm weights and rotary tables are frozen.
+//!
+//! Each public function falls back to the same maths in basic ops off the CPU (CUDA, Metal),
+//! where candle's kernels are fused differently; `tests` check the kernels against that maths,
+//! values and gradients.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Storage, Tensor, D};
+
+fn msg(op: &str, what: &str) -> candle_core::Error {
+    candle_core::Error::Msg(format!("{op}: {what}"))
+}
+
+/// The f32 values of contiguous CPU storage.
+fn values<'a>(
+    op: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a [f32]> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| msg(op, "input not contiguous"))?;
+    Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
+/// Runs `f` on the f32 values of a tensor that an op captured (a frozen weight or table).
+fn with_values<R>(
+    op: &str,
+    t: &Tensor,
+    f: impl FnOnce(&[f32]) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    let t = t.contiguous()?;
+    let (stored, layout) = t.storage_and_layout();
+    match &*stored {
+        Storage::Cpu(cpu) => f(values(op, cpu, layout)?),
+        _ => Err(msg(op, "expected CPU storage")),
+    }
+}
+
+fn out(v: Vec<f32>, shape: &Shape) -> (CpuStorage, Shape) {
+    (CpuStorage::F32(v), shape.clone())
+}
+
+// ---------------------------------------------------------------------------------------------
+// RMSNorm
+
+/// `x / sqrt(mean(x²) + eps) · weight` over the last dimension; `weight` is frozen.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() {
+        x.contiguous()?.apply_op1(RmsNorm {
+            weight: weight.clone(),
+            eps,
+        })
+    } else {
+        rms_norm_basic(x, weight, eps)
+    }
+}
+
+fn rms_norm_basic(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
+    x.broadcast_div(&(mean_square + eps)?.sqrt()?)?
+        .broadcast_mul(weight)
+}
+
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+/// 1 / sqrt(mean(row²) + eps), accumulated in f64 as ggml does.
+fn inverse_rms(row: &[f32], eps: f64) -> f32 {
+    let sum: f64 = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    (1.0 / (sum / row.len() as f64 + eps).sqrt()) as f32
+}
+
+impl CustomOp1 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "twin-rms-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = values(self.name(), storage, layout)?;
+        with_values(self.name(), &self.weight, |w| {
+            let n = w.len();
+            if n == 0 || x.len() % n != 0 {
+                return Err(msg(self.name(), "weight does not match the last dimension"));
+            }
+            let mut y = vec![0f32; x.len()];
+            for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+                let r = inverse_rms(xr, self.eps);
+                for ((yv, &xv), &wv) in yr.iter_mut().zip(xr).zip(w) {
+                    *yv = xv * r * wv;
+                }
+            }
+            Ok(out(y, layout.shape()))
+        })
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &RmsNormGrad {
+                weight: self.weight.clone(),
+                eps: self.eps,
+            },
+        )?))
+    }
+}
+
+/// (x, dy) → dx = r·w·dy − x·r³·(Σ dy·w·x)/n, with r the row's inverse RMS.
+struct RmsNormGrad {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl CustomOp2 for RmsNormGrad {
+    fn name(&self) -> &'static str {
+        "twin-rms-norm-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = values(self.name(), xs, xl)?;
+        let g = values(self.name(), gs, gl)?;
+        with_values(self.name(), &self.weight, |w| {
+            let n = w.len();
+            if n == 0 || x.len() % n != 0 || g.len() != x.len() {
+                return Err(msg(self.name(), "shapes do not match"));
+            }
+            let mut dx = vec![0f32; x.len()];
+            for ((xr, gr), dr) in x
+                .chunks_exact(n)
+                .zip(g.chunks_exact(n))
+                .zip(dx.chunks_exact_mut(n))
+            {
+                let r = inverse_rms(xr, self.eps);
+                let dot: f64 = xr
+                    .iter()
+                    .zip(gr)
+                    .zip(w)
+                    .map(|((&xv, &gv), &wv)| f64::from(xv) * f64::from(gv) * f64::from(wv))
+                    .sum();
+                let c = (f64::from(r).powi(3) * dot / n as f64) as f32;
+                for (((d, &xv), &gv), &wv) in dr.iter_mut().zip(xr).zip(gr).zip(w) {
+                    *d = r * wv * gv - xv * c;
+                }
+            }
+            Ok(out(dx, xl.shape()))
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rotary position embedding
+
+/// Which dimensions rotate together, as llama.cpp's rope types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// `LLAMA_ROPE_TYPE_NORM` (llama): adjacent pairs (2i, 2i+1).
+    Pairs,
+    /// `LLAMA_ROPE_TYPE_NEOX` (Qwen): (i, i + hd/2).
+    Halves,
+}
+
+/// Rotates `x` (t, heads, hd) by its tokens' angles: `cos`/`sin` are (t, hd/2). Returns
+/// (heads, t, hd), the layout attention reads.
+pub fn rope(
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    style: RopeStyle,
+) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() {
+        x.contiguous()?
+            .apply_op1(Rope {
+                cos: cos.clone(),
+                sin: sin.clone(),
+                style,
+                inverse: false,
+            })?
+            .transpose(0, 1)
+    } else {
+        rope_basic(&x.transpose(0, 1)?, cos, sin, style)
+    }
+}
+
+/// The same rotation from basic ops, on (heads, t, hd).
+fn rope_basic(
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    style: RopeStyle,
+) -> candle_core::Result<Tensor> {
+    let (h, t, hd) = x.dims3()?;
+    let x = x.contiguous()?;
+    match style {
+        RopeStyle::Pairs => {
+            let (cos, sin) = (
+                cos.reshape((1, t, hd / 2, 1))?,
+                sin.reshape((1, t, hd / 2, 1))?,
+            );
+            let x = x.reshape((h, t, hd / 2, 2))?;
+            let x0 = x.narrow(3, 0, 1)?;
+            let x1 = x.narrow(3, 1, 1)?;
+            let y0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
+            let y1 = (x0.broadcast_mul(&sin)? + x1.broadcast_mul(&cos)?)?;
+            Tensor::cat(&[y0, y1], 3)?.reshape((h, t, hd))
+        }
+        RopeStyle::Halves => {
+            let (cos, sin) = (cos.reshape((1, t, hd / 2))?, sin.reshape((1, t, hd / 2))?);
+            let x0 = x.narrow(2, 0, hd / 2)?;
+            let x1 = x.narrow(2, hd / 2, hd / 2)?;
+            let y0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
+            let y1 = (x0.broadcast_mul(&sin)? + x1.broadcast_mul(&cos)?)?;
+            Tensor::cat(&[y0, y1], 2)?.reshape((h, t, hd))
+        }
+    }
+}
+
+/// The rotation on (t, heads, hd); its inverse (the transpose, angle −θ) is its gradient.
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+    style: RopeStyle,
+    inverse: bool,
+}
+
+impl CustomOp1 for Rope {
+    fn name(&self) -> &'static str {
+        "twin-rope"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = values(self.name(), storage, layout)?;
+        let (t, heads, hd) = layout.shape().dims3()?;
+        let half = hd / 2;
+        with_values(self.name(), &self.cos, |cos| {
+            with_values(self.name(), &self.sin, |sin| {
+                if cos.len() != t * half || sin.len() != t * half || hd % 2 != 0 {
+                    return Err(msg(self.name(), "angle tables do not match the input"));
+                }
+                let sign = if self.inverse { -1.0 } else { 1.0 };
+                let mut y = vec![0f32; x.len()];
+                for p in 0..t {
+                    let (c, s) = (&cos[p * half..][..half], &sin[p * half..][..half]);
+                    for h in 0..heads {
+                        let at = (p * heads + h) * hd;
+                        let (xr, yr) = (&x[at..at + hd], &mut y[at..at + hd]);
+                        for i in 0..half {
+                            let (a, b) = match self.style {
+                                RopeStyle::Pairs => (2 * i, 2 * i + 1),
+                                RopeStyle::Halves => (i, i + half),
+                            };
+                            let (ci, si) = (c[i], sign * s[i]);
+                            yr[a] = xr[a] * ci - xr[b] * si;
+                            yr[b] = xr[a] * si + xr[b] * ci;
+                        }
+                    }
+                }
+                Ok(out(y, layout.shape()))
+            })
+        })
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Rope {
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+            style: self.style,
+            inverse: !self.inverse,
+        })?))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Causal softmax
+
+/// Attention weights from raw scores (heads, len, seen + len): `softmax(scale · scores)` where
+/// query `i` reads the `seen` shared-prefix keys and its own keys up to itself; the rest get 0.
+pub fn causal_softmax(scores: &Tensor, seen: usize, scale: f64) -> candle_core::Result<Tensor> {
+    if scores.device().is_cpu() {
+        scores.contiguous()?.apply_op1(CausalSoftmax {
+            seen,
+            scale: scale as f32,
+        })
+    } else {
+        let (_, len, _) = scores.dims3()?;
+        let mask = causal_mask(seen, len, scores.device())?;
+        candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(&mask)?, D::Minus1)
+    }
+}
+
+/// 0 where query `i` may read key `j`, −∞ elsewhere: (len, seen + len).
+pub fn causal_mask(
+    seen: usize,
+    len: usize,
+    device: &candle_core::Device,
+) -> candle_core::Result<Tensor> {
+    let values: Vec<f32> = (0..len)
+        .flat_map(|i| {
+            (0..seen + len).map(move |j| if j > seen + i { f32::NEG_INFINITY } else { 0.0 })
+        })
+        .collect();
+    Tensor::from_vec(values, (len, seen + len), device)
+}
+
+struct CausalSoftmax {
+    seen: usize,
+    scale: f32,
+}
+
+impl CausalSoftmax {
+    /// Keys row `row` of a (heads, len, keys) block may read.
+    fn visible(&self, row: usize, len: usize) -> usize {
+        self.seen + row % len + 1
+    }
+}
+
+impl CustomOp1 for CausalSoftmax {
+    fn name(&self) -> &'static str {
+        "twin-causal-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let s = values(self.name(), storage, layout)?;
+        let (_, len, keys) = layout.shape().dims3()?;
+        if keys != self.seen + len {
+            return Err(msg(self.name(), "scores do not match the prefix and span"));
+        }
+        let mut y = vec![0f32; s.len()];
+        for (row, (sr, yr)) in s
+            .chunks_exact(keys)
+            .zip(y.chunks_exact_mut(keys))
+            .enumerate()
+        {
+            let n = self.visible(row, len);
+            let max = sr[..n].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * self.scale;
+            let mut sum = 0f32;
+            for (yv, &sv) in yr[..n].iter_mut().zip(&sr[..n]) {
+                *yv = (sv * self.scale - max).exp();
+                sum += *yv;
+            }
+            let inv = 1.0 / sum;
+            yr[..n].iter_mut().for_each(|v| *v *= inv);
+        }
+        Ok(out(y, layout.shape()))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(res.contiguous()?.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &CausalSoftmaxGrad {
+                seen: self.seen,
+                scale: self.scale,
+            },
+        )?))
+    }
+}
+
+/// (y, dy) → d scores = scale · y · (dy − Σ dy·y); masked entries have y = 0 and get 0.
+struct CausalSoftmaxGrad {
+    seen: usize,
+    scale: f32,
+}
+
+impl CustomOp2 for CausalSoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "twin-causal-softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ys: &CpuStorage,
+        yl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let y = values(self.name(), ys, yl)?;
+        let g = values(self.name(), gs, gl)?;
+        let (_, len, keys) = yl.shape().dims3()?;
+        if g.len() != y.len() || keys != self.seen + len {
+            return Err(msg(self.name(), "shapes do not match"));
+        }
+        let visible = CausalSoftmax {
+            seen: self.seen,
+            scale: self.scale,
+        };
+        let mut ds = vec![0f32; y.len()];
+        for (row, ((yr, gr), dr)) in y
+            .chunks_exact(keys)
+            .zip(g.chunks_exact(keys))
+            .zip(ds.chunks_exact_mut(keys))
+            .enumerate()
+        {
+            let n = visible.visible(row, len);
+            let dot: f32 = yr[..n].iter().zip(&gr[..n]).map(|(a, b)| a * b).sum();
+            for ((d, &yv), &gv) in dr[..n].iter_mut().zip(&yr[..n]).zip(&gr[..n]) {
+                *d = self.scale * yv * (gv - dot);
+            }
+        }
+        Ok(out(ds, yl.shape()))
+    }
+}
+
+/// max |a − b| / max |b|: how far a kernel's result is from its reference, for tests.
+#[cfg(test)]
+pub(crate) fn relative_difference(a: &Tensor, b: &Tensor) -> f32 {
+    let max_abs = |t: &Tensor| {
+        t.abs()
+            .and_then(|t| t.max_all())
+            .and_then(|t| t.to_scalar::<f32>())
+            .unwrap_or(f32::NAN)
+    };
+    (a - b).map_or(f32::NAN, |d| max_abs(&d)) / max_abs(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// Asserts that `fused` and `basic` agree on the same input, in values and in input
+    /// gradients for a random upstream gradient (a weighted sum: every output element counts).
+    fn assert_agree(
+        case: &str,
+        x: &Tensor,
+        fused: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+        basic: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+    ) {
+        let run = |f: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>| {
+            let v = Var::from_tensor(x).unwrap();
+            let y = f(v.as_tensor()).unwrap();
+            (y, v)
+        };
+        let (yf, vf) = run(&fused);
+        let (yb, vb) = run(&basic);
+        let w = Tensor::rand(-1f32, 1., yb.shape(), &Device::Cpu).unwrap();
+        let loss = |y: &Tensor| (y * &w).unwrap().sum_all().unwrap();
+        let (gf, gb) = (loss(&yf).backward().unwrap(), loss(&yb).backward().unwrap());
+        let (gf, gb) = (
+            gf.get(vf.as_tensor()).unwrap(),
+            gb.get(vb.as_tensor()).unwrap(),
+        );
+        let (dy, dg) = (relative_difference(&yf, &yb), relative_difference(gf, gb));
+        assert!(
+            dy < 1e-5 && dg < 1e-5,
+            "{case}: values differ by {dy}, gradients by {dg}"
+        );
+    }
+
+    #[test]
+    fn rms_norm_matches_the_basic_ops_in_values_and_gradients() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 2., (7, 3, 16), &dev).unwrap();
+        let w = Tensor::randn(1f32, 0.3, 16, &dev).unwrap();
+        assert_agree(
+            "rms norm",
+            &x,
+            |x| rms_norm(x, &w, 1e-5),
+            |x| rms_norm_basic(x, &w, 1e-5),
+        );
+    }
+
+    #[test]
+    fn rope_matches_the_basic_ops_in_both_styles() {
+        let dev = Device::Cpu;
+        let (t, heads, hd) = (5, 3, 8);
+        let angles = Tensor::rand(0f32, 6.0, (t, hd / 2), &dev).unwrap();
+        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+        let x = Tensor::randn(0f32, 1., (t, heads, hd), &dev).unwrap();
+        for style in [RopeStyle::Pairs, RopeStyle::Halves] {
+            assert_agree(
+                &format!("rope {style:?}"),
+                &x,
+                |x| rope(x, &cos, &sin, style),
+                |x| rope_basic(&x.transpose(0, 1)?, &cos, &sin, style),
+            );
+        }
+    }
+
+    #[test]
+    fn causal_softmax_matches_a_masked_softmax_with_and_without_a_prefix() {
+        let dev = Device::Cpu;
+        for seen in [0, 4] {
+            let (heads, len) = (3, 6);
+            let x = Tensor::randn(0f32, 3., (heads, len, seen + len), &dev).unwrap();
+            let mask = causal_mask(seen, len, &dev).unwrap();
+            assert_agree(
+                &format!("prefix of {seen}"),
+                &x,
+                |s| causal_softmax(s, seen, 0.125),
+                |s| candle_nn::ops::softmax(&(s * 0.125)?.broadcast_add(&mask)?, D::Minus1),
+            );
+            // A query never reads a key after its own position.
+            let y = causal_softmax(&x, seen, 0.125)
+                .unwrap()
+                .to_vec3::<f32>()
+                .unwrap();
+            assert!(y[0][0][seen + 1..].iter().all(|&v| v == 0.0));
+        }
+    }
+}
