@@ -1,5 +1,5 @@
-//! Fused CPU kernels for the trainer's small operations: RMSNorm, rotary position embedding and
-//! the causal softmax of attention, each one pass forward and one pass backward.
+//! Fused CPU kernels for the trainer's small operations: RMSNorm, rotary position embedding, the
+//! causal softmax of attention and the cross-entropy loss, each one pass forward and one back.
 //!
 //! Why: built from candle's basic ops, each of these is 5–10 tensors in the forward pass, and
 //! candle's backward pass then computes a gradient for every argument of every node (the frozen
@@ -440,6 +440,114 @@ impl CustomOp2 for CausalSoftmaxGrad {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Cross-entropy
+
+/// Mean negative log-likelihood of `targets` under `logits` (rows, vocabulary): the training
+/// loss. Fused because the logits are the largest tensor of a step (rows × 49k floats for
+/// SmolLM2), and log-softmax from basic ops passes over them some twenty times.
+pub fn cross_entropy(logits: &Tensor, targets: &[u32]) -> candle_core::Result<Tensor> {
+    if logits.device().is_cpu() {
+        logits.contiguous()?.apply_op1(CrossEntropy {
+            targets: targets.to_vec(),
+        })
+    } else {
+        let expected = Tensor::new(targets, logits.device())?;
+        candle_nn::loss::cross_entropy(logits, &expected)
+    }
+}
+
+struct CrossEntropy {
+    targets: Vec<u32>,
+}
+
+/// log Σ exp(row), computed stably (shifted by the maximum, summed in f64).
+fn log_sum_exp(row: &[f32]) -> f64 {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let sum: f64 = row.iter().map(|&v| f64::from((v - max).exp())).sum();
+    f64::from(max) + sum.ln()
+}
+
+impl CustomOp1 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "twin-cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let logits = values(self.name(), storage, layout)?;
+        let (n, v) = layout.shape().dims2()?;
+        if n == 0 || n != self.targets.len() || self.targets.iter().any(|&t| t as usize >= v) {
+            return Err(msg(self.name(), "targets do not match the logits"));
+        }
+        let total: f64 = logits
+            .chunks_exact(v)
+            .zip(&self.targets)
+            .map(|(row, &t)| log_sum_exp(row) - f64::from(row[t as usize]))
+            .sum();
+        Ok(out(vec![(total / n as f64) as f32], &Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(
+            grad,
+            &CrossEntropyGrad {
+                targets: self.targets.clone(),
+            },
+        )?))
+    }
+}
+
+/// (logits, d loss) → d logits = d loss · (softmax(row) − one-hot(target)) / rows.
+struct CrossEntropyGrad {
+    targets: Vec<u32>,
+}
+
+impl CustomOp2 for CrossEntropyGrad {
+    fn name(&self) -> &'static str {
+        "twin-cross-entropy-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ls: &CpuStorage,
+        ll: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let logits = values(self.name(), ls, ll)?;
+        let g = values(self.name(), gs, gl)?;
+        let (n, v) = ll.shape().dims2()?;
+        if g.len() != 1 || n == 0 || n != self.targets.len() {
+            return Err(msg(self.name(), "shapes do not match"));
+        }
+        let scale = g[0] / n as f32;
+        let mut d = vec![0f32; logits.len()];
+        for ((row, dr), &t) in logits
+            .chunks_exact(v)
+            .zip(d.chunks_exact_mut(v))
+            .zip(&self.targets)
+        {
+            let lse = log_sum_exp(row) as f32;
+            for (dv, &x) in dr.iter_mut().zip(row) {
+                *dv = scale * (x - lse).exp();
+            }
+            if let Some(dt) = dr.get_mut(t as usize) {
+                *dt -= scale;
+            }
+        }
+        Ok(out(d, ll.shape()))
+    }
+}
+
 /// max |a − b| / max |b|: how far a kernel's result is from its reference, for tests.
 #[cfg(test)]
 pub(crate) fn relative_difference(a: &Tensor, b: &Tensor) -> f32 {
@@ -514,6 +622,22 @@ mod tests {
                 |x| rope_basic(&x.transpose(0, 1)?, &cos, &sin, style),
             );
         }
+    }
+
+    #[test]
+    fn cross_entropy_matches_candles_in_value_and_gradient() {
+        let dev = Device::Cpu;
+        let logits = Tensor::randn(0f32, 4., (5, 50), &dev).unwrap();
+        let targets = [3u32, 0, 49, 17, 3];
+        let expected = Tensor::new(&targets, &dev).unwrap();
+        assert_agree(
+            "cross-entropy",
+            &logits,
+            |l| cross_entropy(l, &targets),
+            |l| candle_nn::loss::cross_entropy(l, &expected),
+        );
+        assert!(cross_entropy(&logits, &[1, 2]).is_err());
+        assert!(cross_entropy(&logits, &[3, 0, 50, 17, 3]).is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! through [`FrozenMatmul`], whose backward returns only the input gradient (candle's matmul
 //! would also compute unused weight gradients).
 
-use super::fused::{causal_softmax, rms_norm, rope, RopeStyle};
+use super::fused::{causal_softmax, cross_entropy, rms_norm, rope, RopeStyle};
 use super::TrainError;
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor, Var};
@@ -947,11 +947,7 @@ impl LoraModel {
         // The vocabulary head is the largest matmul; only reply positions need it.
         let hidden = hidden.index_select(&Tensor::new(rows.as_slice(), &self.device)?, 0)?;
         let logits = frozen_matmul(&hidden, &self.output)?;
-        let expected = Tensor::new(expected.as_slice(), &self.device)?;
-        Ok((
-            candle_nn::loss::cross_entropy(&logits, &expected)?,
-            rows.len(),
-        ))
+        Ok((cross_entropy(&logits, &expected)?, rows.len()))
     }
 
     /// Logits at every position of `tokens` (one example), for comparison with llama.cpp.
