@@ -11,10 +11,11 @@
 //! Qwen GGUFs keep Hugging Face's layout, hence the half-split rotation.
 //!
 //! candle-nn's fused `rms_norm`, `softmax_last_dim` and rope kernels have no backward pass and
-//! would silently stop every gradient, so RMSNorm, RoPE and the causal softmax come from
-//! [`super::fused`] (one-pass kernels with backward passes on the CPU). Frozen weights go
-//! through [`FrozenMatmul`], whose backward returns only the input gradient (candle's matmul
-//! would also compute unused weight gradients).
+//! would silently stop every gradient, so RMSNorm, RoPE, the causal softmax and the loss come
+//! from [`super::fused`] (one-pass kernels with backward passes on the CPU). A projection with
+//! an adapter is one [`LoraMatmul`] node; one without goes through [`FrozenMatmul`]. Both
+//! return gradients only for what learns or carries learning: never for the frozen weight,
+//! which candle's matmul would also compute.
 
 use super::fused::{causal_softmax, cross_entropy, rms_norm, rope, RopeStyle};
 use super::TrainError;
