@@ -1,5 +1,6 @@
-//! Fused CPU kernels for the trainer's small operations: RMSNorm, rotary position embedding, the
-//! causal softmax of attention and the cross-entropy loss, each one pass forward and one back.
+//! Fused CPU kernels for the trainer's operations other than its projections: RMSNorm, rotary
+//! position embedding, SwiGLU, attention over the examples of a packed sequence and the
+//! cross-entropy loss, each one graph node with a hand-written backward pass.
 //!
 //! Why: built from candle's basic ops, each of these is 5–10 tensors in the forward pass, and
 //! candle's backward pass then computes a gradient for every argument of every node (the frozen
@@ -11,7 +12,9 @@
 //! where candle's kernels are fused differently; `tests` check the kernels against that maths,
 //! values and gradients.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Storage, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Storage, Tensor, D};
+// The kernels split their rows over rayon's pool, the one candle's matrix products use.
+use rayon::prelude::*;
 
 fn msg(op: &str, what: &str) -> candle_core::Error {
     candle_core::Error::Msg(format!("{op}: {what}"))
@@ -96,12 +99,14 @@ impl CustomOp1 for RmsNorm {
                 return Err(msg(self.name(), "weight does not match the last dimension"));
             }
             let mut y = vec![0f32; x.len()];
-            for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
-                let r = inverse_rms(xr, self.eps);
-                for ((yv, &xv), &wv) in yr.iter_mut().zip(xr).zip(w) {
-                    *yv = xv * r * wv;
-                }
-            }
+            y.par_chunks_exact_mut(n)
+                .zip(x.par_chunks_exact(n))
+                .for_each(|(yr, xr)| {
+                    let r = inverse_rms(xr, self.eps);
+                    for ((yv, &xv), &wv) in yr.iter_mut().zip(xr).zip(w) {
+                        *yv = xv * r * wv;
+                    }
+                });
             Ok(out(y, layout.shape()))
         })
     }
@@ -148,23 +153,21 @@ impl CustomOp2 for RmsNormGrad {
                 return Err(msg(self.name(), "shapes do not match"));
             }
             let mut dx = vec![0f32; x.len()];
-            for ((xr, gr), dr) in x
-                .chunks_exact(n)
-                .zip(g.chunks_exact(n))
-                .zip(dx.chunks_exact_mut(n))
-            {
-                let r = inverse_rms(xr, self.eps);
-                let dot: f64 = xr
-                    .iter()
-                    .zip(gr)
-                    .zip(w)
-                    .map(|((&xv, &gv), &wv)| f64::from(xv) * f64::from(gv) * f64::from(wv))
-                    .sum();
-                let c = (f64::from(r).powi(3) * dot / n as f64) as f32;
-                for (((d, &xv), &gv), &wv) in dr.iter_mut().zip(xr).zip(gr).zip(w) {
-                    *d = r * wv * gv - xv * c;
-                }
-            }
+            dx.par_chunks_exact_mut(n)
+                .zip(x.par_chunks_exact(n).zip(g.par_chunks_exact(n)))
+                .for_each(|(dr, (xr, gr))| {
+                    let r = inverse_rms(xr, self.eps);
+                    let dot: f64 = xr
+                        .iter()
+                        .zip(gr)
+                        .zip(w)
+                        .map(|((&xv, &gv), &wv)| f64::from(xv) * f64::from(gv) * f64::from(wv))
+                        .sum();
+                    let c = (f64::from(r).powi(3) * dot / n as f64) as f32;
+                    for (((d, &xv), &gv), &wv) in dr.iter_mut().zip(xr).zip(gr).zip(w) {
+                        *d = r * wv * gv - xv * c;
+                    }
+                });
             Ok(out(dx, xl.shape()))
         })
     }
@@ -182,8 +185,7 @@ pub enum RopeStyle {
     Halves,
 }
 
-/// Rotates `x` (t, heads, hd) by its tokens' angles: `cos`/`sin` are (t, hd/2). Returns
-/// (heads, t, hd), the layout attention reads.
+/// Rotates `x` (t, heads, hd) by its tokens' angles: `cos`/`sin` are (t, hd/2).
 pub fn rope(
     x: &Tensor,
     cos: &Tensor,
@@ -191,16 +193,14 @@ pub fn rope(
     style: RopeStyle,
 ) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() {
-        x.contiguous()?
-            .apply_op1(Rope {
-                cos: cos.clone(),
-                sin: sin.clone(),
-                style,
-                inverse: false,
-            })?
-            .transpose(0, 1)
+        x.contiguous()?.apply_op1(Rope {
+            cos: cos.clone(),
+            sin: sin.clone(),
+            style,
+            inverse: false,
+        })
     } else {
-        rope_basic(&x.transpose(0, 1)?, cos, sin, style)
+        rope_basic(&x.transpose(0, 1)?, cos, sin, style)?.transpose(0, 1)
     }
 }
 
@@ -265,22 +265,25 @@ impl CustomOp1 for Rope {
                 }
                 let sign = if self.inverse { -1.0 } else { 1.0 };
                 let mut y = vec![0f32; x.len()];
-                for p in 0..t {
-                    let (c, s) = (&cos[p * half..][..half], &sin[p * half..][..half]);
-                    for h in 0..heads {
-                        let at = (p * heads + h) * hd;
-                        let (xr, yr) = (&x[at..at + hd], &mut y[at..at + hd]);
-                        for i in 0..half {
-                            let (a, b) = match self.style {
-                                RopeStyle::Pairs => (2 * i, 2 * i + 1),
-                                RopeStyle::Halves => (i, i + half),
-                            };
-                            let (ci, si) = (c[i], sign * s[i]);
-                            yr[a] = xr[a] * ci - xr[b] * si;
-                            yr[b] = xr[a] * si + xr[b] * ci;
+                let token = heads * hd;
+                y.par_chunks_exact_mut(token)
+                    .zip(x.par_chunks_exact(token))
+                    .enumerate()
+                    .for_each(|(p, (yt, xt))| {
+                        let (c, s) = (&cos[p * half..][..half], &sin[p * half..][..half]);
+                        for h in 0..heads {
+                            let (xr, yr) = (&xt[h * hd..][..hd], &mut yt[h * hd..][..hd]);
+                            for i in 0..half {
+                                let (a, b) = match self.style {
+                                    RopeStyle::Pairs => (2 * i, 2 * i + 1),
+                                    RopeStyle::Halves => (i, i + half),
+                                };
+                                let (ci, si) = (c[i], sign * s[i]);
+                                yr[a] = xr[a] * ci - xr[b] * si;
+                                yr[b] = xr[a] * si + xr[b] * ci;
+                            }
                         }
-                    }
-                }
+                    });
                 Ok(out(y, layout.shape()))
             })
         })
@@ -361,21 +364,20 @@ impl CustomOp1 for CausalSoftmax {
             return Err(msg(self.name(), "scores do not match the prefix and span"));
         }
         let mut y = vec![0f32; s.len()];
-        for (row, (sr, yr)) in s
-            .chunks_exact(keys)
-            .zip(y.chunks_exact_mut(keys))
+        y.par_chunks_exact_mut(keys)
+            .zip(s.par_chunks_exact(keys))
             .enumerate()
-        {
-            let n = self.visible(row, len);
-            let max = sr[..n].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * self.scale;
-            let mut sum = 0f32;
-            for (yv, &sv) in yr[..n].iter_mut().zip(&sr[..n]) {
-                *yv = (sv * self.scale - max).exp();
-                sum += *yv;
-            }
-            let inv = 1.0 / sum;
-            yr[..n].iter_mut().for_each(|v| *v *= inv);
-        }
+            .for_each(|(row, (yr, sr))| {
+                let n = self.visible(row, len);
+                let max = sr[..n].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * self.scale;
+                let mut sum = 0f32;
+                for (yv, &sv) in yr[..n].iter_mut().zip(&sr[..n]) {
+                    *yv = (sv * self.scale - max).exp();
+                    sum += *yv;
+                }
+                let inv = 1.0 / sum;
+                yr[..n].iter_mut().for_each(|v| *v *= inv);
+            });
         Ok(out(y, layout.shape()))
     }
 
@@ -424,19 +426,268 @@ impl CustomOp2 for CausalSoftmaxGrad {
             scale: self.scale,
         };
         let mut ds = vec![0f32; y.len()];
-        for (row, ((yr, gr), dr)) in y
-            .chunks_exact(keys)
-            .zip(g.chunks_exact(keys))
-            .zip(ds.chunks_exact_mut(keys))
+        ds.par_chunks_exact_mut(keys)
+            .zip(y.par_chunks_exact(keys).zip(g.par_chunks_exact(keys)))
             .enumerate()
-        {
-            let n = visible.visible(row, len);
-            let dot: f32 = yr[..n].iter().zip(&gr[..n]).map(|(a, b)| a * b).sum();
-            for ((d, &yv), &gv) in dr[..n].iter_mut().zip(&yr[..n]).zip(&gr[..n]) {
-                *d = self.scale * yv * (gv - dot);
-            }
-        }
+            .for_each(|(row, (dr, (yr, gr)))| {
+                let n = visible.visible(row, len);
+                let dot: f32 = yr[..n].iter().zip(&gr[..n]).map(|(a, b)| a * b).sum();
+                for ((d, &yv), &gv) in dr[..n].iter_mut().zip(&yr[..n]).zip(&gr[..n]) {
+                    *d = self.scale * yv * (gv - dot);
+                }
+            });
         Ok(out(ds, yl.shape()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention over the examples of a packed sequence
+
+/// One example's rows of a packed sequence, and the shared prompt prefix it also reads.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionSpan {
+    /// First row.
+    pub start: usize,
+    /// Rows.
+    pub len: usize,
+    /// (start, length) of the prefix's rows.
+    pub prefix: Option<(usize, usize)>,
+}
+
+impl AttentionSpan {
+    /// Rows before its own that the span's queries read: the shared prefix's length.
+    pub fn seen(&self) -> usize {
+        self.prefix.map_or(0, |(_, len)| len)
+    }
+}
+
+/// Causal attention of `q` (t, heads, hd) over `k`, `v` (t, kv heads, hd), run per span (each
+/// example reads its shared prefix and itself, never another example), with grouped-query
+/// heads (query head h reads kv head h / (heads / kv heads), as ggml broadcasts). Returns
+/// (t, heads · hd). `spans` must cover the rows in order.
+///
+/// On the CPU this is one graph node. Built from basic ops, every span's slice of q, k and v
+/// is a node whose gradient candle pads with zeros to the whole sequence and adds up: many
+/// full-size passes per layer for a few small matrix products.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    spans: &[AttentionSpan],
+    scale: f64,
+) -> candle_core::Result<Tensor> {
+    if q.device().is_cpu() {
+        q.contiguous()?.apply_op3(
+            &k.contiguous()?,
+            &v.contiguous()?,
+            Attention {
+                spans: spans.to_vec(),
+                scale,
+            },
+        )
+    } else {
+        attention_basic(q, k, v, spans, scale)
+    }
+}
+
+/// (t, kv heads, hd) → (heads, t, hd): kv head j serves query heads j·n_rep … j·n_rep + n_rep − 1.
+fn heads_first(x: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let (t, kv, hd) = x.dims3()?;
+    let x = x.transpose(0, 1)?.contiguous()?;
+    if kv == heads {
+        return Ok(x);
+    }
+    x.unsqueeze(1)?
+        .broadcast_as((kv, heads / kv, t, hd))?
+        .contiguous()?
+        .reshape((heads, t, hd))
+}
+
+/// The keys (or values) span `span` reads: its prefix's rows, then its own. `x` is (heads, t, hd).
+fn span_rows(x: &Tensor, span: &AttentionSpan) -> candle_core::Result<Tensor> {
+    let own = x.narrow(1, span.start, span.len)?;
+    match span.prefix {
+        Some((start, len)) => Tensor::cat(&[&x.narrow(1, start, len)?, &own], 1),
+        None => Ok(own),
+    }
+}
+
+/// The same attention from basic ops (and the reference the tests hold the kernel to).
+fn attention_basic(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    spans: &[AttentionSpan],
+    scale: f64,
+) -> candle_core::Result<Tensor> {
+    let (t, heads, hd) = q.dims3()?;
+    let q = q.transpose(0, 1)?;
+    let (k, v) = (heads_first(k, heads)?, heads_first(v, heads)?);
+    let outs = spans
+        .iter()
+        .map(|span| {
+            let q = q.narrow(1, span.start, span.len)?;
+            let att = causal_softmax(&q.matmul(&span_rows(&k, span)?.t()?)?, span.seen(), scale)?;
+            att.matmul(&span_rows(&v, span)?)
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Tensor::cat(&outs, 1)?
+        .transpose(0, 1)?
+        .reshape((t, heads * hd))
+}
+
+struct Attention {
+    spans: Vec<AttentionSpan>,
+    scale: f64,
+}
+
+/// A (t, heads, hd) input of a custom op as a (heads, t, hd) tensor of its own.
+fn heads_first_copy(
+    op: &str,
+    storage: &CpuStorage,
+    layout: &Layout,
+    heads: usize,
+) -> candle_core::Result<Tensor> {
+    let x = Tensor::from_slice(
+        values(op, storage, layout)?,
+        layout.shape(),
+        &candle_core::Device::Cpu,
+    )?;
+    heads_first(&x, heads)
+}
+
+/// Adds `part` (heads, rows, hd) into `sum` (heads, t, hd) at row `start`.
+fn add_rows(sum: &mut [f32], t: usize, part: &Tensor, start: usize) -> candle_core::Result<()> {
+    let (heads, rows, hd) = part.dims3()?;
+    let part = part.flatten_all()?.to_vec1::<f32>()?;
+    for h in 0..heads {
+        let to = &mut sum[(h * t + start) * hd..][..rows * hd];
+        let from = &part[h * rows * hd..][..rows * hd];
+        to.iter_mut().zip(from).for_each(|(a, b)| *a += b);
+    }
+    Ok(())
+}
+
+/// (heads, t, hd) gradient → (t, kv heads, hd): the query heads sharing a kv head add up.
+fn kv_grad(
+    sum: Vec<f32>,
+    heads: usize,
+    kv: usize,
+    t: usize,
+    hd: usize,
+) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(sum, (kv, heads / kv, t, hd), &candle_core::Device::Cpu)?
+        .sum(1)?
+        .transpose(0, 1)?
+        .contiguous()
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "twin-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (t, heads, hd) = ql.shape().dims3()?;
+        let (kt, kv, khd) = kl.shape().dims3()?;
+        let covered: usize = self.spans.iter().map(|s| s.len).sum();
+        if kt != t
+            || khd != hd
+            || kv == 0
+            || heads % kv != 0
+            || vl.shape() != kl.shape()
+            || covered != t
+        {
+            return Err(msg(self.name(), "q, k, v and spans do not fit together"));
+        }
+        let q = heads_first_copy(self.name(), qs, ql, heads)?;
+        let k = heads_first_copy(self.name(), ks, kl, heads)?;
+        let v = heads_first_copy(self.name(), vs, vl, heads)?;
+        let mut y = vec![0f32; t * heads * hd];
+        for span in &self.spans {
+            let att = span_rows(&k, span)
+                .and_then(|k| q.narrow(1, span.start, span.len)?.matmul(&k.t()?))?
+                .apply_op1_no_bwd(&CausalSoftmax {
+                    seen: span.seen(),
+                    scale: self.scale as f32,
+                })?;
+            // (heads, len, hd) → rows of the (t, heads · hd) output.
+            let o = att
+                .matmul(&span_rows(&v, span)?)?
+                .transpose(0, 1)?
+                .contiguous()?;
+            let o = o.flatten_all()?.to_vec1::<f32>()?;
+            y[span.start * heads * hd..][..o.len()].copy_from_slice(&o);
+        }
+        Ok(out(y, &Shape::from((t, heads * hd))))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (t, heads, hd) = q.dims3()?;
+        let kv = k.dim(1)?;
+        let qh = q.detach().transpose(0, 1)?.contiguous()?;
+        let (kh, vh) = (
+            heads_first(&k.detach(), heads)?,
+            heads_first(&v.detach(), heads)?,
+        );
+        let g = grad
+            .detach()
+            .reshape((t, heads, hd))?
+            .transpose(0, 1)?
+            .contiguous()?;
+        let full = heads * t * hd;
+        let (mut dq, mut dk, mut dv) = (vec![0f32; full], vec![0f32; full], vec![0f32; full]);
+        let softmax = |span: &AttentionSpan| CausalSoftmax {
+            seen: span.seen(),
+            scale: self.scale as f32,
+        };
+        for span in &self.spans {
+            let qs = qh.narrow(1, span.start, span.len)?;
+            let (ks, vs) = (span_rows(&kh, span)?, span_rows(&vh, span)?);
+            let gs = g.narrow(1, span.start, span.len)?;
+            let att = qs.matmul(&ks.t()?)?.apply_op1_no_bwd(&softmax(span))?;
+            let d_att = gs.matmul(&vs.t()?)?;
+            let d_vs = att.t()?.matmul(&gs)?;
+            let d_scores = att.apply_op2_no_bwd(
+                &d_att,
+                &CausalSoftmaxGrad {
+                    seen: span.seen(),
+                    scale: self.scale as f32,
+                },
+            )?;
+            add_rows(&mut dq, t, &d_scores.matmul(&ks)?, span.start)?;
+            let d_ks = d_scores.t()?.matmul(&qs)?;
+            let seen = span.seen();
+            if let Some((p_start, p_len)) = span.prefix {
+                add_rows(&mut dk, t, &d_ks.narrow(1, 0, p_len)?, p_start)?;
+                add_rows(&mut dv, t, &d_vs.narrow(1, 0, p_len)?, p_start)?;
+            }
+            add_rows(&mut dk, t, &d_ks.narrow(1, seen, span.len)?, span.start)?;
+            add_rows(&mut dv, t, &d_vs.narrow(1, seen, span.len)?, span.start)?;
+        }
+        let dq = Tensor::from_vec(dq, (heads, t, hd), &candle_core::Device::Cpu)?
+            .transpose(0, 1)?
+            .contiguous()?;
+        Ok((
+            Some(dq),
+            Some(kv_grad(dk, heads, kv, t, hd)?),
+            Some(kv_grad(dv, heads, kv, t, hd)?),
+        ))
     }
 }
 
@@ -484,8 +735,8 @@ impl CustomOp1 for CrossEntropy {
             return Err(msg(self.name(), "targets do not match the logits"));
         }
         let total: f64 = logits
-            .chunks_exact(v)
-            .zip(&self.targets)
+            .par_chunks_exact(v)
+            .zip(self.targets.par_iter())
             .map(|(row, &t)| log_sum_exp(row) - f64::from(row[t as usize]))
             .sum();
         Ok(out(vec![(total / n as f64) as f32], &Shape::from(())))
@@ -531,20 +782,113 @@ impl CustomOp2 for CrossEntropyGrad {
         }
         let scale = g[0] / n as f32;
         let mut d = vec![0f32; logits.len()];
-        for ((row, dr), &t) in logits
-            .chunks_exact(v)
-            .zip(d.chunks_exact_mut(v))
-            .zip(&self.targets)
-        {
-            let lse = log_sum_exp(row) as f32;
-            for (dv, &x) in dr.iter_mut().zip(row) {
-                *dv = scale * (x - lse).exp();
-            }
-            if let Some(dt) = dr.get_mut(t as usize) {
-                *dt -= scale;
-            }
-        }
+        d.par_chunks_exact_mut(v)
+            .zip(logits.par_chunks_exact(v).zip(self.targets.par_iter()))
+            .for_each(|(dr, (row, &t))| {
+                let lse = log_sum_exp(row) as f32;
+                for (dv, &x) in dr.iter_mut().zip(row) {
+                    *dv = scale * (x - lse).exp();
+                }
+                if let Some(dt) = dr.get_mut(t as usize) {
+                    *dt -= scale;
+                }
+            });
         Ok(out(d, ll.shape()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SwiGLU
+
+/// `silu(gate) · up`, the feed-forward activation, elementwise on two tensors of one shape.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
+    if gate.device().is_cpu() {
+        gate.contiguous()?.apply_op2(&up.contiguous()?, Swiglu)
+    } else {
+        gate.silu()? * up
+    }
+}
+
+struct Swiglu;
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl CustomOp2 for Swiglu {
+    fn name(&self) -> &'static str {
+        "twin-swiglu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        us: &CpuStorage,
+        ul: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (g, u) = (values(self.name(), gs, gl)?, values(self.name(), us, ul)?);
+        if g.len() != u.len() {
+            return Err(msg(self.name(), "gate and up differ in shape"));
+        }
+        let y = g
+            .par_iter()
+            .zip(u.par_iter())
+            .map(|(&g, &u)| g * sigmoid(g) * u)
+            .collect();
+        Ok(out(y, gl.shape()))
+    }
+
+    fn bwd(
+        &self,
+        gate: &Tensor,
+        up: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let d_gate = gate.apply_op3_no_bwd(up, &grad, &SwigluGrad::Gate)?;
+        let d_up = gate.apply_op3_no_bwd(up, &grad, &SwigluGrad::Up)?;
+        Ok((Some(d_gate), Some(d_up)))
+    }
+}
+
+/// (gate, up, dy) → d gate = dy·up·σ(g)·(1 + g·(1 − σ(g))), or d up = dy·silu(g).
+enum SwigluGrad {
+    Gate,
+    Up,
+}
+
+impl CustomOp3 for SwigluGrad {
+    fn name(&self) -> &'static str {
+        "twin-swiglu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        us: &CpuStorage,
+        ul: &Layout,
+        ds: &CpuStorage,
+        dl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (g, u) = (values(self.name(), gs, gl)?, values(self.name(), us, ul)?);
+        let dy = values(self.name(), ds, dl)?;
+        if g.len() != u.len() || g.len() != dy.len() {
+            return Err(msg(self.name(), "shapes do not match"));
+        }
+        let d = g.par_iter().zip(u.par_iter()).zip(dy.par_iter());
+        let d = match self {
+            SwigluGrad::Gate => d
+                .map(|((&g, &u), &dy)| {
+                    let s = sigmoid(g);
+                    dy * u * s * (1.0 + g * (1.0 - s))
+                })
+                .collect(),
+            SwigluGrad::Up => d.map(|((&g, _), &dy)| dy * g * sigmoid(g)).collect(),
+        };
+        Ok(out(d, gl.shape()))
     }
 }
 
@@ -619,7 +963,7 @@ mod tests {
                 &format!("rope {style:?}"),
                 &x,
                 |x| rope(x, &cos, &sin, style),
-                |x| rope_basic(&x.transpose(0, 1)?, &cos, &sin, style),
+                |x| rope_basic(&x.transpose(0, 1)?, &cos, &sin, style)?.transpose(0, 1),
             );
         }
     }
@@ -638,6 +982,61 @@ mod tests {
         );
         assert!(cross_entropy(&logits, &[1, 2]).is_err());
         assert!(cross_entropy(&logits, &[3, 0, 50, 17, 3]).is_err());
+    }
+
+    #[test]
+    fn swiglu_matches_silu_times_up_for_both_inputs() {
+        let dev = Device::Cpu;
+        let gate = Tensor::randn(0f32, 3., (4, 24), &dev).unwrap();
+        let up = Tensor::randn(0f32, 1., (4, 24), &dev).unwrap();
+        assert_agree(
+            "gradient of the gate",
+            &gate,
+            |g| swiglu(g, &up),
+            |g| g.silu()? * &up,
+        );
+        assert_agree(
+            "gradient of up",
+            &up,
+            |u| swiglu(&gate, u),
+            |u| gate.silu()? * u,
+        );
+    }
+
+    #[test]
+    fn attention_matches_the_basic_ops_for_queries_keys_and_values() {
+        let dev = Device::Cpu;
+        let (t, heads, kv, hd) = (11, 4, 2, 8);
+        // A lone example (rows 0..2), then a prefix (2..5) shared by two examples (5..9, 9..11).
+        let span = |start, len, prefix| AttentionSpan { start, len, prefix };
+        let spans = [
+            span(0, 2, None),
+            span(2, 3, None),
+            span(5, 4, Some((2, 3))),
+            span(9, 2, Some((2, 3))),
+        ];
+        let q = Tensor::randn(0f32, 1., (t, heads, hd), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1., (t, kv, hd), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1., (t, kv, hd), &dev).unwrap();
+        let scale = 0.35;
+        assert_agree(
+            "queries",
+            &q,
+            |q| attention(q, &k, &v, &spans, scale),
+            |q| attention_basic(q, &k, &v, &spans, scale),
+        );
+        assert_agree(
+            "keys",
+            &k,
+            |k| attention(&q, k, &v, &spans, scale),
+            |k| attention_basic(&q, k, &v, &spans, scale),
+        );
+        assert_agree(
+            "values",
+            &v,
+            |v| attention(&q, &k, v, &spans, scale),
+            |v| attention_basic(&q, &k, v, &spans, scale),
+        );
     }
 
     #[test]

@@ -11,13 +11,13 @@
 //! Qwen GGUFs keep Hugging Face's layout, hence the half-split rotation.
 //!
 //! candle-nn's fused `rms_norm`, `softmax_last_dim` and rope kernels have no backward pass and
-//! would silently stop every gradient, so RMSNorm, RoPE, the causal softmax and the loss come
-//! from [`super::fused`] (one-pass kernels with backward passes on the CPU). A projection with
+//! would silently stop every gradient, so RMSNorm, RoPE, SwiGLU, attention and the loss come
+//! from [`super::fused`] (kernels with backward passes on the CPU). A projection with
 //! an adapter is one [`LoraMatmul`] node; one without goes through [`FrozenMatmul`]. Both
 //! return gradients only for what learns or carries learning: never for the frozen weight,
 //! which candle's matmul would also compute.
 
-use super::fused::{causal_softmax, cross_entropy, rms_norm, rope, RopeStyle};
+use super::fused::{attention, cross_entropy, rms_norm, rope, swiglu, AttentionSpan, RopeStyle};
 use super::TrainError;
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor, Var};
@@ -368,7 +368,10 @@ impl candle_core::CustomOp3 for LoraMatmul {
         match (y, d) {
             (candle_core::CpuStorage::F32(mut y), candle_core::CpuStorage::F32(d)) => {
                 let scale = self.scale as f32;
-                y.iter_mut().zip(&d).for_each(|(y, d)| *y += scale * d);
+                use rayon::prelude::*;
+                y.par_iter_mut()
+                    .zip(d.par_iter())
+                    .for_each(|(y, d)| *y += scale * d);
                 Ok((candle_core::CpuStorage::F32(y), shape))
             }
             _ => Err(candle_core::Error::Msg("lora-matmul: expected f32".into())),
@@ -868,7 +871,6 @@ impl LoraModel {
         }
         let dev = &self.device;
         let (nh, nkv, hd) = (self.shape.heads, self.shape.kv_heads, self.shape.head_dim);
-        let n_rep = nh / nkv.max(1);
         let ids = Tensor::new(sequence.tokens.as_slice(), dev)?;
         let mut x = self.embeddings.index_select(&ids, 0)?;
         let pos = Tensor::new(sequence.positions.as_slice(), dev)?;
@@ -903,34 +905,12 @@ impl LoraModel {
             }
             let q = rope(&q, &cos, &sin, rope_style)?;
             let k = rope(&k, &cos, &sin, rope_style)?;
-            let v = v.reshape((t, nkv, hd))?.transpose(0, 1)?;
-            // Grouped-query attention: query head h reads kv head h / n_rep, as ggml broadcasts.
-            let k = repeat_kv(k, nkv, n_rep, t, hd)?;
-            let v = repeat_kv(v.contiguous()?, nkv, n_rep, t, hd)?;
-            let mut outs = Vec::with_capacity(spans.len());
-            for span @ &AttentionSpan { start, len, prefix } in &spans {
-                let q = q.narrow(1, start, len)?;
-                let (k, v) = match prefix {
-                    Some((p_start, p_len)) => (
-                        Tensor::cat(&[k.narrow(1, p_start, p_len)?, k.narrow(1, start, len)?], 1)?,
-                        Tensor::cat(&[v.narrow(1, p_start, p_len)?, v.narrow(1, start, len)?], 1)?,
-                    ),
-                    None => (k.narrow(1, start, len)?, v.narrow(1, start, len)?),
-                };
-                let att = causal_softmax(&q.matmul(&k.t()?)?, span.seen(), scale)?;
-                outs.push(att.matmul(&v)?);
-            }
-            let y = if outs.len() == 1 {
-                outs.remove(0)
-            } else {
-                Tensor::cat(&outs, 1)?
-            };
-            let y = y.transpose(0, 1)?.reshape((t, nh * hd))?;
+            let y = attention(&q, &k, &v.reshape((t, nkv, hd))?, &spans, scale)?;
             x = (x + l.o.forward(&y, pass)?)?;
             let h = rms_norm(&x, &l.ffn_norm, eps)?;
-            let g = l.gate.forward(&h, pass)?.silu()?;
+            let g = l.gate.forward(&h, pass)?;
             let u = l.up.forward(&h, pass)?;
-            x = (x + l.down.forward(&(g * u)?, pass)?)?;
+            x = (x + l.down.forward(&swiglu(&g, &u)?, pass)?)?;
         }
         Ok(rms_norm(&x, &self.output_norm, eps)?)
     }
@@ -965,22 +945,6 @@ impl LoraModel {
     }
 }
 
-/// One example's rows of a packed sequence, and the shared prompt prefix it also reads.
-#[derive(Clone, Copy)]
-struct AttentionSpan {
-    start: usize,
-    len: usize,
-    /// (start, length) of the prefix's rows.
-    prefix: Option<(usize, usize)>,
-}
-
-impl AttentionSpan {
-    /// Rows before its own that the span's queries read: the shared prefix's length.
-    fn seen(&self) -> usize {
-        self.prefix.map_or(0, |(_, len)| len)
-    }
-}
-
 /// The spans attention runs over: each run of one segment id, with its shared prefix if any.
 fn attention_spans(sequence: &Sequence) -> Vec<AttentionSpan> {
     let runs = segment_spans(&sequence.segments);
@@ -1012,22 +976,6 @@ fn segment_spans(segments: &[u32]) -> Vec<(usize, usize)> {
         }
     }
     spans
-}
-
-fn repeat_kv(
-    x: Tensor,
-    nkv: usize,
-    n_rep: usize,
-    t: usize,
-    hd: usize,
-) -> candle_core::Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x);
-    }
-    x.unsqueeze(1)?
-        .broadcast_as((nkv, n_rep, t, hd))?
-        .contiguous()?
-        .reshape((nkv * n_rep, t, hd))
 }
 
 #[cfg(test)]

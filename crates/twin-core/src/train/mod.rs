@@ -4,8 +4,8 @@
 //! - `dataset`: back-translated instruction → reply pairs (reply = the user's text, verbatim),
 //!   filters, a held-out split by document, a replay set; versioned and stored.
 //! - `llama`: the llama-family forward pass in candle on the GGUF's dequantized weights;
-//!   `fused`: its one-pass CPU kernels (RMSNorm, RoPE, causal softmax, cross-entropy) with
-//!   backward passes.
+//!   `fused`: its CPU kernels with backward passes (RMSNorm, RoPE, SwiGLU, per-example
+//!   attention, cross-entropy).
 //! - `optim`: AdamW with warm-up + cosine decay, gradient accumulation and clipping.
 //! - `trainer`: packing, the loop, held-out evaluation with early stopping, checkpoints and
 //!   resume, cancellation, progress events; `plan` for `--dry-run`.
