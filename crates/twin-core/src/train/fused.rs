@@ -309,7 +309,7 @@ impl CustomOp1 for Rope {
 
 /// Attention weights from raw scores (heads, len, seen + len): `softmax(scale · scores)` where
 /// query `i` reads the `seen` shared-prefix keys and its own keys up to itself; the rest get 0.
-pub fn causal_softmax(scores: &Tensor, seen: usize, scale: f64) -> candle_core::Result<Tensor> {
+fn causal_softmax(scores: &Tensor, seen: usize, scale: f64) -> candle_core::Result<Tensor> {
     if scores.device().is_cpu() {
         scores.contiguous()?.apply_op1(CausalSoftmax {
             seen,
@@ -323,7 +323,7 @@ pub fn causal_softmax(scores: &Tensor, seen: usize, scale: f64) -> candle_core::
 }
 
 /// 0 where query `i` may read key `j`, −∞ elsewhere: (len, seen + len).
-pub fn causal_mask(
+fn causal_mask(
     seen: usize,
     len: usize,
     device: &candle_core::Device,
@@ -336,12 +336,20 @@ pub fn causal_mask(
     Tensor::from_vec(values, (len, seen + len), device)
 }
 
+#[derive(Clone, Copy)]
 struct CausalSoftmax {
     seen: usize,
     scale: f32,
 }
 
 impl CausalSoftmax {
+    fn for_span(span: &AttentionSpan, scale: f64) -> Self {
+        CausalSoftmax {
+            seen: span.seen(),
+            scale: scale as f32,
+        }
+    }
+
     /// Keys row `row` of a (heads, len, keys) block may read.
     fn visible(&self, row: usize, len: usize) -> usize {
         self.seen + row % len + 1
@@ -389,19 +397,13 @@ impl CustomOp1 for CausalSoftmax {
     ) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(res.contiguous()?.apply_op2_no_bwd(
             &grad.contiguous()?,
-            &CausalSoftmaxGrad {
-                seen: self.seen,
-                scale: self.scale,
-            },
+            &CausalSoftmaxGrad(*self),
         )?))
     }
 }
 
 /// (y, dy) → d scores = scale · y · (dy − Σ dy·y); masked entries have y = 0 and get 0.
-struct CausalSoftmaxGrad {
-    seen: usize,
-    scale: f32,
-}
+struct CausalSoftmaxGrad(CausalSoftmax);
 
 impl CustomOp2 for CausalSoftmaxGrad {
     fn name(&self) -> &'static str {
@@ -418,22 +420,19 @@ impl CustomOp2 for CausalSoftmaxGrad {
         let y = values(self.name(), ys, yl)?;
         let g = values(self.name(), gs, gl)?;
         let (_, len, keys) = yl.shape().dims3()?;
-        if g.len() != y.len() || keys != self.seen + len {
+        let softmax = self.0;
+        if g.len() != y.len() || keys != softmax.seen + len {
             return Err(msg(self.name(), "shapes do not match"));
         }
-        let visible = CausalSoftmax {
-            seen: self.seen,
-            scale: self.scale,
-        };
         let mut ds = vec![0f32; y.len()];
         ds.par_chunks_exact_mut(keys)
             .zip(y.par_chunks_exact(keys).zip(g.par_chunks_exact(keys)))
             .enumerate()
             .for_each(|(row, (dr, (yr, gr)))| {
-                let n = visible.visible(row, len);
+                let n = softmax.visible(row, len);
                 let dot: f32 = yr[..n].iter().zip(&gr[..n]).map(|(a, b)| a * b).sum();
                 for ((d, &yv), &gv) in dr[..n].iter_mut().zip(&yr[..n]).zip(&gr[..n]) {
-                    *d = self.scale * yv * (gv - dot);
+                    *d = softmax.scale * yv * (gv - dot);
                 }
             });
         Ok(out(ds, yl.shape()))
@@ -541,6 +540,24 @@ struct Attention {
     scale: f64,
 }
 
+impl Attention {
+    /// A span's queries, the keys it reads, and its attention weights, from (heads, t, hd)
+    /// queries and keys. The backward pass recomputes them rather than keeping them.
+    fn span_weights(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        span: &AttentionSpan,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let qs = q.narrow(1, span.start, span.len)?;
+        let ks = span_rows(k, span)?;
+        let att = qs
+            .matmul(&ks.t()?)?
+            .apply_op1_no_bwd(&CausalSoftmax::for_span(span, self.scale))?;
+        Ok((qs, ks, att))
+    }
+}
+
 /// A (t, heads, hd) input of a custom op as a (heads, t, hd) tensor of its own.
 fn heads_first_copy(
     op: &str,
@@ -613,12 +630,7 @@ impl CustomOp3 for Attention {
         let v = heads_first_copy(self.name(), vs, vl, heads)?;
         let mut y = vec![0f32; t * heads * hd];
         for span in &self.spans {
-            let att = span_rows(&k, span)
-                .and_then(|k| q.narrow(1, span.start, span.len)?.matmul(&k.t()?))?
-                .apply_op1_no_bwd(&CausalSoftmax {
-                    seen: span.seen(),
-                    scale: self.scale as f32,
-                })?;
+            let (_, _, att) = self.span_weights(&q, &k, span)?;
             // (heads, len, hd) → rows of the (t, heads · hd) output.
             let o = att
                 .matmul(&span_rows(&v, span)?)?
@@ -652,24 +664,14 @@ impl CustomOp3 for Attention {
             .contiguous()?;
         let full = heads * t * hd;
         let (mut dq, mut dk, mut dv) = (vec![0f32; full], vec![0f32; full], vec![0f32; full]);
-        let softmax = |span: &AttentionSpan| CausalSoftmax {
-            seen: span.seen(),
-            scale: self.scale as f32,
-        };
         for span in &self.spans {
-            let qs = qh.narrow(1, span.start, span.len)?;
-            let (ks, vs) = (span_rows(&kh, span)?, span_rows(&vh, span)?);
+            let (qs, ks, att) = self.span_weights(&qh, &kh, span)?;
+            let vs = span_rows(&vh, span)?;
             let gs = g.narrow(1, span.start, span.len)?;
-            let att = qs.matmul(&ks.t()?)?.apply_op1_no_bwd(&softmax(span))?;
             let d_att = gs.matmul(&vs.t()?)?;
             let d_vs = att.t()?.matmul(&gs)?;
-            let d_scores = att.apply_op2_no_bwd(
-                &d_att,
-                &CausalSoftmaxGrad {
-                    seen: span.seen(),
-                    scale: self.scale as f32,
-                },
-            )?;
+            let softmax = CausalSoftmax::for_span(span, self.scale);
+            let d_scores = att.apply_op2_no_bwd(&d_att, &CausalSoftmaxGrad(softmax))?;
             add_rows(&mut dq, t, &d_scores.matmul(&ks)?, span.start)?;
             let d_ks = d_scores.t()?.matmul(&qs)?;
             let seen = span.seen();
