@@ -17,7 +17,7 @@ use super::TrainError;
 use crate::engine::{ChatTokenizer, EncodedExample};
 use crate::progress::CancelToken;
 use crate::store::{AdapterRecord, ModelRecord, RunRecord, Store};
-use candle_core::Tensor;
+use candle_core::{backprop::GradStore, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -466,8 +466,7 @@ pub fn plan(
         let mut rate = 0.0;
         for _ in 0..2 {
             let started = Instant::now();
-            let (loss, _) = model.loss(seq, Pass::Train)?;
-            let _grads = loss.backward()?;
+            forward_backward(&model, seq)?;
             rate = seq.len() as f64 / started.elapsed().as_secs_f64();
         }
         let evals = prepared
@@ -508,16 +507,31 @@ fn eval_interval(params: &TrainParams, prepared: &Prepared) -> usize {
     (per_epoch / 4).max(1)
 }
 
+/// A training pass over `seq`: its mean loss and the gradients of every tracked tensor.
+///
+/// On the CPU it runs inside candle's rayon pool (`Device::with_context`). A step is about a
+/// thousand short parallel sections (matrix products, fused kernels); called from outside the
+/// pool, each would hand its work over and put this thread to sleep until it is done.
+fn forward_backward(model: &LoraModel, seq: &Sequence) -> Result<(f32, GradStore), TrainError> {
+    model.device().with_context(|| {
+        let (loss, _) = model.loss(seq, Pass::Train)?;
+        let grads = loss.backward()?;
+        Ok((loss.to_scalar::<f32>()?, grads))
+    })
+}
+
 /// Mean held-out loss per reply token, without building a graph.
 fn evaluate(model: &LoraModel, test: &[Sequence], pass: Pass) -> Result<f64, TrainError> {
-    let mut total = 0.0;
-    let mut count = 0usize;
-    for seq in test {
-        let (loss, n) = model.loss(seq, pass)?;
-        total += f64::from(loss.to_scalar::<f32>()?) * n as f64;
-        count += n;
-    }
-    Ok(total / count.max(1) as f64)
+    model.device().with_context(|| {
+        let mut total = 0.0;
+        let mut count = 0usize;
+        for seq in test {
+            let (loss, n) = model.loss(seq, pass)?;
+            total += f64::from(loss.to_scalar::<f32>()?) * n as f64;
+            count += n;
+        }
+        Ok(total / count.max(1) as f64)
+    })
 }
 
 fn run_key(base_sha256: &str, dataset: &str, params: &TrainParams) -> String {
@@ -757,9 +771,8 @@ pub fn train(
             let Some(seq) = prepared.schedule.get(step * accumulation + micro) else {
                 break;
             };
-            let (loss, _) = model.loss(seq, Pass::Train)?;
-            loss_sum += f64::from(loss.to_scalar::<f32>()?);
-            let grads = loss.backward()?;
+            let (loss, grads) = forward_backward(&model, seq)?;
+            loss_sum += f64::from(loss);
             accumulator.add(&vars, &grads)?;
             tokens += seq.len();
         }
@@ -923,8 +936,8 @@ pub fn bench(
     // One warm-up step pays for first allocations; it is not counted.
     for (i, seq) in prepared.schedule.iter().take(steps + 1).enumerate() {
         let started = Instant::now();
-        let (loss, _) = model.loss(seq, Pass::Train)?;
-        accumulator.add(&vars, &loss.backward()?)?;
+        let (_, grads) = forward_backward(&model, seq)?;
+        accumulator.add(&vars, &grads)?;
         optimizer.step(&accumulator.take_mean()?, params.optimizer.learning_rate)?;
         // GPU kernels run asynchronously: without waiting, a step's time would be its launches.
         device.synchronize()?;
