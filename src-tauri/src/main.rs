@@ -10,7 +10,7 @@ mod commands;
 
 fn main() {
     // Sets environment variables, so it comes before any thread starts.
-    twin_core::train::configure_cpu_threads();
+    twin_core::train::configure_process();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TWIN_LOG")

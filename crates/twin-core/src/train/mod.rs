@@ -22,7 +22,7 @@ pub mod trainer;
 
 pub use adapters::{AdapterChoice, AdapterError};
 pub use dataset::{Dataset, DatasetParams};
-pub use llama::{configure_cpu_threads, LoraConfig, LoraModel, Pass, Target};
+pub use llama::{configure_process, LoraConfig, LoraModel, Pass, Target};
 pub use trainer::{plan, train, TrainEvent, TrainOutcome, TrainParams, TrainPlan};
 
 use std::path::PathBuf;
