@@ -16,7 +16,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 # --nocapture: the quality tests print the numbers they measure (recall, MRR, cosine, timings).
 # The app's end-to-end test (tests/app_e2e.rs) opens a real WebKit window under Xvfb through
 # tauri-driver; screenshots land in target/e2e-screenshots/.
-# The shells set this at start (`train::configure_cpu_threads`); the in-process training tests
+# The shells set this at start (`train::configure_process`); the in-process training tests
 # get it here: candle's elementwise pool would spin on the cores gemm needs.
 export CANDLE_NUM_THREADS="${CANDLE_NUM_THREADS:-1}"
 cargo test --workspace -- --nocapture
