@@ -281,13 +281,20 @@ fn main_flow_in_a_real_webkit_window() {
     );
     s.screenshot("1-library");
 
-    // Draft: text streams in, then the citations.
+    // Draft: typing the topic gathers the sources ahead; then text streams in, with citations.
     s.show("draft");
     s.run(
-        "document.getElementById('draft-topic').value = 'how to price a small software product';
-         document.getElementById('draft-only').checked = true;
-         document.getElementById('draft-form').requestSubmit(); return true;",
+        "document.getElementById('draft-only').checked = true;
+         const t = document.getElementById('draft-topic');
+         t.value = 'how to price a small software product';
+         t.dispatchEvent(new Event('input')); return true;",
     );
+    wait_until("the draft's sources", Duration::from_secs(240), || {
+        s.run("return document.getElementById('draft-ready').dataset.state") == json!("ready")
+    });
+    let ready = s.run("return document.getElementById('draft-ready').textContent");
+    assert!(ready.as_str().unwrap().starts_with("Ready: "), "{ready}");
+    s.run("document.getElementById('draft-form').requestSubmit(); return true;");
     let mut saw_streaming = false;
     wait_until("the draft", Duration::from_secs(240), || {
         let out = s.run(
@@ -309,6 +316,11 @@ fn main_flow_in_a_real_webkit_window() {
     assert!(
         text.as_str().unwrap().split_whitespace().count() > 20,
         "{text}"
+    );
+    assert_eq!(
+        s.run("return document.getElementById('draft-output').dataset.prepared"),
+        json!("yes"),
+        "the draft started from what was gathered while the topic was typed"
     );
     let citations = s.run("return document.querySelectorAll('#citations li').length");
     assert!(

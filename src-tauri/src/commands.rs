@@ -41,6 +41,10 @@ pub struct AppState {
     watching: Mutex<Option<CancelToken>>,
     /// The "sounds like you" classifier, refitted when the library's size changes.
     authorship: Arc<ClassifierCache>,
+    /// The newest draft prepared while its topic was typed (see [`prepare_draft`]).
+    prepared: Arc<Mutex<Option<draft::Prepared>>>,
+    /// The topic and format of the preparation in flight, if one is.
+    preparing: Arc<Mutex<Option<(String, String)>>>,
 }
 
 /// Settings the app keeps in the store.
@@ -86,6 +90,8 @@ impl AppState {
             jobs: Mutex::new(HashMap::new()),
             watching: Mutex::new(None),
             authorship: Arc::new(Mutex::new(None)),
+            prepared: Arc::new(Mutex::new(None)),
+            preparing: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -97,10 +103,24 @@ impl AppState {
         token
     }
 
-    fn end_job(&self, id: &str) {
+    /// Forget job `id` if `token` is still its token: a newer job of the same name may have
+    /// replaced it, and must stay cancellable.
+    fn end_job(&self, id: &str, token: &CancelToken) {
         if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.remove(id);
+            if jobs.get(id).is_some_and(|t| t.same_as(token)) {
+                jobs.remove(id);
+            }
         }
+    }
+
+    /// Cancel job `id` if it is running; whether it was.
+    fn cancel(&self, id: &str) -> bool {
+        self.jobs
+            .lock()
+            .ok()
+            .and_then(|jobs| jobs.get(id).cloned())
+            .map(|t| t.cancel())
+            .is_some()
     }
 }
 
@@ -137,8 +157,9 @@ async fn with_job<T: Send + 'static>(
     f: impl FnOnce(&mut Library, &CancelToken) -> CmdResult<T> + Send + 'static,
 ) -> CmdResult<T> {
     let cancel = state.start_job(job);
+    let token = cancel.clone();
     let result = with_library(state, move |lib| f(lib, &cancel)).await;
-    state.end_job(job);
+    state.end_job(job, &token);
     result
 }
 
@@ -303,68 +324,147 @@ pub struct DraftArgs {
     seed: Option<u32>,
 }
 
-/// Draft in the user's voice, streaming text and the chosen sources.
+/// The chat model for drafting `args` (kept loaded while the model, the voice adapter and the
+/// settings stay the same), the request, and a description of both for the UI.
+fn draft_setup(
+    lib: &Library,
+    chat: &Mutex<Option<LoadedChat>>,
+    args: &DraftArgs,
+) -> CmdResult<(Arc<ChatModel>, DraftRequest, Value)> {
+    let format: Format = args.format.parse()?;
+    let settings = read_settings(lib)?;
+    let record = models::resolve_chat_model(lib.store(), None).map_err(msg)?;
+    let choice = adapters::for_draft(lib.store(), format.platform(), &record.sha256, &record.name)
+        .map_err(msg)?;
+    let adapter_path = choice.as_ref().map(|c| PathBuf::from(&c.adapter.path));
+    let key = (
+        record.id,
+        adapter_path.clone(),
+        settings.gpu_layers,
+        settings.threads,
+    );
+    let model = {
+        let mut cached = chat.lock().map_err(|_| "the model cache is poisoned")?;
+        match cached.as_ref().filter(|c| c.key == key) {
+            Some(c) => Arc::clone(&c.model),
+            None => {
+                // Free the old model first: two small models fit, two large ones may not.
+                *cached = None;
+                let config = ChatModelConfig {
+                    adapter: adapter_path,
+                    ..settings.chat_config()
+                };
+                let model = Arc::new(models::load_chat_model(&record, &config).map_err(msg)?);
+                *cached = Some(LoadedChat {
+                    key,
+                    model: Arc::clone(&model),
+                });
+                model
+            }
+        }
+    };
+    let mut request = DraftRequest::new(args.topic.clone(), format);
+    request.draft_only = args.draft_only;
+    request.author = settings.author;
+    request.adapter_scale = match &choice {
+        Some(c) => args.strength.unwrap_or(c.scale),
+        None => 0.0,
+    };
+    if let Some(seed) = args.seed {
+        request.sampling.seed = seed;
+    }
+    let described = json!({
+        "kind": "model",
+        "model": record.name,
+        "adapter": choice.as_ref().map(|c| &c.adapter.name),
+        "strength": request.adapter_scale,
+    });
+    Ok((model, request, described))
+}
+
+/// Do a draft's retrieval and evaluate its prompt while the topic is being typed, so that
+/// "Write" starts at the first token. A newer topic cancels the preparation in flight; the
+/// result is kept until the next draft, which uses it only if it was made for that request
+/// on the library as it is then.
+#[tauri::command]
+pub async fn prepare_draft(state: State<'_, AppState>, args: DraftArgs) -> CmdResult<Value> {
+    state.cancel("prepare");
+    let chat = Arc::clone(&state.chat);
+    let prepared = Arc::clone(&state.prepared);
+    let preparing = Arc::clone(&state.preparing);
+    if let Ok(mut p) = preparing.lock() {
+        *p = Some((args.topic.clone(), args.format.clone()));
+    }
+    let result = with_job(&state, "prepare", move |lib, c| {
+        if c.is_cancelled() {
+            return Ok(json!({ "ready": false }));
+        }
+        let (model, request, _) = draft_setup(lib, &chat, &args)?;
+        let mut slot = prepared
+            .lock()
+            .map_err(|_| "the prepared draft is poisoned")?;
+        if let Some(p) = slot.as_ref() {
+            if p.matches(lib, &request).map_err(msg)? {
+                return Ok(json!({ "ready": true, "sources": p.citations().len() }));
+            }
+        }
+        *slot = None;
+        drop(slot);
+        match draft::prepare(lib, &model, &request, c) {
+            Ok(p) => {
+                let ready =
+                    json!({ "ready": true, "sources": p.citations().len(), "ms": p.ahead_ms() });
+                if let Ok(mut slot) = prepared.lock() {
+                    *slot = Some(p);
+                }
+                Ok(ready)
+            }
+            Err(draft::DraftError::Cancelled) => Ok(json!({ "ready": false })),
+            Err(e) => Err(msg(e)),
+        }
+    })
+    .await;
+    if let Ok(mut p) = preparing.lock() {
+        *p = None;
+    }
+    result
+}
+
+/// Draft in the user's voice, streaming text and the chosen sources; from the prepared draft
+/// when there is one for this request (see [`prepare_draft`]).
 #[tauri::command]
 pub async fn draft(
     state: State<'_, AppState>,
     args: DraftArgs,
     on_event: Channel<Value>,
 ) -> CmdResult<Value> {
+    // A preparation of this very request is worth waiting for; any other only delays the draft.
+    let same = state
+        .preparing
+        .lock()
+        .ok()
+        .and_then(|p| p.clone())
+        .is_some_and(|(topic, format)| topic == args.topic && format == args.format);
+    if !same {
+        state.cancel("prepare");
+    }
     let chat = Arc::clone(&state.chat);
     let classifier = Arc::clone(&state.authorship);
+    let prepared = Arc::clone(&state.prepared);
     with_job(&state, "draft", move |lib, c| {
-        let format: Format = args.format.parse()?;
-        let settings = read_settings(lib)?;
-        let record = models::resolve_chat_model(lib.store(), None).map_err(msg)?;
-        let choice =
-            adapters::for_draft(lib.store(), format.platform(), &record.sha256, &record.name)
-                .map_err(msg)?;
-        let adapter_path = choice.as_ref().map(|c| PathBuf::from(&c.adapter.path));
-        let key = (
-            record.id,
-            adapter_path.clone(),
-            settings.gpu_layers,
-            settings.threads,
-        );
-        let model = {
-            let mut cached = chat.lock().map_err(|_| "the model cache is poisoned")?;
-            match cached.as_ref().filter(|c| c.key == key) {
-                Some(c) => Arc::clone(&c.model),
-                None => {
-                    // Free the old model first: two small models fit, two large ones may not.
-                    *cached = None;
-                    let config = ChatModelConfig {
-                        adapter: adapter_path,
-                        ..settings.chat_config()
-                    };
-                    let model = Arc::new(models::load_chat_model(&record, &config).map_err(msg)?);
-                    *cached = Some(LoadedChat {
-                        key,
-                        model: Arc::clone(&model),
-                    });
-                    model
-                }
-            }
-        };
-        let mut request = DraftRequest::new(args.topic, format);
-        request.draft_only = args.draft_only;
-        request.author = settings.author;
-        request.adapter_scale = match &choice {
-            Some(c) => args.strength.unwrap_or(c.scale),
-            None => 0.0,
-        };
-        if let Some(seed) = args.seed {
-            request.sampling.seed = seed;
-        }
-        let _ = on_event.send(json!({
-            "kind": "model",
-            "model": record.name,
-            "adapter": choice.as_ref().map(|c| &c.adapter.name),
-            "strength": request.adapter_scale,
-        }));
-        let draft = draft::draft(lib, &model, &request, c, &mut |event: DraftEvent| {
-            let _ = on_event.send(json!({ "kind": "draft", "event": event }));
-        })
+        let (model, request, described) = draft_setup(lib, &chat, &args)?;
+        let _ = on_event.send(described);
+        let prepared = prepared.lock().ok().and_then(|mut p| p.take());
+        let draft = draft::draft_with(
+            lib,
+            &model,
+            &request,
+            prepared,
+            c,
+            &mut |event: DraftEvent| {
+                let _ = on_event.send(json!({ "kind": "draft", "event": event }));
+            },
+        )
         .map_err(msg)?;
         let mut value = serde_json::to_value(&draft).map_err(msg)?;
         value["sounds_like_you"] = json!(sounds_like_you(lib, &classifier, &draft.text)?);
@@ -376,13 +476,7 @@ pub async fn draft(
 /// Cancel a running job (`import`, `draft`, `dataset`, `train`, `pull`, `eval`).
 #[tauri::command]
 pub fn cancel_job(state: State<'_, AppState>, job: String) -> bool {
-    state
-        .jobs
-        .lock()
-        .ok()
-        .and_then(|jobs| jobs.get(&job).cloned())
-        .map(|t| t.cancel())
-        .is_some()
+    state.cancel(&job)
 }
 
 /// The style card (the user's edit, else the one computed from the library).

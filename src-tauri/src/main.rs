@@ -35,6 +35,7 @@ fn main() {
             commands::list_sources,
             commands::search,
             commands::draft,
+            commands::prepare_draft,
             commands::cancel_job,
             commands::style_card,
             commands::set_style_card,

@@ -204,16 +204,52 @@ function renderCitations(citations: Json[]) {
   );
 }
 
-async function runDraft(seed?: number) {
-  const topic = $<HTMLInputElement>("draft-topic").value.trim();
-  if (!topic) return;
-  const args = {
-    topic,
+function draftArgs(seed?: number) {
+  return {
+    topic: $<HTMLInputElement>("draft-topic").value.trim(),
     format: $<HTMLSelectElement>("draft-format").value,
     strength: Number($<HTMLInputElement>("draft-strength").value),
     draft_only: $<HTMLInputElement>("draft-only").checked,
     seed: seed ?? null,
   };
+}
+
+// While the topic is typed, the backend gathers the sources and reads the prompt ahead
+// (prepare_draft), so "Write" starts at the first word. A pause in typing starts it; a newer
+// topic cancels the one in flight.
+let prepareTimer: number | undefined;
+let drafting = false;
+function schedulePrepare() {
+  window.clearTimeout(prepareTimer);
+  const ready = $("draft-ready");
+  ready.textContent = "";
+  ready.dataset.state = "idle";
+  const args = draftArgs();
+  if (args.topic.length < 12 || drafting) return;
+  prepareTimer = window.setTimeout(async () => {
+    ready.textContent = "Gathering sources…";
+    ready.dataset.state = "preparing";
+    try {
+      const r: Json = await invoke("prepare_draft", { args });
+      if (draftArgs().topic !== args.topic || drafting) return;
+      ready.textContent = r.ready ? `Ready: ${r.sources} sources gathered` : "";
+      ready.dataset.state = r.ready ? "ready" : "idle";
+    } catch {
+      // Drafting will report the problem; preparing is only a head start.
+      ready.textContent = "";
+      ready.dataset.state = "idle";
+    }
+  }, 800);
+}
+$("draft-topic").addEventListener("input", schedulePrepare);
+$("draft-format").addEventListener("change", schedulePrepare);
+
+async function runDraft(seed?: number) {
+  const args = draftArgs(seed);
+  if (!args.topic) return;
+  window.clearTimeout(prepareTimer);
+  drafting = true;
+  $("draft-ready").textContent = "";
   lastRequest = args;
   const out = $("draft-output");
   out.textContent = "";
@@ -255,7 +291,10 @@ async function runDraft(seed?: number) {
       w.hidden = false;
       w.replaceChildren(...draft.warnings.map((x: string) => el("div", x)));
     }
-    $("draft-meta").textContent += ` · ${draft.words} words`;
+    const first = draft.timings.first_token_ms;
+    const firstText = first < 1000 ? `${Math.round(first)} ms` : `${(first / 1000).toFixed(1)} s`;
+    $("draft-meta").textContent += ` · ${draft.words} words · first word after ${firstText}`;
+    out.dataset.prepared = draft.timings.prepared_ahead_ms > 0 ? "yes" : "no";
     const likeness = $("draft-likeness");
     likeness.hidden = draft.sounds_like_you == null;
     if (draft.sounds_like_you != null) {
@@ -268,6 +307,7 @@ async function runDraft(seed?: number) {
     out.dataset.state = "error";
     out.textContent = String(e);
   } finally {
+    drafting = false;
     for (const id of ["draft-go", "draft-regenerate", "draft-copy", "draft-export"]) $<HTMLButtonElement>(id).disabled = false;
     $<HTMLButtonElement>("draft-cancel").disabled = true;
   }

@@ -52,6 +52,16 @@ fn on_topic(text: &str, stems: &[&str]) -> bool {
     stems.iter().any(|s| lower.contains(s))
 }
 
+/// The `field` of every item of the trace detail's `list` (step names, template names).
+fn trace_names<'a>(detail: &'a serde_json::Value, list: &str, field: &str) -> Vec<&'a str> {
+    detail[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t[field].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn drafts_in_every_format_cite_real_chunks_on_topic() {
     let cases: [(Format, &str, &[&str], bool); 4] = [
@@ -175,12 +185,7 @@ fn drafts_in_every_format_cite_real_chunks_on_topic() {
         assert_eq!(trace.output, d.text);
         assert!(trace.model.contains("SmolLM2"), "{}", trace.model);
         let detail = &trace.detail;
-        let templates: Vec<&str> = detail["templates"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap())
-            .collect();
+        let templates = trace_names(detail, "templates", "name");
         assert!(
             templates.contains(&"system") && templates.contains(&"expand"),
             "{templates:?}"
@@ -193,12 +198,7 @@ fn drafts_in_every_format_cite_real_chunks_on_topic() {
         assert!(detail["timings"]["first_token_ms"].as_f64().unwrap() > 0.0);
         assert!(detail["timings"]["tokens_per_second"].as_f64().unwrap() > 0.0);
         if !draft_only {
-            let names: Vec<&str> = detail["steps"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["name"].as_str().unwrap())
-                .collect();
+            let names = trace_names(detail, "steps", "name");
             assert_eq!(
                 names,
                 [
@@ -434,6 +434,115 @@ fn shared_prefixes_reuse_the_kv_cache_and_stop_sequences_end_generation() {
         .generate(&floor, &CancelToken::new(), &mut |_| {})
         .unwrap();
     assert!(g.stats.generated_tokens >= 30, "{:?}", g.stats);
+}
+
+#[test]
+fn a_prefilled_prompt_is_sampled_from_at_once_and_writes_what_a_cold_run_writes() {
+    // Its own model: requests from tests running in parallel would evict the shared one's cache.
+    let model = ChatModel::load(&smollm2(), &ChatModelConfig::default()).unwrap();
+    let ask = |q: &str, max_tokens: usize| GenerateRequest {
+        messages: vec![
+            ChatMessage::system("You are a helpful assistant. Keep answers short."),
+            ChatMessage::user(q),
+        ],
+        max_tokens,
+        sampling: Sampling::greedy(),
+        ..Default::default()
+    };
+    let run = |r: &GenerateRequest| model.generate(r, &CancelToken::new(), &mut |_| {}).unwrap();
+    model.clear_cache().unwrap();
+    let cold = run(&ask("Name three woods.", 30));
+
+    model.clear_cache().unwrap();
+    let prefill = run(&ask("Name three woods.", 0));
+    assert_eq!(prefill.stats.generated_tokens, 0);
+    assert!(prefill.text.is_empty());
+    let warm = run(&ask("Name three woods.", 30));
+    println!("cold {:?}\nwarm {:?}", cold.stats, warm.stats);
+    // Nothing evaluated again, and the logits left by the prefill are a cold run's logits.
+    assert_eq!(warm.stats.reused_tokens, warm.stats.prompt_tokens);
+    assert_eq!(warm.text, cold.text);
+
+    // The logits belong to that prompt only: after a prefill, another prompt is evaluated from
+    // where they differ, and after a generation the same prompt's last token is evaluated again.
+    run(&ask("Name three woods.", 0));
+    let other = run(&ask("Name three metals.", 30));
+    assert!(other.stats.reused_tokens < other.stats.prompt_tokens);
+    assert!(other.stats.generated_tokens > 0);
+    let again = run(&ask("Name three metals.", 30));
+    assert_eq!(again.stats.reused_tokens + 1, again.stats.prompt_tokens);
+    assert_eq!(again.text, other.text);
+}
+
+#[test]
+fn a_prepared_draft_starts_from_the_prepared_retrieval_while_it_still_holds() {
+    // Its own model, so no test running in parallel evaluates anything between prepare and draft.
+    let model = &ChatModel::load(
+        &smollm2(),
+        &ChatModelConfig {
+            context_tokens: 4096,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut lib = lock_library();
+    let mut request = DraftRequest::new("How to price a small software product", Format::Linkedin);
+    request.draft_only = true;
+    request.sampling.seed = 7;
+    // Up to the first token of the first writing step; the trace is stored either way.
+    let first_token = |lib: &mut Library, request: &DraftRequest, prepared| {
+        let cancel = CancelToken::new();
+        let _ = draft::draft_with(lib, model, request, prepared, &cancel, &mut |e| {
+            if matches!(&e, draft::DraftEvent::Text { step, .. } if step == "outline") {
+                cancel.cancel();
+            }
+        });
+        let trace = lib.store().traces(1).unwrap().remove(0);
+        trace.detail
+    };
+
+    let prepared = draft::prepare(&mut lib, model, &request, &CancelToken::new()).unwrap();
+    assert!(!prepared.citations().is_empty());
+    assert!(prepared.matches(&lib, &request).unwrap());
+    let detail = first_token(&mut lib, &request, Some(prepared.clone()));
+    assert_eq!(detail["prepared"], true);
+    let cited: Vec<i64> = detail["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["chunk_id"].as_i64().unwrap())
+        .collect();
+    let prepared_ids: Vec<i64> = prepared.citations().iter().map(|c| c.chunk_id).collect();
+    assert_eq!(cited, prepared_ids);
+    let names = trace_names(&detail, "steps", "name");
+    assert_eq!(names, ["self_query", "expand", "outline"]);
+    // The outline's prompt was evaluated ahead: its first token needed no evaluation.
+    let outline = &detail["steps"][2]["stats"];
+    assert_eq!(
+        outline["reused_tokens"], outline["prompt_tokens"],
+        "{outline}"
+    );
+    assert!(detail["timings"]["prepared_ahead_ms"].as_f64().unwrap() > 0.0);
+
+    // Another topic, or a write to the library since, and the chain runs in full.
+    let other = DraftRequest {
+        topic: "Why small pull requests ship faster".into(),
+        ..request.clone()
+    };
+    assert!(!prepared.matches(&lib, &other).unwrap());
+    lib.store().set_setting("test.touched", "1").unwrap();
+    assert!(!prepared.matches(&lib, &request).unwrap());
+    let detail = first_token(&mut lib, &request, Some(prepared));
+    assert_eq!(detail["prepared"], false);
+    assert_eq!(detail["steps"][0]["name"], "self_query");
+    assert!(
+        detail["steps"][2]["stats"]["reused_tokens"]
+            .as_u64()
+            .unwrap()
+            < detail["steps"][2]["stats"]["prompt_tokens"]
+                .as_u64()
+                .unwrap()
+    );
 }
 
 #[test]

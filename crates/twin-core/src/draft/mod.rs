@@ -218,8 +218,10 @@ pub struct DraftTimings {
     pub rerank_ms: f64,
     /// MMR, exemplars and style card, ms.
     pub select_ms: f64,
-    /// Everything before the first writing step, ms.
+    /// Everything before the first writing step, ms (near 0 for a prepared draft).
     pub retrieval_ms: f64,
+    /// For a prepared draft: how long [`prepare`] worked before the request, ms (else 0).
+    pub prepared_ahead_ms: f64,
     /// From the request to the first token of the first writing step, ms.
     pub first_token_ms: f64,
     /// Generated tokens per second over the writing steps.
@@ -254,9 +256,11 @@ pub struct Draft {
 }
 
 /// Everything a run records, stored as the trace's detail.
-#[derive(Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 struct TraceDetail {
     request: Option<DraftRequest>,
+    /// The retrieval steps ran ahead of the request (see [`prepare`]).
+    prepared: bool,
     templates: Vec<TemplateUse>,
     style_card: String,
     self_query: Option<SelfQuery>,
@@ -316,6 +320,21 @@ impl Run<'_> {
         }
     }
 
+    /// The request of one step: `system`, then the rendered `template` as the user's turn.
+    fn step_request(
+        &self,
+        system: &str,
+        template: &str,
+        extra: minijinja::Value,
+        request: GenerateRequest,
+    ) -> Result<GenerateRequest, DraftError> {
+        let instruction = self.templates.render(template, self.ctx(extra))?;
+        Ok(GenerateRequest {
+            messages: vec![ChatMessage::system(system), ChatMessage::user(instruction)],
+            ..request
+        })
+    }
+
     /// One generation step: `system` + the rendered `template`, streamed as `step`.
     fn generate(
         &mut self,
@@ -328,14 +347,10 @@ impl Run<'_> {
         if self.cancel.is_cancelled() {
             return Err(DraftError::Cancelled);
         }
-        let instruction = self.templates.render(template, self.ctx(extra))?;
-        self.last_instruction = instruction.clone();
+        let request = self.step_request(system, template, extra, request)?;
+        self.last_instruction = request.messages[1].content.clone();
         self.record_template(template);
         (self.on_event)(DraftEvent::Step { name: step.into() });
-        let request = GenerateRequest {
-            messages: vec![ChatMessage::system(system), ChatMessage::user(instruction)],
-            ..request
-        };
         let step_started = ms(self.started);
         let on_event = &mut self.on_event;
         let generation = self.model.generate(&request, self.cancel, &mut |text| {
@@ -519,22 +534,20 @@ fn paragraphs_of(text: &str, format: Format, posts: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Draft `request` with `model` on `library`, streaming events through `on_event`.
-pub fn draft(
-    library: &mut Library,
-    model: &ChatModel,
-    request: &DraftRequest,
-    cancel: &CancelToken,
-    on_event: &mut dyn FnMut(DraftEvent),
-) -> Result<Draft, DraftError> {
-    let _span = tracing::info_span!("draft", format = ?request.format).entered();
+/// A run of the chain on `library` with the templates in its data folder.
+fn start_run<'a>(
+    library: &Library,
+    model: &'a ChatModel,
+    request: &'a DraftRequest,
+    cancel: &'a CancelToken,
+    on_event: &'a mut dyn FnMut(DraftEvent),
+) -> Result<Run<'a>, DraftError> {
     if library.store().stats()?.embedded_chunks == 0 {
         return Err(DraftError::EmptyLibrary);
     }
-    let templates = Templates::load(Some(&library.data_dir().join("templates")))?;
-    let mut run = Run {
+    Ok(Run {
         model,
-        templates,
+        templates: Templates::load(Some(&library.data_dir().join("templates")))?,
         request,
         cancel,
         on_event,
@@ -545,8 +558,47 @@ pub fn draft(
         },
         started: Instant::now(),
         last_instruction: String::new(),
+    })
+}
+
+/// Draft `request` with `model` on `library`, streaming events through `on_event`.
+pub fn draft(
+    library: &mut Library,
+    model: &ChatModel,
+    request: &DraftRequest,
+    cancel: &CancelToken,
+    on_event: &mut dyn FnMut(DraftEvent),
+) -> Result<Draft, DraftError> {
+    draft_with(library, model, request, None, cancel, on_event)
+}
+
+/// [`draft`], starting from `prepared` (see [`prepare`]) when it was made for this request on
+/// the library as it is now; otherwise, or without one, the whole chain runs.
+pub fn draft_with(
+    library: &mut Library,
+    model: &ChatModel,
+    request: &DraftRequest,
+    prepared: Option<Prepared>,
+    cancel: &CancelToken,
+    on_event: &mut dyn FnMut(DraftEvent),
+) -> Result<Draft, DraftError> {
+    let _span = tracing::info_span!("draft", format = ?request.format).entered();
+    let prepared = match prepared {
+        Some(p) if p.matches(library, request)? => Some(p),
+        _ => None,
     };
-    let result = run_chain(library, &mut run);
+    let mut run = start_run(library, model, request, cancel, on_event)?;
+    let gathered = prepared.map(|p| {
+        run.detail = TraceDetail {
+            request: run.detail.request.take(),
+            model: std::mem::take(&mut run.detail.model),
+            prepared: true,
+            ..p.detail
+        };
+        run.detail.timings.prepared_ahead_ms = p.ahead_ms;
+        p.gathered
+    });
+    let result = run_chain(library, &mut run, gathered);
     let status = match &result {
         Ok(_) => "ok",
         Err(DraftError::Cancelled) => "cancelled",
@@ -622,7 +674,8 @@ fn rerank(
     Ok(())
 }
 
-fn run_chain(library: &mut Library, run: &mut Run<'_>) -> Result<Draft, DraftError> {
+/// Steps 1–4: filters, queries, retrieval, the context and the voice.
+fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathered, DraftError> {
     let request = run.request;
     let format = request.format;
     let embedder = library.embedder()?;
@@ -741,48 +794,101 @@ fn run_chain(library: &mut Library, run: &mut Run<'_>) -> Result<Draft, DraftErr
         })
         .collect();
     run.detail.citations = citations.clone();
-    (run.on_event)(DraftEvent::Context {
-        citations: citations.clone(),
-    });
+    Ok(Gathered {
+        exemplar_texts: exemplars
+            .iter()
+            .map(|h| format::cap_words(&h.text, 110))
+            .collect(),
+        card_text: card.text,
+        context,
+        citations,
+        plan: None,
+    })
+}
 
-    // 4. The shared system prompt.
-    let exemplar_texts: Vec<String> = exemplars
-        .iter()
-        .map(|h| format::cap_words(&h.text, 110))
-        .collect();
-    let context_items: Vec<minijinja::Value> = context
+/// What the chain gathers before it writes.
+#[derive(Clone, Debug)]
+struct Gathered {
+    /// The retrieved context, in prompt order.
+    context: Vec<ContextChunk>,
+    /// The user's pieces of the format, as the prompt shows them.
+    exemplar_texts: Vec<String>,
+    /// The style card.
+    card_text: String,
+    /// The context as sources.
+    citations: Vec<Citation>,
+    /// An article's plan, made ahead by [`prepare`].
+    plan: Option<ArticlePlan>,
+}
+
+/// The system prompt every writing step shares: style card, exemplars, context.
+fn system_prompt(run: &mut Run<'_>, gathered: &Gathered) -> Result<String, DraftError> {
+    let context_items: Vec<minijinja::Value> = gathered
+        .context
         .iter()
         .map(|c| minijinja::context! { title => c.hit.title, text => c.hit.text.split_whitespace().collect::<Vec<_>>().join(" ") })
         .collect();
     let system = run.templates.render(
         "system",
         run.ctx(minijinja::context! {
-            style_card => card.text,
-            exemplars => exemplar_texts,
+            style_card => gathered.card_text,
+            exemplars => gathered.exemplar_texts,
             context => context_items,
         }),
     )?;
     run.record_template("system");
+    Ok(system)
+}
 
+/// The whole chain; with `gathered` (from [`prepare`]) steps 1–4 are already done.
+fn run_chain(
+    library: &mut Library,
+    run: &mut Run<'_>,
+    gathered: Option<Gathered>,
+) -> Result<Draft, DraftError> {
+    let gathered = match gathered {
+        Some(g) => {
+            (run.on_event)(DraftEvent::Step {
+                name: "retrieve".into(),
+            });
+            run.detail.timings.retrieval_ms = ms(run.started);
+            g
+        }
+        None => gather(library, run)?,
+    };
+    (run.on_event)(DraftEvent::Context {
+        citations: gathered.citations.clone(),
+    });
+    let system = system_prompt(run, &gathered)?;
+    write(library, run, gathered, &system)
+}
+
+/// Steps 5–7: write, shape, cite.
+fn write(
+    library: &mut Library,
+    run: &mut Run<'_>,
+    gathered: Gathered,
+    system: &str,
+) -> Result<Draft, DraftError> {
+    let request = run.request;
+    let format = request.format;
+    let Gathered {
+        context,
+        citations,
+        plan,
+        ..
+    } = gathered;
     // 5. Outline → draft → critique → revise.
     let length = format.length();
     let writing_started = run.detail.steps.len();
     let mut text = if format == Format::Article {
-        write_article(run, &system)?
+        write_article(run, system, plan)?
     } else {
-        let outline = run.generate(
-            "outline",
-            &system,
-            "outline",
-            minijinja::context! { points => 3 },
-            GenerateRequest {
-                max_tokens: 90,
-                ..run.writing_request((0, 60))
-            },
-        )?;
+        let (extra, limits) = outline_step(run);
+        let outline = run.generate("outline", system, "outline", extra, limits)?;
         run.generate(
             "draft",
-            &system,
+            system,
             "draft",
             minijinja::context! { outline => outline },
             run.writing_request((length.min_words, length.max_words)),
@@ -791,7 +897,7 @@ fn run_chain(library: &mut Library, run: &mut Run<'_>) -> Result<Draft, DraftErr
     if !request.draft_only {
         let critique = run.generate(
             "critique",
-            &system,
+            system,
             "critique",
             minijinja::context! { draft => text },
             GenerateRequest {
@@ -801,7 +907,7 @@ fn run_chain(library: &mut Library, run: &mut Run<'_>) -> Result<Draft, DraftErr
         )?;
         let revised = run.generate(
             "revise",
-            &system,
+            system,
             "revise",
             minijinja::context! { draft => text, critique => critique },
             run.writing_request((length.min_words, length.max_words)),
@@ -834,6 +940,7 @@ fn run_chain(library: &mut Library, run: &mut Run<'_>) -> Result<Draft, DraftErr
 
     // 7. Citations and near-repeat warnings.
     let t = Instant::now();
+    let embedder = library.embedder()?;
     let paragraph_texts = paragraphs_of(&text, format, &posts);
     let refs: Vec<&str> = paragraph_texts.iter().map(String::as_str).collect();
     let vectors = embedder.embed(&refs).map_err(LibraryError::from)?;
@@ -857,36 +964,154 @@ fn run_chain(library: &mut Library, run: &mut Run<'_>) -> Result<Draft, DraftErr
     })
 }
 
-/// Articles: a grammar-constrained plan (title and sections), then each section in turn.
-fn write_article(run: &mut Run<'_>, system: &str) -> Result<String, DraftError> {
+/// The outline step's values and limits (the first writing step of every format but articles).
+fn outline_step(run: &Run<'_>) -> (minijinja::Value, GenerateRequest) {
+    (
+        minijinja::context! { points => 3 },
+        GenerateRequest {
+            max_tokens: 90,
+            ..run.writing_request((0, 60))
+        },
+    )
+}
+
+/// An article's title and sections, grammar-constrained.
+fn article_plan(run: &mut Run<'_>) -> Result<ArticlePlan, DraftError> {
     let sections = 3;
-    let plan: ArticlePlan = run.structured(
+    run.structured(
         "outline",
         "article_outline",
         minijinja::context! { sections => sections },
         grammar::outline_grammar(sections),
         grammar::max_tokens_for(sections + 1),
-    )?;
+    )
+}
+
+/// The values and limits of the step that writes `heading`'s section of `plan`.
+fn section_step(
+    run: &Run<'_>,
+    plan: &ArticlePlan,
+    heading: &str,
+) -> (minijinja::Value, GenerateRequest) {
     let length = run.request.format.length();
-    let per_section = (
-        length.min_words / plan.sections.len().max(1),
-        length.max_words / plan.sections.len().max(1),
-    );
+    let parts = plan.sections.len().max(1);
+    (
+        minijinja::context! {
+            title => plan.title,
+            sections => plan.sections,
+            heading => heading,
+            words => length.target_words / parts,
+        },
+        run.writing_request((length.min_words / parts, length.max_words / parts)),
+    )
+}
+
+/// Articles: a grammar-constrained plan (title and sections; `plan` when [`prepare`] made it),
+/// then each section in turn.
+fn write_article(
+    run: &mut Run<'_>,
+    system: &str,
+    plan: Option<ArticlePlan>,
+) -> Result<String, DraftError> {
+    let plan = match plan {
+        Some(p) => p,
+        None => article_plan(run)?,
+    };
     let mut article = format!("# {}\n", plan.title.trim());
     for heading in &plan.sections {
-        let body = run.generate(
-            "section",
-            system,
-            "section",
-            minijinja::context! {
-                title => plan.title,
-                sections => plan.sections,
-                heading => heading,
-                words => length.target_words / plan.sections.len().max(1),
-            },
-            run.writing_request(per_section),
-        )?;
+        let (extra, limits) = section_step(run, &plan, heading);
+        let body = run.generate("section", system, "section", extra, limits)?;
         article.push_str(&format!("\n## {}\n\n{}\n", heading.trim(), body.trim()));
     }
     Ok(article)
+}
+
+/// A draft's retrieval done before the request: what [`draft_with`] would otherwise do first.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The request fields that shape the gathered context and the prompt.
+    key: String,
+    /// The library's revision when preparing ended.
+    revision: crate::store::Revision,
+    gathered: Gathered,
+    /// The trace so far: self-query, expansion, queries, context.
+    detail: TraceDetail,
+    ahead_ms: f64,
+}
+
+impl Prepared {
+    /// Whether a draft of `request` on `library` can start from this: the same topic, format and
+    /// retrieval settings, and nothing written to the library since. Sampling, "draft only" and
+    /// the adapter's strength may differ: they only change the writing.
+    pub fn matches(&self, library: &Library, request: &DraftRequest) -> Result<bool, DraftError> {
+        Ok(self.key == preparation_key(request) && self.revision == library.store().revision()?)
+    }
+
+    /// The sources the draft will draw on.
+    pub fn citations(&self) -> &[Citation] {
+        &self.gathered.citations
+    }
+
+    /// How long preparing took, ms.
+    pub fn ahead_ms(&self) -> f64 {
+        self.ahead_ms
+    }
+}
+
+fn preparation_key(request: &DraftRequest) -> String {
+    let shaping = DraftRequest {
+        sampling: Sampling::default(),
+        draft_only: false,
+        adapter_scale: 0.0,
+        ..request.clone()
+    };
+    serde_json::to_string(&shaping).unwrap_or_default()
+}
+
+/// Everything a draft of `request` does before its first token, done now: self-query, query
+/// expansion, retrieval, the voice, an article's plan, and the first writing step's prompt
+/// evaluated into the model's KV cache. The app calls this while the topic is being typed, so
+/// that [`draft_with`] starts at the first token; on two CPU cores that saves the ~5 s of
+/// prompt evaluation the retrieved context costs. The KV cache is only a head start: if
+/// something else used the model since, the draft evaluates its prompt again.
+pub fn prepare(
+    library: &mut Library,
+    model: &ChatModel,
+    request: &DraftRequest,
+    cancel: &CancelToken,
+) -> Result<Prepared, DraftError> {
+    let _span = tracing::info_span!("prepare_draft", format = ?request.format).entered();
+    let mut ignore = |_: DraftEvent| {};
+    let mut run = start_run(library, model, request, cancel, &mut ignore)?;
+    let mut gathered = gather(library, &mut run)?;
+    let system = system_prompt(&mut run, &gathered)?;
+    let (template, (extra, limits)) = if request.format == Format::Article {
+        let plan = article_plan(&mut run)?;
+        let first = plan.sections.first().cloned().unwrap_or_default();
+        let step = section_step(&run, &plan, &first);
+        gathered.plan = Some(plan);
+        ("section", step)
+    } else {
+        ("outline", outline_step(&run))
+    };
+    let first = run.step_request(&system, template, extra, limits)?;
+    let evaluated = model.generate(
+        &GenerateRequest {
+            max_tokens: 0,
+            min_tokens: 0,
+            ..first
+        },
+        cancel,
+        &mut |_| {},
+    )?;
+    if evaluated.finish == FinishReason::Cancelled {
+        return Err(DraftError::Cancelled);
+    }
+    Ok(Prepared {
+        key: preparation_key(request),
+        revision: library.store().revision()?,
+        gathered,
+        ahead_ms: ms(run.started),
+        detail: run.detail,
+    })
 }

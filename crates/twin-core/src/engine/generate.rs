@@ -111,7 +111,9 @@ impl Sampling {
 pub struct GenerateRequest {
     /// The conversation; the reply continues it.
     pub messages: Vec<ChatMessage>,
-    /// New tokens at most.
+    /// New tokens at most. 0 only evaluates the prompt into the KV cache (a prefill): the next
+    /// request with the same prompt, adapter strength and nothing evaluated in between starts
+    /// sampling at once.
     pub max_tokens: usize,
     /// The model may not end its turn before this many tokens (a length floor).
     pub min_tokens: usize,
@@ -471,6 +473,9 @@ struct KvState {
     cached: Vec<LlamaToken>,
     /// Adapter scale the cached tokens were computed with.
     scale: f32,
+    /// Where the context's logits are, while they are still those of the last cached token
+    /// (nothing evaluated since): a prompt already evaluated to its end then needs no evaluation.
+    logits_at: Option<i32>,
 }
 
 fn spawn_worker(
@@ -506,8 +511,11 @@ fn spawn_worker(
             let mut kv = KvState {
                 cached: Vec::new(),
                 scale: 0.0,
+                logits_at: None,
             };
             for job in inbox {
+                // Only a generation that ends cleanly leaves logits the next one may start from.
+                let ready_logits = kv.logits_at.take();
                 let job = match job {
                     Job::Generate(job) => job,
                     Job::ClearCache(done) => {
@@ -545,6 +553,7 @@ fn spawn_worker(
                     &mut batch,
                     batch_tokens as usize,
                     &mut kv,
+                    ready_logits,
                     adapter.as_mut(),
                     job,
                 );
@@ -554,6 +563,7 @@ fn spawn_worker(
                     // The cache may hold half a batch; start clean next time.
                     ctx.clear_kv_cache();
                     kv.cached.clear();
+                    kv.logits_at = None;
                 }
                 let _ = out.send(WorkerMsg::Done(result));
             }
@@ -755,12 +765,16 @@ fn score_job(
     Ok(scored)
 }
 
+/// One generation. `ready_logits`: where the previous generation left the logits of the last
+/// cached token, if nothing was evaluated since.
+#[allow(clippy::too_many_arguments)]
 fn run_job(
     model: &LlamaModel,
     ctx: &mut LlamaContext<'_>,
     batch: &mut LlamaBatch,
     batch_tokens: usize,
     kv: &mut KvState,
+    ready_logits: Option<i32>,
     adapter: Option<&mut LlamaLoraAdapter>,
     job: GenerateJob,
 ) -> Result<Generation, EngineError> {
@@ -789,17 +803,26 @@ fn run_job(
 
     apply_adapter_scale(ctx, kv, adapter, request.adapter_scale)?;
 
-    // Keep the longest shared prefix; at least one prompt token is evaluated for fresh logits.
-    let mut common = kv
+    // Keep the longest shared prefix; at least one prompt token is evaluated for fresh logits,
+    // unless the cache holds exactly this prompt with its last logits (a prefill, see
+    // `max_tokens: 0`), which is then sampled from as it stands.
+    let shared = kv
         .cached
         .iter()
         .zip(&prompt)
         .take_while(|(a, b)| a == b)
-        .count()
-        .min(prompt.len() - 1);
-    if !ctx
-        .clear_kv_cache_seq(Some(0), u32::try_from(common).ok(), None)
-        .unwrap_or(false)
+        .count();
+    let ready_logits = ready_logits.filter(|_| shared == prompt.len() && shared == kv.cached.len());
+    let mut common = if ready_logits.is_some() {
+        shared
+    } else {
+        shared.min(prompt.len() - 1)
+    };
+    // With ready logits the cache holds exactly the prompt: nothing to remove.
+    if ready_logits.is_none()
+        && !ctx
+            .clear_kv_cache_seq(Some(0), u32::try_from(common).ok(), None)
+            .unwrap_or(false)
     {
         ctx.clear_kv_cache();
         common = 0;
@@ -847,7 +870,7 @@ fn run_job(
 
     let vocab = model.vocab();
     let mut text = TextStream::new(&request.stop);
-    let mut logits_at = batch.n_tokens() - 1;
+    let mut logits_at = ready_logits.unwrap_or(batch.n_tokens() - 1);
     let mut finish = FinishReason::Length;
     let mut first_token_at: Option<Instant> = None;
     let mut pending = String::new();
@@ -926,6 +949,12 @@ fn run_job(
         if stats.generated_tokens > 1 && stats.decode_ms > 0.0 {
             stats.tokens_per_second = (stats.generated_tokens - 1) as f64 / (stats.decode_ms / 1e3);
         }
+    }
+    if !kv.cached.is_empty() {
+        // Every way out of the loop above leaves the last decode's logits at `logits_at`, and
+        // they belong to the last cached token (a sampled token that ended the loop was not
+        // evaluated, so it is not cached either).
+        kv.logits_at = Some(logits_at);
     }
     if finish == FinishReason::Cancelled {
         return cancelled(stats, text.text().to_string());

@@ -914,6 +914,19 @@ impl Store {
         })
     }
 
+    /// The database's revision: it changes with every write, through this connection or any
+    /// other (SQLite's `data_version`), so work derived from the library can tell it is stale.
+    pub fn revision(&self) -> Result<Revision> {
+        let others: u64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(Revision {
+            own_changes: self.conn.total_changes(),
+            others,
+        })
+    }
+
     /// A setting's value.
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
         self.conn

@@ -258,6 +258,16 @@ pub struct ChunkHit {
     pub char_end: usize,
 }
 
+/// Where the database stands: equal revisions from one [`crate::store::Store`] mean nothing was
+/// written in between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Revision {
+    /// Rows this connection has changed since it opened.
+    pub own_changes: u64,
+    /// SQLite's `data_version`: moves when another connection commits.
+    pub others: u64,
+}
+
 /// Library-wide counts.
 #[derive(Clone, Debug, Serialize)]
 pub struct LibraryStats {
