@@ -124,8 +124,19 @@ impl AppState {
     }
 }
 
-/// Run `f` with the library (opened on first use) on a blocking worker.
+/// Run `f` with the library (opened on first use) on a blocking worker. A draft being prepared
+/// in the background (see [`prepare_draft`]) holds the library for seconds, so it is cancelled
+/// first: what the user asks for now comes first.
 async fn with_library<T: Send + 'static>(
+    state: &State<'_, AppState>,
+    f: impl FnOnce(&mut Library) -> CmdResult<T> + Send + 'static,
+) -> CmdResult<T> {
+    state.cancel("prepare");
+    with_library_as_is(state, f).await
+}
+
+/// [`with_library`], leaving a preparation in flight alone.
+async fn with_library_as_is<T: Send + 'static>(
     state: &State<'_, AppState>,
     f: impl FnOnce(&mut Library) -> CmdResult<T> + Send + 'static,
 ) -> CmdResult<T> {
@@ -150,15 +161,19 @@ async fn with_library<T: Send + 'static>(
     .map_err(msg)?
 }
 
-/// Run `f` with the library as the cancellable job `job` (see [`cancel_job`]).
+/// Run `f` with the library as the cancellable job `job` (see [`cancel_job`]). Preparing and
+/// drafting decide themselves what happens to a preparation in flight.
 async fn with_job<T: Send + 'static>(
     state: &State<'_, AppState>,
     job: &str,
     f: impl FnOnce(&mut Library, &CancelToken) -> CmdResult<T> + Send + 'static,
 ) -> CmdResult<T> {
+    if job != "prepare" && job != "draft" {
+        state.cancel("prepare");
+    }
     let cancel = state.start_job(job);
     let token = cancel.clone();
-    let result = with_library(state, move |lib| f(lib, &cancel)).await;
+    let result = with_library_as_is(state, move |lib| f(lib, &cancel)).await;
     state.end_job(job, &token);
     result
 }
@@ -392,8 +407,9 @@ pub async fn prepare_draft(state: State<'_, AppState>, args: DraftArgs) -> CmdRe
     let chat = Arc::clone(&state.chat);
     let prepared = Arc::clone(&state.prepared);
     let preparing = Arc::clone(&state.preparing);
+    let mine = (args.topic.clone(), args.format.clone());
     if let Ok(mut p) = preparing.lock() {
-        *p = Some((args.topic.clone(), args.format.clone()));
+        *p = Some(mine.clone());
     }
     let result = with_job(&state, "prepare", move |lib, c| {
         if c.is_cancelled() {
@@ -425,7 +441,12 @@ pub async fn prepare_draft(state: State<'_, AppState>, args: DraftArgs) -> CmdRe
     })
     .await;
     if let Ok(mut p) = preparing.lock() {
-        *p = None;
+        // A newer preparation may have taken the slot meanwhile.
+        if p.as_ref()
+            .is_some_and(|(topic, format)| *topic == mine.0 && *format == mine.1)
+        {
+            *p = None;
+        }
     }
     result
 }

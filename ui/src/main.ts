@@ -218,9 +218,11 @@ function draftArgs(seed?: number) {
 // (prepare_draft), so "Write" starts at the first word. A pause in typing starts it; a newer
 // topic cancels the one in flight.
 let prepareTimer: number | undefined;
+let prepareSeq = 0;
 let drafting = false;
 function schedulePrepare() {
   window.clearTimeout(prepareTimer);
+  const seq = ++prepareSeq;
   const ready = $("draft-ready");
   ready.textContent = "";
   ready.dataset.state = "idle";
@@ -231,11 +233,15 @@ function schedulePrepare() {
     ready.dataset.state = "preparing";
     try {
       const r: Json = await invoke("prepare_draft", { args });
-      if (draftArgs().topic !== args.topic || drafting) return;
+      // A newer topic, format or strength has its own preparation.
+      if (seq !== prepareSeq || drafting) return;
       ready.textContent = r.ready ? `Ready: ${r.sources} sources gathered` : "";
       ready.dataset.state = r.ready ? "ready" : "idle";
+      // Another command took the library first: try again while the Draft screen is open.
+      if (!r.ready && !$("screen-draft").hidden) schedulePrepare();
     } catch {
       // Drafting will report the problem; preparing is only a head start.
+      if (seq !== prepareSeq) return;
       ready.textContent = "";
       ready.dataset.state = "idle";
     }
@@ -243,6 +249,8 @@ function schedulePrepare() {
 }
 $("draft-topic").addEventListener("input", schedulePrepare);
 $("draft-format").addEventListener("change", schedulePrepare);
+// The strength changes the prompt's evaluation (the adapter's weight), not the sources.
+$("draft-strength").addEventListener("change", schedulePrepare);
 
 async function runDraft(seed?: number) {
   const args = draftArgs(seed);
