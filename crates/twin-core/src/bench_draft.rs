@@ -70,6 +70,22 @@ fn time_to_first_token(
     }
 }
 
+/// [`draft::prepare`] `request` on an empty KV cache, then [`time_to_first_token`] from it:
+/// (preparing ms, first token ms).
+fn prepared_first_token(
+    library: &mut Library,
+    model: &ChatModel,
+    request: &DraftRequest,
+) -> Result<(f64, f64), DraftError> {
+    model.clear_cache()?;
+    let p = draft::prepare(library, model, request, &CancelToken::new())?;
+    let ahead = p.ahead_ms();
+    Ok((
+        ahead,
+        time_to_first_token(library, model, request, Some(p))?,
+    ))
+}
+
 /// Run the drafting benchmark.
 pub fn draft(b: &DraftBench) -> Result<Vec<BenchRow>, DraftError> {
     let mut rows = Vec::new();
@@ -196,28 +212,15 @@ pub fn draft(b: &DraftBench) -> Result<Vec<BenchRow>, DraftError> {
             request.draft_only = true;
             request.retrieval = false;
             without.push(time_to_first_token(&mut library, &model, &request, None)?);
-            model.clear_cache()?;
-            let p = draft::prepare(&mut library, &model, &request, &CancelToken::new())?;
-            prepared_without.push(time_to_first_token(
-                &mut library,
-                &model,
-                &request,
-                Some(p),
-            )?);
+            prepared_without.push(prepared_first_token(&mut library, &model, &request)?.1);
             request.retrieval = true;
             with.push(time_to_first_token(&mut library, &model, &request, None)?);
             request.expansions = 3;
             request.self_query = true;
             full_chain.push(time_to_first_token(&mut library, &model, &request, None)?);
-            model.clear_cache()?;
-            let p = draft::prepare(&mut library, &model, &request, &CancelToken::new())?;
-            ahead.push(p.ahead_ms());
-            prepared_full.push(time_to_first_token(
-                &mut library,
-                &model,
-                &request,
-                Some(p),
-            )?);
+            let (ms_ahead, first) = prepared_first_token(&mut library, &model, &request)?;
+            ahead.push(ms_ahead);
+            prepared_full.push(first);
         }
     }
     let (with, without, full_chain) = (median(with), median(without), median(full_chain));

@@ -542,7 +542,7 @@ fn start_run<'a>(
     cancel: &'a CancelToken,
     on_event: &'a mut dyn FnMut(DraftEvent),
 ) -> Result<Run<'a>, DraftError> {
-    if library.store().stats()?.embedded_chunks == 0 {
+    if !library.store().has_embedded_chunks()? {
         return Err(DraftError::EmptyLibrary);
     }
     Ok(Run {
@@ -793,7 +793,7 @@ fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathered, DraftErr
             score: c.score,
         })
         .collect();
-    run.detail.citations = citations.clone();
+    run.detail.citations = citations;
     Ok(Gathered {
         exemplar_texts: exemplars
             .iter()
@@ -801,7 +801,6 @@ fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathered, DraftErr
             .collect(),
         card_text: card.text,
         context,
-        citations,
         plan: None,
     })
 }
@@ -815,8 +814,6 @@ struct Gathered {
     exemplar_texts: Vec<String>,
     /// The style card.
     card_text: String,
-    /// The context as sources.
-    citations: Vec<Citation>,
     /// An article's plan, made ahead by [`prepare`].
     plan: Option<ArticlePlan>,
 }
@@ -857,7 +854,7 @@ fn run_chain(
         None => gather(library, run)?,
     };
     (run.on_event)(DraftEvent::Context {
-        citations: gathered.citations.clone(),
+        citations: run.detail.citations.clone(),
     });
     let system = system_prompt(run, &gathered)?;
     write(library, run, gathered, &system)
@@ -872,12 +869,7 @@ fn write(
 ) -> Result<Draft, DraftError> {
     let request = run.request;
     let format = request.format;
-    let Gathered {
-        context,
-        citations,
-        plan,
-        ..
-    } = gathered;
+    let Gathered { context, plan, .. } = gathered;
     // 5. Outline → draft → critique → revise.
     let length = format.length();
     let writing_started = run.detail.steps.len();
@@ -957,7 +949,7 @@ fn write(
         format,
         posts,
         paragraphs,
-        citations,
+        citations: run.detail.citations.clone(),
         warnings,
         trace_id: 0,
         timings: DraftTimings::default(),
@@ -1049,7 +1041,7 @@ impl Prepared {
 
     /// The sources the draft will draw on.
     pub fn citations(&self) -> &[Citation] {
-        &self.gathered.citations
+        &self.detail.citations
     }
 
     /// How long preparing took, ms.

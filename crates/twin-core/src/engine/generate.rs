@@ -578,7 +578,6 @@ fn spawn_worker(
                     // The cache may hold half a batch; start clean next time.
                     ctx.clear_kv_cache();
                     kv.cached.clear();
-                    kv.logits_at = None;
                 }
                 let _ = out.send(WorkerMsg::Done(result));
             }

@@ -914,6 +914,19 @@ impl Store {
         })
     }
 
+    /// Whether any chunk has its embedding: what drafting needs, at the cost of finding one row
+    /// (the counts of [`Store::stats`] scan whole tables, on every draft's path to its first
+    /// token).
+    pub fn has_embedded_chunks(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM chunks WHERE embedded = 1)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// The database's revision: it changes with every write, through this connection or any
     /// other (SQLite's `data_version`), so work derived from the library can tell it is stale.
     pub fn revision(&self) -> Result<Revision> {
