@@ -178,6 +178,38 @@ pub fn run(
     embedder: Option<&Embedder>,
     query: &SearchQuery,
 ) -> Result<Vec<SearchResult>, LibraryError> {
+    let vector = match (query.mode, embedder) {
+        (SearchMode::Bm25, _) => None,
+        (_, Some(e)) => {
+            check_embedder(store, e)?;
+            Some(e.embed(&[query.text.as_str()])?.pop().unwrap_or_default())
+        }
+        (_, None) => return Err(LibraryError::NoEmbeddingModel),
+    };
+    run_embedded(store, query, vector.as_deref())
+}
+
+/// Fail unless the library's vectors were made by `embedder`: vectors of two models never mix.
+pub fn check_embedder(store: &Store, embedder: &Embedder) -> Result<(), LibraryError> {
+    match store.embedding_model()? {
+        Some(model) if model.hash != embedder.identity().hash => {
+            Err(crate::store::StoreError::ModelMismatch {
+                stored: model.name,
+                requested: embedder.identity().name.clone(),
+            }
+            .into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`run`] with the query's embedding already made (`None` for BM25): a draft embeds its topic
+/// and every variant in one batch, and reuses the topic's vector to rank the fused list.
+pub fn run_embedded(
+    store: &Store,
+    query: &SearchQuery,
+    vector: Option<&[f32]>,
+) -> Result<Vec<SearchResult>, LibraryError> {
     let _span = tracing::info_span!("search", mode = ?query.mode).entered();
     let depth = (query.limit * 5).max(50);
     let bm25: Vec<(ChunkId, f64)> = if query.mode != SearchMode::Vector {
@@ -185,21 +217,9 @@ pub fn run(
     } else {
         Vec::new()
     };
-    let vector: Vec<(ChunkId, f64)> = match (query.mode, embedder) {
+    let vector: Vec<(ChunkId, f64)> = match (query.mode, vector) {
         (SearchMode::Bm25, _) => Vec::new(),
-        (_, Some(e)) => {
-            if let Some(model) = store.embedding_model()? {
-                if model.hash != e.identity().hash {
-                    return Err(crate::store::StoreError::ModelMismatch {
-                        stored: model.name,
-                        requested: e.identity().name.clone(),
-                    }
-                    .into());
-                }
-            }
-            let v = e.embed(&[query.text.as_str()])?.pop().unwrap_or_default();
-            store.search_vector(&v, &query.filter, depth)?
-        }
+        (_, Some(v)) => store.search_vector(v, &query.filter, depth)?,
         (_, None) => return Err(LibraryError::NoEmbeddingModel),
     };
     let bm25_ids: Vec<ChunkId> = bm25.iter().map(|(id, _)| *id).collect();

@@ -466,21 +466,16 @@ pub fn structured_step<T: serde::de::DeserializeOwned>(
 /// Filters from the self-query step, kept only where the request supports them: a small model
 /// invents dates, so a date filter needs a year in the request, and a platform must exist.
 fn filter_from(query: &SelfQuery, topic: &str, platforms: &[String]) -> SearchFilter {
-    let names_year = topic
-        .split(|c: char| !c.is_ascii_digit())
-        .any(|d| d.len() == 4 && (d.starts_with("19") || d.starts_with("20")));
+    let names_year = names_year(topic);
     let valid_date = |d: &Option<String>| {
         d.as_ref()
             .filter(|d| names_year && d.len() == 10 && topic.contains(&d[..4]))
             .cloned()
     };
-    let topic_lower = topic.to_lowercase();
-    let platform = query.platform.as_ref().filter(|p| {
-        platforms.contains(p)
-            && (topic_lower.contains(p.as_str())
-                || (p.as_str() == "x"
-                    && (topic_lower.contains("thread") || topic_lower.contains("tweet"))))
-    });
+    let platform = query
+        .platform
+        .as_ref()
+        .filter(|p| platforms.contains(p) && names_platform(topic, p));
     SearchFilter {
         source: None,
         platform: platform.cloned(),
@@ -489,17 +484,46 @@ fn filter_from(query: &SelfQuery, topic: &str, platforms: &[String]) -> SearchFi
     }
 }
 
+/// Whether `topic` names a year (19xx or 20xx).
+fn names_year(topic: &str) -> bool {
+    topic
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|d| d.len() == 4 && (d.starts_with("19") || d.starts_with("20")))
+}
+
+/// Whether `topic` names `platform` as a word ("blogs" names blog; "thread", "tweet" and
+/// "twitter" name X, and the letter x inside "next" does not).
+fn names_platform(topic: &str, platform: &str) -> bool {
+    let topic = topic.to_lowercase();
+    let mut words = topic.split(|c: char| !c.is_alphanumeric());
+    words.any(|w| {
+        w == platform
+            || (platform.len() > 2 && w.starts_with(platform))
+            || (platform == "x"
+                && (w.starts_with("thread") || w.starts_with("tweet") || w == "twitter"))
+    })
+}
+
+/// Whether the self-query step could yield a filter [`filter_from`] keeps: only a topic that
+/// names a year or a known platform can. For any other the step's answer would be thrown away,
+/// so it is skipped: on 2 CPU cores it is 1.5–2 s of the first token's wait.
+fn may_name_filters(topic: &str, platforms: &[String]) -> bool {
+    names_year(topic) || platforms.iter().any(|p| names_platform(topic, p))
+}
+
 /// A variant keeps its place only if it stays near the topic in embedding space: small models
 /// sometimes answer the expansion step with unrelated text, which would pull in unrelated
 /// context through fusion.
 pub const VARIANT_MIN_SIMILARITY: f32 = 0.35;
 
-/// The distinct, non-empty `variants` within [`VARIANT_MIN_SIMILARITY`] of `topic`.
-fn on_topic_variants(
+/// The queries a draft searches, each with its embedding: the topic first, then the distinct,
+/// non-empty `variants` within [`VARIANT_MIN_SIMILARITY`] of it. One batch embeds them all, and
+/// the searches reuse the vectors.
+fn embedded_queries(
     embedder: &crate::engine::Embedder,
     topic: &str,
     variants: Vec<String>,
-) -> Result<Vec<String>, DraftError> {
+) -> Result<Vec<(String, Vec<f32>)>, DraftError> {
     let mut distinct: Vec<String> = Vec::new();
     for v in variants {
         let v = v.trim().to_string();
@@ -512,13 +536,17 @@ fn on_topic_variants(
     }
     let mut texts = vec![topic];
     texts.extend(distinct.iter().map(String::as_str));
-    let vectors = embedder.embed(&texts).map_err(LibraryError::from)?;
-    Ok(distinct
-        .into_iter()
-        .zip(vectors.iter().skip(1))
-        .filter(|(_, v)| retrieve::cosine(&vectors[0], v) >= VARIANT_MIN_SIMILARITY)
-        .map(|(q, _)| q)
-        .collect())
+    let mut vectors = embedder
+        .embed(&texts)
+        .map_err(LibraryError::from)?
+        .into_iter();
+    let mut queries = vec![(topic.to_string(), vectors.next().unwrap_or_default())];
+    for (q, v) in distinct.into_iter().zip(vectors) {
+        if retrieve::cosine(&queries[0].1, &v) >= VARIANT_MIN_SIMILARITY {
+            queries.push((q, v));
+        }
+    }
+    Ok(queries)
 }
 
 /// Split `text` into paragraphs (blank-line separated; thread posts are paragraphs).
@@ -690,7 +718,7 @@ fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathered, DraftErr
     // 1. Self-query.
     let t = Instant::now();
     let mut filter = SearchFilter::default();
-    if request.self_query && request.retrieval {
+    if request.self_query && request.retrieval && may_name_filters(&request.topic, &platforms) {
         let q: SelfQuery = run.structured(
             "self_query",
             "self_query",
@@ -705,7 +733,7 @@ fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathered, DraftErr
 
     // 2. Query expansion.
     let t = Instant::now();
-    let mut queries = vec![request.topic.clone()];
+    let mut variants = Vec::new();
     if request.expansions > 0 && request.retrieval {
         let e: Expansion = run.structured(
             "expand",
@@ -714,7 +742,7 @@ fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathered, DraftErr
             grammar::expansion_grammar(request.expansions),
             grammar::max_tokens_for(request.expansions),
         )?;
-        queries.extend(on_topic_variants(&embedder, &request.topic, e.queries)?);
+        variants = e.queries;
     }
     run.detail.timings.expand_ms = ms(t);
 
@@ -724,33 +752,40 @@ fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathered, DraftErr
     });
     let t = Instant::now();
     let per_query = (request.context_chunks * 3).max(10);
+    let queries = if request.retrieval {
+        crate::search::check_embedder(store, &embedder)?;
+        embedded_queries(&embedder, &request.topic, variants)?
+    } else {
+        Vec::new()
+    };
     let mut candidates = if request.retrieval {
-        retrieve::multi_query(store, &embedder, &queries, &filter, per_query)?
+        retrieve::multi_query(store, &queries, &filter, per_query)?
     } else {
         Vec::new()
     };
     if request.retrieval && candidates.len() < request.context_chunks.min(3) && !filter.is_empty() {
         run.detail.filter_dropped = true;
-        candidates = retrieve::multi_query(
-            store,
-            &embedder,
-            &queries,
-            &SearchFilter::default(),
-            per_query,
-        )?;
+        candidates = retrieve::multi_query(store, &queries, &SearchFilter::default(), per_query)?;
     }
     candidates.retain(|(hit, _)| !request.excludes(hit));
     run.detail.timings.search_ms = ms(t);
     let t = Instant::now();
+    let reranked = reranker.is_some();
     if let Some((name, reranker)) = reranker {
         rerank(&reranker, &request.topic, &mut candidates)?;
         run.detail.reranker = Some(name);
     }
     run.detail.timings.rerank_ms = ms(t);
     let t = Instant::now();
+    // A reranker has read the topic with every candidate; otherwise its embedding anchors them.
+    let topic_vector = queries
+        .first()
+        .filter(|_| !reranked)
+        .map(|(_, v)| v.as_slice());
     let context: Vec<ContextChunk> = retrieve::select_mmr(
         store,
         candidates,
+        topic_vector,
         request.context_chunks,
         request.context_tokens,
         0.7,
@@ -772,7 +807,11 @@ fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathered, DraftErr
     run.detail.timings.select_ms = ms(t);
     run.detail.timings.retrieval_ms = ms(run.started);
     run.detail.filter = filter;
-    run.detail.queries = queries;
+    run.detail.queries = if queries.is_empty() {
+        vec![request.topic.clone()]
+    } else {
+        queries.into_iter().map(|(q, _)| q).collect()
+    };
     run.detail.exemplar_chunks = exemplars.iter().map(|h| h.chunk_id).collect();
     run.detail.style_card = card.text.clone();
 
@@ -1044,6 +1083,11 @@ impl Prepared {
         &self.detail.citations
     }
 
+    /// What the draft searched for: the topic, then the model's variants that were kept.
+    pub fn queries(&self) -> &[String] {
+        &self.detail.queries
+    }
+
     /// How long preparing took, ms.
     pub fn ahead_ms(&self) -> f64 {
         self.ahead_ms
@@ -1106,4 +1150,32 @@ pub fn prepare(
         ahead_ms: ms(run.started),
         detail: run.detail,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_topic_naming_a_platform_or_a_year_needs_the_self_query() {
+        let platforms: Vec<String> = ["linkedin", "x", "blog", "newsletter"]
+            .map(String::from)
+            .to_vec();
+        for topic in [
+            "my 2024 posts on estimates",
+            "A LinkedIn post about code review",
+            "a thread on jigs",
+            "what my blogs say about rest",
+            "An X thread on small pull requests",
+        ] {
+            assert!(may_name_filters(topic, &platforms), "{topic}");
+        }
+        for topic in [
+            "How to price a small software product",
+            "the next complex fix",
+            "shipping 300 small pull requests",
+        ] {
+            assert!(!may_name_filters(topic, &platforms), "{topic}");
+        }
+    }
 }

@@ -2,7 +2,6 @@
 //! marginal relevance under a token budget, plus the user's most representative pieces of the
 //! requested format as few-shot exemplars.
 
-use crate::engine::Embedder;
 use crate::library::LibraryError;
 use crate::search::{self, reciprocal_rank_fusion, SearchQuery, RRF_K};
 use crate::store::{ChunkHit, ChunkId, SearchFilter, Store};
@@ -27,21 +26,21 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Run every query (hybrid, `filter`) and fuse the ranked lists by RRF. The first query is
-/// the user's own request and counts twice: variants widen the net, they should not outvote it.
+/// Run every query (hybrid, `filter`; each with its embedding, the user's topic first) and fuse
+/// the ranked lists by RRF. The topic counts twice: variants widen the net, they should not
+/// outvote it.
 pub fn multi_query(
     store: &Store,
-    embedder: &Embedder,
-    queries: &[String],
+    queries: &[(String, Vec<f32>)],
     filter: &SearchFilter,
     per_query: usize,
 ) -> Result<Vec<(ChunkHit, f64)>, LibraryError> {
     let mut lists: Vec<Vec<ChunkId>> = Vec::new();
     let mut hits: HashMap<ChunkId, ChunkHit> = HashMap::new();
-    for q in queries {
-        let mut query = SearchQuery::new(q.clone(), per_query);
+    for (text, vector) in queries {
+        let mut query = SearchQuery::new(text.clone(), per_query);
         query.filter = filter.clone();
-        let results = search::run(store, Some(embedder), &query)?;
+        let results = search::run_embedded(store, &query, Some(vector))?;
         lists.push(results.iter().map(|r| r.hit.chunk_id).collect());
         for r in results {
             hits.entry(r.hit.chunk_id).or_insert(r.hit);
@@ -61,9 +60,15 @@ pub fn multi_query(
 /// relevance (weight `lambda`) against similarity to what is already picked, near-duplicates
 /// (cosine ≥ 0.95 to a pick) are dropped, and picking stops at `keep` chunks or when the next
 /// one would overflow `budget_tokens` (counted by `count_tokens`).
+///
+/// With `topic` (the request's embedding), relevance is the candidate's fused rank and its
+/// similarity to the topic, half each. Fusion alone lets query variants decide: a small model's
+/// variants drift, three loose ones outvote the topic, and RRF's flat scores (1/61 against 1/70)
+/// cannot tell a chunk that every variant ranks fifth from one the topic ranks first.
 pub fn select_mmr(
     store: &Store,
     candidates: Vec<(ChunkHit, f64)>,
+    topic: Option<&[f32]>,
     keep: usize,
     budget_tokens: usize,
     lambda: f32,
@@ -71,12 +76,7 @@ pub fn select_mmr(
 ) -> Result<Vec<ContextChunk>, LibraryError> {
     let ids: Vec<ChunkId> = candidates.iter().map(|(h, _)| h.chunk_id).collect();
     let vectors: HashMap<ChunkId, Vec<f32>> = store.vectors_of(&ids)?.into_iter().collect();
-    // Relevance is rescaled to 0..1 over the candidates: fused RRF scores sit close together
-    // (0.033 vs 0.030), and unscaled they would let the diversity term decide alone.
-    let hi = candidates.iter().map(|(_, s)| *s).fold(f64::MIN, f64::max);
-    let lo = candidates.iter().map(|(_, s)| *s).fold(f64::MAX, f64::min);
-    let span = (hi - lo).max(1e-12);
-    let mut pool: Vec<ContextChunk> = candidates
+    let pool: Vec<ContextChunk> = candidates
         .into_iter()
         .map(|(hit, score)| ContextChunk {
             vector: vectors.get(&hit.chunk_id).cloned().unwrap_or_default(),
@@ -84,12 +84,28 @@ pub fn select_mmr(
             score,
         })
         .collect();
+    // Both signals are rescaled to 0..1 over the candidates: fused RRF scores sit close together
+    // (0.033 vs 0.030), and unscaled they would let the diversity term decide alone.
+    let fused = rescaled(pool.iter().map(|c| c.score));
+    let relevance: Vec<f32> = match topic {
+        Some(t) => {
+            let similar = rescaled(pool.iter().map(|c| f64::from(cosine(t, &c.vector))));
+            let w = TOPIC_WEIGHT;
+            fused
+                .iter()
+                .zip(similar)
+                .map(|(f, s)| (1.0 - w) * f + w * s)
+                .collect()
+        }
+        None => fused,
+    };
+    let mut pool: Vec<(ContextChunk, f32)> = pool.into_iter().zip(relevance).collect();
     let mut picked: Vec<ContextChunk> = Vec::new();
     let mut used = 0usize;
     while picked.len() < keep && !pool.is_empty() {
         let mut best_i = None;
         let mut best_value = f32::MIN;
-        for (i, c) in pool.iter().enumerate() {
+        for (i, (c, relevance)) in pool.iter().enumerate() {
             let redundancy = picked
                 .iter()
                 .map(|p| cosine(&p.vector, &c.vector))
@@ -97,7 +113,6 @@ pub fn select_mmr(
             if redundancy >= 0.95 {
                 continue;
             }
-            let relevance = ((c.score - lo) / span) as f32;
             let value = lambda * relevance - (1.0 - lambda) * redundancy;
             if value > best_value {
                 best_value = value;
@@ -105,7 +120,7 @@ pub fn select_mmr(
             }
         }
         let Some(i) = best_i else { break };
-        let chunk = pool.swap_remove(i);
+        let (chunk, _) = pool.swap_remove(i);
         let tokens = count_tokens(&chunk.hit.text);
         if used + tokens > budget_tokens {
             // Too long for what is left; a shorter one may still fit.
@@ -115,6 +130,25 @@ pub fn select_mmr(
         picked.push(chunk);
     }
     Ok(picked)
+}
+
+/// How much a context chunk's similarity to the topic counts against its fused rank.
+pub const TOPIC_WEIGHT: f32 = 0.5;
+
+/// `values` mapped linearly onto 0..1 (all 1 when they are equal).
+fn rescaled(values: impl Iterator<Item = f64> + Clone) -> Vec<f32> {
+    let hi = values.clone().fold(f64::MIN, f64::max);
+    let lo = values.clone().fold(f64::MAX, f64::min);
+    let span = hi - lo;
+    values
+        .map(|v| {
+            if span > 1e-12 {
+                ((v - lo) / span) as f32
+            } else {
+                1.0
+            }
+        })
+        .collect()
 }
 
 /// The user's `n` most representative passages on `platform` (closest to the centroid of that
