@@ -431,6 +431,16 @@ fn shared_prefixes_reuse_the_kv_cache_and_stop_sequences_end_generation() {
         .generate(&floor, &CancelToken::new(), &mut |_| {})
         .unwrap();
     assert!(g.stats.generated_tokens >= 30, "{:?}", g.stats);
+    // So does a floor in words (what drafts use: tokens per word vary with the text).
+    let floor = GenerateRequest {
+        min_words: 40,
+        max_tokens: 400,
+        ..ask("Say OK.", vec![])
+    };
+    let g = model
+        .generate(&floor, &CancelToken::new(), &mut |_| {})
+        .unwrap();
+    assert!(g.text.split_whitespace().count() >= 40, "{:?}", g.text);
 }
 
 #[test]

@@ -68,6 +68,12 @@ fn incremental_sync_touches_only_what_changed() {
     let stats = lib.store().stats().unwrap();
     assert_eq!(stats.vectors, stats.chunks);
     assert_eq!(lib.store().fts_count().unwrap(), stats.chunks);
+    let generation = |lib: &Library| lib.store().library_generation().unwrap();
+    let card_stats = |lib: &Library| {
+        serde_json::to_string(&twin_core::draft::style::card(lib.store()).unwrap().stats).unwrap()
+    };
+    let (imported, card_imported) = (generation(&lib), card_stats(&lib));
+    assert!(imported >= 31, "{imported}");
 
     // A no-op re-import embeds 0 chunks.
     let again = import(&mut lib, src.path());
@@ -90,6 +96,8 @@ fn incremental_sync_touches_only_what_changed() {
     std::fs::write(&post, &text).unwrap();
     let touched = import(&mut lib, src.path());
     assert_eq!((touched.updated, touched.chunks_embedded), (0, 0));
+    // Nothing the style card reads changed: it is not measured again.
+    assert_eq!(generation(&lib), imported);
 
     // Editing one file re-embeds only its chunks — only the changed ones, in fact.
     let doc_id = lib
@@ -106,6 +114,10 @@ fn incremental_sync_touches_only_what_changed() {
     let after_edit = import(&mut lib, src.path());
     assert_eq!(after_edit.updated, 1);
     assert_eq!(after_edit.added, 0);
+    // Other text, whether or not the counts of documents and chunks moved: measured again.
+    let edited_generation = generation(&lib);
+    assert!(edited_generation > imported);
+    assert_ne!(card_stats(&lib), card_imported);
     assert!(
         after_edit.chunks_embedded >= 1 && after_edit.chunks_embedded <= chunks_before,
         "{after_edit:#?}"
@@ -154,12 +166,18 @@ fn incremental_sync_touches_only_what_changed() {
             .collect::<Vec<_>>(),
         chunk_ids
     );
+    assert_eq!(
+        generation(&lib),
+        edited_generation,
+        "a rename changes no text"
+    );
 
     // Deleting a file removes its chunks from both indexes.
     let before = lib.store().stats().unwrap();
     std::fs::remove_file(&renamed).unwrap();
     let after_delete = import(&mut lib, src.path());
     assert_eq!(after_delete.deleted, 1);
+    assert!(generation(&lib) > edited_generation);
     let after = lib.store().stats().unwrap();
     assert_eq!(after.chunks, before.chunks - chunk_ids.len() as u64);
     assert_eq!(after.vectors, after.chunks);

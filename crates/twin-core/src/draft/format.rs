@@ -157,21 +157,62 @@ pub fn strip_chatter(text: &str) -> String {
         .to_string()
 }
 
-/// "[2] Some title: text" → "text": small models copy the numbered note format of the context.
+/// "[2] Some title: text" → "text": small models copy the numbered note format of the context,
+/// sometimes twice over ("[1] [1] text").
 fn strip_note_label(line: &str) -> &str {
-    let t = line.trim_start();
-    let Some(rest) = t.strip_prefix('[') else {
+    let Some(after) = strip_bracket_number(line) else {
         return line;
     };
-    let digits = rest.chars().take_while(char::is_ascii_digit).count();
-    if digits == 0 || !rest[digits..].starts_with(']') {
-        return line;
-    }
-    let after = &rest[digits + 1..];
-    match after.find(": ") {
+    let mut text = match after.find(": ") {
         Some(i) if i <= 100 => after[i + 2..].trim_start(),
-        _ => after.trim_start(),
+        _ => after,
+    };
+    while let Some(rest) = strip_bracket_number(text) {
+        text = rest;
     }
+    text
+}
+
+/// The text after a leading "[n]", if `line` starts with one.
+fn strip_bracket_number(line: &str) -> Option<&str> {
+    let rest = line.trim_start().strip_prefix('[')?;
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    Some(rest[digits..].strip_prefix(']')?.trim_start())
+}
+
+/// Remove X-thread post numbers ("2/ ") from a draft of another format: small models copy them
+/// from the user's threads among the exemplars and context. Only a number that opens a line or
+/// follows a sentence's end is one; "24/7" and "1/2" are kept.
+pub fn strip_post_numbers(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let mut out = String::with_capacity(line.len());
+            let mut rest = line;
+            let mut at_sentence_start = true;
+            while !rest.is_empty() {
+                if at_sentence_start {
+                    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+                    if (1..=2).contains(&digits) && rest[digits..].starts_with("/ ") {
+                        rest = rest[digits + 2..].trim_start();
+                        continue;
+                    }
+                }
+                let Some(c) = rest.chars().next() else { break };
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+                at_sentence_start = match c {
+                    '.' | '!' | '?' => rest.starts_with(' '),
+                    ' ' => at_sentence_start,
+                    _ => false,
+                };
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Drop lines that merely repeat the step's instructions back (small models echo "Length:
@@ -400,6 +441,20 @@ mod tests {
                 "Draft LinkedIn post:\n[2] Pricing: Charge for the whole shop.\n[3] No label here"
             ),
             "Charge for the whole shop.\nNo label here"
+        );
+    }
+
+    #[test]
+    fn labels_and_post_numbers_copied_from_the_prompt_are_removed() {
+        assert_eq!(
+            strip_chatter("[1] [1] For me, it was the small things.\n[2] Kept [3] inline."),
+            "For me, it was the small things.\nKept [3] inline."
+        );
+        assert_eq!(
+            strip_post_numbers(
+                "2/ Small batches ship. 10/ They're proud! 3/ Done\nOpen 24/7. Half is 1/2 a day."
+            ),
+            "Small batches ship. They're proud! Done\nOpen 24/7. Half is 1/2 a day."
         );
     }
 

@@ -409,7 +409,8 @@ impl Run<'_> {
         // About 1.4 tokens per English word with small-model vocabularies.
         GenerateRequest {
             max_tokens: words.1 * 14 / 10 + 16,
-            min_tokens: words.0 * 13 / 10,
+            min_tokens: 0,
+            min_words: words.0,
             sampling: self.request.sampling.clone(),
             adapter_scale: self.request.adapter_scale,
             stop: vec!["<|im_end|>".into(), "\n\n\n\n".into()],
@@ -752,16 +753,13 @@ fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathered, DraftErr
     });
     let t = Instant::now();
     let per_query = (request.context_chunks * 3).max(10);
-    let queries = if request.retrieval {
+    let (queries, mut candidates) = if request.retrieval {
         crate::search::check_embedder(store, &embedder)?;
-        embedded_queries(&embedder, &request.topic, variants)?
+        let queries = embedded_queries(&embedder, &request.topic, variants)?;
+        let candidates = retrieve::multi_query(store, &queries, &filter, per_query)?;
+        (queries, candidates)
     } else {
-        Vec::new()
-    };
-    let mut candidates = if request.retrieval {
-        retrieve::multi_query(store, &queries, &filter, per_query)?
-    } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     if request.retrieval && candidates.len() < request.context_chunks.min(3) && !filter.is_empty() {
         run.detail.filter_dropped = true;
@@ -957,7 +955,13 @@ fn write(
     }
 
     // 6. Shaping.
-    let text = format::cap_words(&format::strip_chatter(&text), length.max_words);
+    let text = format::strip_chatter(&text);
+    let text = if format == Format::Thread {
+        text
+    } else {
+        format::strip_post_numbers(&text)
+    };
+    let text = format::cap_words(&text, length.max_words);
     let posts = if format == Format::Thread {
         format::split_thread(&text)
     } else {

@@ -257,8 +257,7 @@ pub struct StyleCard {
 
 /// The current card, recomputing the generated one when the library changed.
 pub fn card(store: &Store) -> Result<StyleCard, StoreError> {
-    let s = store.stats()?;
-    let key = format!("{}:{}", s.documents, s.chunks);
+    let key = format!("generation {}", store.library_generation()?);
     let cached: Option<(String, StyleStats)> = store
         .setting(GENERATED_SETTING)?
         .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())

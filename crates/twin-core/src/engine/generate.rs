@@ -12,7 +12,7 @@
 
 use super::backend::{backend, default_gpu_layers};
 use super::chat_template::{ChatMessage, TemplateKind};
-use super::stream_text::{Fed, TextStream};
+use super::stream_text::{Fed, TextStream, WordCount};
 use super::EngineError;
 use crate::progress::CancelToken;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -117,6 +117,9 @@ pub struct GenerateRequest {
     pub max_tokens: usize,
     /// The model may not end its turn before this many tokens (a length floor).
     pub min_tokens: usize,
+    /// Nor before this many words of text: a floor in tokens alone lets hashtag- or
+    /// number-heavy text, at several tokens a word, end short of a format's length.
+    pub min_words: usize,
     /// Sampling settings.
     pub sampling: Sampling,
     /// Generation ends before the first of these strings; it is not part of the text.
@@ -809,7 +812,7 @@ fn run_job(
     }
     let max_new = request.max_tokens.min(n_ctx - prompt.len() - 1);
     let mut sampler = build_sampler(model, &request, false)?;
-    let mut floor_sampler = if request.min_tokens > 0 {
+    let mut floor_sampler = if request.min_tokens > 0 || request.min_words > 0 {
         Some(build_sampler(model, &request, true)?)
     } else {
         None
@@ -890,13 +893,17 @@ fn run_job(
     let mut pending = String::new();
     let mut sent_any = false;
     let mut last_flush = Instant::now();
+    let mut words = WordCount::default();
     while stats.generated_tokens < max_new {
         if cancel.is_cancelled() {
             finish = FinishReason::Cancelled;
             break;
         }
         let token = match floor_sampler.as_mut() {
-            Some(floor) if stats.generated_tokens < request.min_tokens => {
+            Some(floor)
+                if stats.generated_tokens < request.min_tokens
+                    || words.words < request.min_words =>
+            {
                 let t = floor.sample(ctx, logits_at);
                 // Keep the main chain's grammar and penalty history in step.
                 sampler.accept(t);
@@ -915,6 +922,7 @@ fn run_job(
         stats.generated_tokens += 1;
         match text.feed(&vocab.token_to_piece(token, false, None)) {
             Fed::Text(piece) => {
+                words.feed(&piece);
                 pending.push_str(&piece);
                 // The first piece goes out at once (time to first token); later ones at most
                 // every FLUSH_SECONDS: on small machines every wake-up of the receiving thread

@@ -102,6 +102,27 @@ impl TextStream {
     }
 }
 
+/// Words in streamed text, counted piece by piece (a word may span pieces).
+#[derive(Default)]
+pub(crate) struct WordCount {
+    /// Words so far.
+    pub(crate) words: usize,
+    in_word: bool,
+}
+
+impl WordCount {
+    /// Count the words `piece` starts or continues.
+    pub(crate) fn feed(&mut self, piece: &str) {
+        for c in piece.chars() {
+            let in_word = !c.is_whitespace();
+            if in_word && !self.in_word {
+                self.words += 1;
+            }
+            self.in_word = in_word;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +153,14 @@ mod tests {
         assert_eq!(s.feed(b" <E"), Fed::Text(" ".into()));
         assert_eq!(s.finish(), "<E");
         assert_eq!(s.text(), "a <b <E");
+    }
+
+    #[test]
+    fn words_spanning_pieces_count_once() {
+        let mut w = WordCount::default();
+        for piece in ["#pri", "cing is", " hard.\n\n", "  Measure", " twice"] {
+            w.feed(piece);
+        }
+        assert_eq!(w.words, 5);
     }
 }

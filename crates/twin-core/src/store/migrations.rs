@@ -199,4 +199,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, kind, config, key)
     );
     "#,
+    // 6: a counter that every change to the documents' text moves, so what is derived from the
+    // whole library (the style card) can tell it is stale without counting tables on every draft.
+    r#"
+    CREATE TABLE library_generation (
+        id  INTEGER PRIMARY KEY CHECK (id = 1),
+        n   INTEGER NOT NULL
+    );
+    INSERT INTO library_generation (id, n) VALUES (1, 0);
+    CREATE TRIGGER documents_generation_insert AFTER INSERT ON documents
+    BEGIN UPDATE library_generation SET n = n + 1; END;
+    CREATE TRIGGER documents_generation_delete AFTER DELETE ON documents
+    BEGIN UPDATE library_generation SET n = n + 1; END;
+    CREATE TRIGGER documents_generation_update
+    AFTER UPDATE OF body, date, duplicate_of ON documents
+    BEGIN UPDATE library_generation SET n = n + 1; END;
+    "#,
 ];

@@ -927,6 +927,17 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The library's generation: it moves whenever a document is added, removed, or its text,
+    /// date or duplicate flag changes, and is kept in the file (unlike [`Store::revision`]), so a
+    /// result computed from the whole library can be cached across runs under it.
+    pub fn library_generation(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT n FROM library_generation WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))
+    }
+
     /// The database's revision: it changes with every write, through this connection or any
     /// other (SQLite's `data_version`), so work derived from the library can tell it is stale.
     pub fn revision(&self) -> Result<Revision> {
