@@ -215,26 +215,55 @@ pub fn strip_post_numbers(text: &str) -> String {
         .join("\n")
 }
 
-/// Drop lines that merely repeat the step's instructions back (small models echo "Length:
-/// about 150 words…" into drafts).
+/// Drop lines that merely repeat the step's instructions back: a line the instructions hold
+/// whole (small models echo "Length: about 150 words…" into drafts), or one that opens with the
+/// first three words of one of their sentences ("Rewrite the draft with one problem fixed:",
+/// "Write a newsletter issue on: …").
 pub fn drop_echoes(text: &str, instructions: &str) -> String {
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-            .collect::<String>()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase()
+    let norm = |s: &str| folded(s, char::is_alphanumeric);
+    let opening = |s: &str| {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        (words.len() >= 4).then(|| words[..3].join(" "))
     };
     let source = norm(instructions);
+    let openings: Vec<String> = instructions
+        .split(['\n', '.', '!', '?'])
+        .filter_map(|sentence| opening(&norm(sentence)))
+        .collect();
     text.lines()
         .filter(|line| {
             let l = norm(line);
-            l.split_whitespace().count() < 4 || !source.contains(&l)
+            if l.split_whitespace().count() < 4 {
+                return true;
+            }
+            !source.contains(&l) && !opening(&l).is_some_and(|o| openings.contains(&o))
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Drop lines that repeat an earlier line of the same text: small models loop, and a loop's
+/// lines differ at most in a number ("… next [8] …", "… next [9] …"). Short lines (under six
+/// words, such as a sign-off) may repeat.
+pub fn drop_repeats(text: &str) -> String {
+    let mut seen = std::collections::HashSet::new();
+    text.lines()
+        .filter(|line| word_count(line) < 6 || seen.insert(folded(line, char::is_alphabetic)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `text` lowercased, with only the characters `keep` accepts and single spaces: two lines
+/// that differ only in punctuation, case or spacing (or numbers, if `keep` drops digits) fold
+/// to the same string.
+fn folded(text: &str, keep: fn(char) -> bool) -> String {
+    text.chars()
+        .filter(|c| keep(*c) || c.is_whitespace())
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// Words in `text`.
@@ -425,6 +454,12 @@ mod tests {
             "Write a post.\nLength: about 150 words. Short paragraphs separated by blank lines.";
         let text = "Jigs matter.\nLength: about 150 words. Short paragraphs separated by blank lines.\nMeasure twice.";
         assert_eq!(drop_echoes(text, rules), "Jigs matter.\nMeasure twice.");
+        let revise = "Problems to fix:\n\nRewrite the draft and fix these problems. About 150 words.\nWrite only the new LinkedIn post.";
+        let text = "Jigs matter, and here is why.\nRewrite the draft with one problem fixed by making one sentence:\nWrite only the new LinkedIn post with care\nMeasure twice, cut once, always.";
+        assert_eq!(
+            drop_echoes(text, revise),
+            "Jigs matter, and here is why.\nMeasure twice, cut once, always."
+        );
     }
 
     #[test]
@@ -455,6 +490,15 @@ mod tests {
                 "2/ Small batches ship. 10/ They're proud! 3/ Done\nOpen 24/7. Half is 1/2 a day."
             ),
             "Small batches ship. They're proud! Done\nOpen 24/7. Half is 1/2 a day."
+        );
+    }
+
+    #[test]
+    fn a_looping_model_s_repeated_lines_are_dropped() {
+        let text = "Rest is part of the schedule, always.\nThis is what I say next [8] On-call is hard.\nThanks!\nThis is what I say next [9] On-call is hard.\nThanks!";
+        assert_eq!(
+            drop_repeats(text),
+            "Rest is part of the schedule, always.\nThis is what I say next [8] On-call is hard.\nThanks!\nThanks!"
         );
     }
 

@@ -335,6 +335,20 @@ impl Run<'_> {
         })
     }
 
+    /// The step's instructions without the earlier steps' output it quotes: what a reply may
+    /// not repeat back. A revision that keeps a sentence of its draft is not echoing the prompt.
+    fn instructions_only(
+        &self,
+        template: &str,
+        extra: &minijinja::Value,
+    ) -> Result<String, DraftError> {
+        const QUOTED_OUTPUTS: [&str; 3] = ["outline", "draft", "critique"];
+        let blank = minijinja::Value::from_iter(QUOTED_OUTPUTS.map(|k| (k, "")));
+        // The first map with a key wins: the blanks override the step's values.
+        let blanked = minijinja::value::merge_maps([blank, extra.clone()]);
+        self.templates.render(template, self.ctx(blanked))
+    }
+
     /// One generation step: `system` + the rendered `template`, streamed as `step`.
     fn generate(
         &mut self,
@@ -347,8 +361,8 @@ impl Run<'_> {
         if self.cancel.is_cancelled() {
             return Err(DraftError::Cancelled);
         }
+        self.last_instruction = self.instructions_only(template, &extra)?;
         let request = self.step_request(system, template, extra, request)?;
-        self.last_instruction = request.messages[1].content.clone();
         self.record_template(template);
         (self.on_event)(DraftEvent::Step { name: step.into() });
         let step_started = ms(self.started);
@@ -955,7 +969,7 @@ fn write(
     }
 
     // 6. Shaping.
-    let text = format::strip_chatter(&text);
+    let text = format::drop_repeats(&format::strip_chatter(&text));
     let text = if format == Format::Thread {
         text
     } else {
