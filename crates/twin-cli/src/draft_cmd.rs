@@ -1,9 +1,10 @@
 //! `twin draft`, `twin traces` and `twin style`: the drafting pipeline from the terminal.
 
+use crate::progress_bar::StepSpinner;
 use crate::{cancel_on_ctrl_c, exit, open_library, print_json, Cli};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use twin_core::draft::{self, DraftError, DraftEvent, DraftRequest, Format};
@@ -193,17 +194,24 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
             );
         }
     }
+    let mut spinner = StepSpinner::new(!json && std::io::stderr().is_terminal());
     let result = draft::draft(&mut library, &model, &request, &cancel, &mut |event| {
         if json {
             return;
         }
         match event {
-            DraftEvent::Step { name } => eprintln!("\n── {name} ──"),
+            DraftEvent::Step { name } => {
+                spinner.clear();
+                eprintln!("\n── {name} ──");
+                spinner.start(step_activity(&name));
+            }
             DraftEvent::Text { step, text } => {
                 if final_steps.contains(&step.as_str()) {
+                    spinner.clear();
                     let _ = write!(stdout, "{text}");
                     let _ = stdout.flush();
                 } else if verbose {
+                    spinner.clear();
                     eprint!("{text}");
                 }
             }
@@ -212,6 +220,7 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
             }
         }
     });
+    spinner.clear();
     let draft = match result {
         Ok(d) => d,
         Err(DraftError::Cancelled) => {
@@ -279,6 +288,20 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
         t.total_ms / 1e3
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a drafting step is doing while its spinner turns.
+fn step_activity(step: &str) -> &'static str {
+    match step {
+        "self_query" => "looking for a platform or date in the topic",
+        "expand" => "writing search variants of the topic",
+        "retrieve" => "searching your library",
+        "outline" => "reading your writing, then planning",
+        "draft" | "section" => "writing",
+        "critique" => "critiquing the draft",
+        "revise" => "revising",
+        _ => "working",
+    }
 }
 
 pub fn traces_cmd(cli: &Cli, cmd: &Option<TracesCommand>, limit: usize) -> Result<ExitCode> {

@@ -72,3 +72,40 @@ impl twin_core::Progress for Bar {
         }
     }
 }
+
+/// A spinner with the elapsed time for a drafting step whose text is not shown yet: on a CPU
+/// the first writing step spends seconds reading the retrieved writing before its first token.
+pub struct StepSpinner {
+    bar: Option<ProgressBar>,
+    visible: bool,
+}
+
+impl StepSpinner {
+    pub fn new(visible: bool) -> Self {
+        Self { bar: None, visible }
+    }
+
+    /// Show `message` until [`StepSpinner::clear`] or the next call.
+    pub fn start(&mut self, message: &str) {
+        self.clear();
+        if !self.visible {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(message.to_string());
+        // Slow ticks: each wake-up takes a core from llama.cpp's threads for a moment.
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        self.bar = Some(bar);
+    }
+
+    /// Remove the spinner's line.
+    pub fn clear(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

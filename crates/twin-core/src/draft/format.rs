@@ -243,12 +243,29 @@ pub fn drop_echoes(text: &str, instructions: &str) -> String {
 }
 
 /// Drop lines that repeat an earlier line of the same text: small models loop, and a loop's
-/// lines differ at most in a number ("… next [8] …", "… next [9] …"). Short lines (under six
-/// words, such as a sign-off) may repeat.
+/// lines differ in a number or a word or two ("… why some businesses …", "… why many
+/// businesses …"). A line of six words or more goes when 80% of the words of the two lines
+/// together are shared; short lines (a sign-off) may repeat.
 pub fn drop_repeats(text: &str) -> String {
-    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<std::collections::HashSet<String>> = Vec::new();
     text.lines()
-        .filter(|line| word_count(line) < 6 || seen.insert(folded(line, char::is_alphabetic)))
+        .filter(|line| {
+            if word_count(line) < 6 {
+                return true;
+            }
+            let words: std::collections::HashSet<String> = folded(line, char::is_alphabetic)
+                .split(' ')
+                .map(str::to_string)
+                .collect();
+            let repeats = kept.iter().any(|earlier| {
+                let shared = earlier.intersection(&words).count();
+                shared * 10 >= earlier.union(&words).count() * 8
+            });
+            if !repeats {
+                kept.push(words);
+            }
+            !repeats
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -495,10 +512,10 @@ mod tests {
 
     #[test]
     fn a_looping_model_s_repeated_lines_are_dropped() {
-        let text = "Rest is part of the schedule, always.\nThis is what I say next [8] On-call is hard.\nThanks!\nThis is what I say next [9] On-call is hard.\nThanks!";
+        let text = "Rest is part of the schedule, always.\nThis is what I say next [8] On-call is hard.\nThanks!\nThis is what I say next [9] On-call is hard.\nThanks!\nThe answer to why some businesses push for more is that we forgot how.\nThe answer to why many businesses push for more is that we forgot how.\nRest is part of the craft, and the craft needs rest.";
         assert_eq!(
             drop_repeats(text),
-            "Rest is part of the schedule, always.\nThis is what I say next [8] On-call is hard.\nThanks!\nThanks!"
+            "Rest is part of the schedule, always.\nThis is what I say next [8] On-call is hard.\nThanks!\nThanks!\nThe answer to why some businesses push for more is that we forgot how.\nRest is part of the craft, and the craft needs rest."
         );
     }
 
