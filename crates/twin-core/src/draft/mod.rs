@@ -297,18 +297,20 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn ctx(&self, extra: minijinja::Value) -> minijinja::Value {
+    /// The values a step's template sees: the shared ones, overridden by the step's `extra`
+    /// (a section's word count), then by `overrides`.
+    fn ctx(&self, extra: &minijinja::Value, overrides: &minijinja::Value) -> minijinja::Value {
         let length = self.request.format.length();
-        // Step values first: they win over the shared defaults (a section's word count).
-        minijinja::value::merge_maps([
-            extra,
-            minijinja::context! {
+        templates::layered(&[
+            &minijinja::context! {
                 topic => self.request.topic,
                 author => self.request.author,
                 format_name => self.request.format.display_name(),
                 words => length.target_words,
                 rules => self.request.format.rules(),
             },
+            extra,
+            overrides,
         ])
     }
 
@@ -328,7 +330,9 @@ impl Run<'_> {
         extra: minijinja::Value,
         request: GenerateRequest,
     ) -> Result<GenerateRequest, DraftError> {
-        let instruction = self.templates.render(template, self.ctx(extra))?;
+        let instruction = self
+            .templates
+            .render(template, self.ctx(&extra, &minijinja::Value::UNDEFINED))?;
         Ok(GenerateRequest {
             messages: vec![ChatMessage::system(system), ChatMessage::user(instruction)],
             ..request
@@ -342,11 +346,11 @@ impl Run<'_> {
         template: &str,
         extra: &minijinja::Value,
     ) -> Result<String, DraftError> {
-        const QUOTED_OUTPUTS: [&str; 3] = ["outline", "draft", "critique"];
-        let blank = minijinja::Value::from_iter(QUOTED_OUTPUTS.map(|k| (k, "")));
-        // The first map with a key wins: the blanks override the step's values.
-        let blanked = minijinja::value::merge_maps([blank, extra.clone()]);
-        self.templates.render(template, self.ctx(blanked))
+        echo_source(
+            &self.templates,
+            template,
+            &self.ctx(extra, &minijinja::Value::UNDEFINED),
+        )
     }
 
     /// One generation step: `system` + the rendered `template`, streamed as `step`.
@@ -431,6 +435,17 @@ impl Run<'_> {
             ..Default::default()
         }
     }
+}
+
+/// `template` rendered with `ctx` but without the earlier steps' output it quotes (outline,
+/// draft, critique): the instructions a step's reply may not echo.
+fn echo_source(
+    templates: &Templates,
+    template: &str,
+    ctx: &minijinja::Value,
+) -> Result<String, DraftError> {
+    let blank = minijinja::context! { outline => "", draft => "", critique => "" };
+    templates.render(template, templates::layered(&[ctx, &blank]))
 }
 
 /// Greedy, grammar-constrained, base model only: structured steps should be exact, not
@@ -878,11 +893,14 @@ fn system_prompt(run: &mut Run<'_>, gathered: &Gathered) -> Result<String, Draft
         .collect();
     let system = run.templates.render(
         "system",
-        run.ctx(minijinja::context! {
-            style_card => gathered.card_text,
-            exemplars => gathered.exemplar_texts,
-            context => context_items,
-        }),
+        run.ctx(
+            &minijinja::context! {
+                style_card => gathered.card_text,
+                exemplars => gathered.exemplar_texts,
+                context => context_items,
+            },
+            &minijinja::Value::UNDEFINED,
+        ),
     )?;
     run.record_template("system");
     Ok(system)
@@ -1173,6 +1191,23 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revision_may_keep_its_draft_s_lines_but_not_echo_its_instructions() {
+        let templates = Templates::load(None).unwrap();
+        let kept = "Price the whole shop, not just the cut, every single time.";
+        let ctx = minijinja::context! {
+            topic => "pricing", author => "Nell", format_name => "LinkedIn post", words => 150,
+            rules => Format::Linkedin.rules(), draft => kept, critique => "Too long overall, cut it.",
+        };
+        let source = echo_source(&templates, "revise", &ctx).unwrap();
+        assert!(
+            !source.contains(kept) && source.contains("Rewrite the draft"),
+            "{source}"
+        );
+        let reply = format!("{kept}\nRewrite the draft so that it is shorter:");
+        assert_eq!(format::drop_echoes(&reply, &source), kept);
+    }
 
     #[test]
     fn only_a_topic_naming_a_platform_or_a_year_needs_the_self_query() {

@@ -9,6 +9,29 @@ use super::DraftError;
 use serde::Serialize;
 use std::path::Path;
 
+/// One template context from `layers`, a later layer's value winning over an earlier one's,
+/// key by key. minijinja's `merge_maps` documents the first map as winning, but 2.24 lets the
+/// last win; the precedence is spelled out here instead of depending on either.
+pub(crate) fn layered(layers: &[&minijinja::Value]) -> minijinja::Value {
+    let mut values = std::collections::BTreeMap::new();
+    for layer in layers {
+        if layer.kind() != minijinja::value::ValueKind::Map {
+            continue;
+        }
+        let Ok(keys) = layer.try_iter() else {
+            continue;
+        };
+        for key in keys {
+            if let (Some(name), Ok(value)) = (key.as_str(), layer.get_item(&key)) {
+                if !value.is_undefined() {
+                    values.insert(name.to_string(), value);
+                }
+            }
+        }
+    }
+    minijinja::Value::from(values)
+}
+
 /// The compiled-in templates, by name.
 const BUILT_IN: &[(&str, &str)] = &[
     ("system", include_str!("../../templates/system.j2")),
@@ -125,6 +148,18 @@ impl Templates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn later_layers_win_key_by_key() {
+        let shared = minijinja::context! { words => 600, topic => "jigs" };
+        let section = minijinja::context! { words => 200, heading => "Why" };
+        let ctx = layered(&[&shared, &section, &minijinja::Value::UNDEFINED]);
+        let env = minijinja::Environment::new();
+        let out = env
+            .render_str("{{ topic }} {{ heading }} {{ words }}", ctx)
+            .unwrap();
+        assert_eq!(out, "jigs Why 200");
+    }
 
     #[test]
     fn every_built_in_template_is_versioned_and_renders() {
