@@ -244,8 +244,10 @@ pub fn drop_echoes(text: &str, instructions: &str) -> String {
 
 /// Drop lines that repeat an earlier line of the same text: small models loop, and a loop's
 /// lines differ in a number or a word or two ("… why some businesses …", "… why many
-/// businesses …"). A line of six words or more goes when 80% of the words of the two lines
-/// together are shared; short lines (a sign-off) may repeat.
+/// businesses …"), or repeat only the first part of the earlier line. A line of six words or
+/// more goes when 80% of its words are in an earlier line at most twice its size (a short
+/// line of common words is not a repeat of a long paragraph); short lines (a sign-off) may
+/// repeat.
 pub fn drop_repeats(text: &str) -> String {
     let mut kept: Vec<std::collections::HashSet<String>> = Vec::new();
     text.lines()
@@ -259,7 +261,7 @@ pub fn drop_repeats(text: &str) -> String {
                 .collect();
             let repeats = kept.iter().any(|earlier| {
                 let shared = earlier.intersection(&words).count();
-                shared * 10 >= earlier.union(&words).count() * 8
+                shared * 10 >= words.len() * 8 && words.len() * 2 >= earlier.len()
             });
             if !repeats {
                 kept.push(words);
@@ -512,10 +514,10 @@ mod tests {
 
     #[test]
     fn a_looping_model_s_repeated_lines_are_dropped() {
-        let text = "Rest is part of the schedule, always.\nThis is what I say next [8] On-call is hard.\nThanks!\nThis is what I say next [9] On-call is hard.\nThanks!\nThe answer to why some businesses push for more is that we forgot how.\nThe answer to why many businesses push for more is that we forgot how.\nRest is part of the craft, and the craft needs rest.";
+        let text = "Rest is part of the schedule, always.\nThis is what I say next [8] On-call is hard.\nThanks!\nThis is what I say next [9] On-call is hard.\nThanks!\nThe answer to why some businesses push for more is that we forgot how.\nThe answer to why many businesses push for more is that we forgot how.\nThat is what it takes, and it is hard, and that is why the shop closes at five every Friday.\nThe answer to why some businesses push for more\nIt is what it is, and that is that.";
         assert_eq!(
             drop_repeats(text),
-            "Rest is part of the schedule, always.\nThis is what I say next [8] On-call is hard.\nThanks!\nThanks!\nThe answer to why some businesses push for more is that we forgot how.\nRest is part of the craft, and the craft needs rest."
+            "Rest is part of the schedule, always.\nThis is what I say next [8] On-call is hard.\nThanks!\nThanks!\nThe answer to why some businesses push for more is that we forgot how.\nThat is what it takes, and it is hard, and that is why the shop closes at five every Friday.\nIt is what it is, and that is that."
         );
     }
 
