@@ -298,8 +298,8 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// The values a step's template sees: the shared ones, overridden by the step's `extra`
-    /// (a section's word count), then by `overrides`.
-    fn ctx(&self, extra: &minijinja::Value, overrides: &minijinja::Value) -> minijinja::Value {
+    /// (a section's word count).
+    fn ctx(&self, extra: &minijinja::Value) -> minijinja::Value {
         let length = self.request.format.length();
         templates::layered(&[
             &minijinja::context! {
@@ -310,7 +310,6 @@ impl Run<'_> {
                 rules => self.request.format.rules(),
             },
             extra,
-            overrides,
         ])
     }
 
@@ -330,27 +329,11 @@ impl Run<'_> {
         extra: minijinja::Value,
         request: GenerateRequest,
     ) -> Result<GenerateRequest, DraftError> {
-        let instruction = self
-            .templates
-            .render(template, self.ctx(&extra, &minijinja::Value::UNDEFINED))?;
+        let instruction = self.templates.render(template, self.ctx(&extra))?;
         Ok(GenerateRequest {
             messages: vec![ChatMessage::system(system), ChatMessage::user(instruction)],
             ..request
         })
-    }
-
-    /// The step's instructions without the earlier steps' output it quotes: what a reply may
-    /// not repeat back. A revision that keeps a sentence of its draft is not echoing the prompt.
-    fn instructions_only(
-        &self,
-        template: &str,
-        extra: &minijinja::Value,
-    ) -> Result<String, DraftError> {
-        echo_source(
-            &self.templates,
-            template,
-            &self.ctx(extra, &minijinja::Value::UNDEFINED),
-        )
     }
 
     /// One generation step: `system` + the rendered `template`, streamed as `step`.
@@ -365,7 +348,9 @@ impl Run<'_> {
         if self.cancel.is_cancelled() {
             return Err(DraftError::Cancelled);
         }
-        self.last_instruction = self.instructions_only(template, &extra)?;
+        // What the reply may not repeat back: a revision that keeps a sentence of its draft is
+        // not echoing the prompt.
+        self.last_instruction = echo_source(&self.templates, template, &self.ctx(&extra))?;
         let request = self.step_request(system, template, extra, request)?;
         self.record_template(template);
         (self.on_event)(DraftEvent::Step { name: step.into() });
@@ -427,7 +412,6 @@ impl Run<'_> {
         // About 1.4 tokens per English word with small-model vocabularies.
         GenerateRequest {
             max_tokens: words.1 * 14 / 10 + 16,
-            min_tokens: 0,
             min_words: words.0,
             sampling: self.request.sampling.clone(),
             adapter_scale: self.request.adapter_scale,
@@ -893,14 +877,11 @@ fn system_prompt(run: &mut Run<'_>, gathered: &Gathered) -> Result<String, Draft
         .collect();
     let system = run.templates.render(
         "system",
-        run.ctx(
-            &minijinja::context! {
-                style_card => gathered.card_text,
-                exemplars => gathered.exemplar_texts,
-                context => context_items,
-            },
-            &minijinja::Value::UNDEFINED,
-        ),
+        run.ctx(&minijinja::context! {
+            style_card => gathered.card_text,
+            exemplars => gathered.exemplar_texts,
+            context => context_items,
+        }),
     )?;
     run.record_template("system");
     Ok(system)
