@@ -322,6 +322,23 @@ fn main_flow_in_a_real_webkit_window() {
         json!("yes"),
         "the draft started from what was gathered while the topic was typed"
     );
+    // Draft health: every check listed, and a verdict that matches the checks.
+    let health = s.run(
+        "const h = document.getElementById('draft-health');
+         return [h.hidden, h.dataset.publishable || '', h.querySelectorAll('li').length,
+                 h.querySelectorAll('li[data-passed=\"no\"]').length, h.textContent];",
+    );
+    assert_eq!(
+        health[0],
+        json!(false),
+        "the health panel is shown: {health}"
+    );
+    assert!(health[2].as_u64().unwrap() >= 6, "{health}");
+    assert_eq!(
+        health[1] == json!("yes"),
+        health[4].as_str().unwrap().starts_with("Ready to post"),
+        "{health}"
+    );
     let citations = s.run("return document.querySelectorAll('#citations li').length");
     assert!(
         citations.as_u64().unwrap() >= 1,

@@ -252,6 +252,26 @@ $("draft-format").addEventListener("change", schedulePrepare);
 // The strength changes the prompt's evaluation (the adapter's weight), not the sources.
 $("draft-strength").addEventListener("change", schedulePrepare);
 
+/** Draft health: "Ready to post" or what stops it, check by check (draft::health). */
+function renderHealth(health: Json) {
+  const box = $("draft-health");
+  if (!health) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  box.dataset.publishable = health.publishable ? "yes" : "no";
+  const failed = health.checks.filter((c: Json) => c.hard && !c.passed);
+  const head = el("strong", health.publishable ? "Ready to post: every check passed" : `Needs an edit: ${failed.length} check${failed.length === 1 ? "" : "s"} failed`);
+  const list = el("ul");
+  for (const c of health.checks) {
+    const li = el("li", `${c.passed ? "✓" : c.hard ? "✗" : "·"} ${c.name.replace("_", " ")}: ${c.detail}`);
+    li.dataset.passed = c.passed ? "yes" : "no";
+    list.append(li);
+  }
+  box.replaceChildren(head, list);
+}
+
 async function runDraft(seed?: number) {
   const args = draftArgs(seed);
   if (!args.topic) return;
@@ -264,6 +284,7 @@ async function runDraft(seed?: number) {
   out.dataset.state = "running";
   $("citations").replaceChildren();
   $("draft-warnings").hidden = true;
+  $("draft-health").hidden = true;
   for (const id of ["draft-go", "draft-regenerate", "draft-copy", "draft-export"]) $<HTMLButtonElement>(id).disabled = true;
   $<HTMLButtonElement>("draft-cancel").disabled = false;
   // The stream shows the step being written; the final text replaces it at the end.
@@ -299,6 +320,7 @@ async function runDraft(seed?: number) {
       w.hidden = false;
       w.replaceChildren(...draft.warnings.map((x: string) => el("div", x)));
     }
+    renderHealth(draft.health);
     const first = draft.timings.first_token_ms;
     const firstText = first < 1000 ? `${Math.round(first)} ms` : `${(first / 1000).toFixed(1)} s`;
     $("draft-meta").textContent += ` · ${draft.words} words · first word after ${firstText}`;

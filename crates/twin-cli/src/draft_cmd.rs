@@ -54,6 +54,10 @@ pub struct DraftArgs {
     /// Skip self-critique and revision.
     #[arg(long)]
     pub draft_only: bool,
+    /// The writing steps: direct (one grounded pass), outlined (plan, then write) or full
+    /// (plan, write, critique, revise). Default: the model's profile (small models: direct).
+    #[arg(long)]
+    pub chain: Option<draft::Chain>,
     /// Alternative search queries the model writes (0 = search the topic only).
     #[arg(long, default_value_t = 3)]
     pub expansions: usize,
@@ -112,7 +116,7 @@ pub fn choose_adapter(
     args: &ModelArgs,
     record: &twin_core::store::ModelRecord,
     platform: &str,
-) -> Result<Option<(PathBuf, f32, String)>> {
+) -> Result<ChosenAdapter> {
     use twin_core::train::adapters;
     if args.no_adapter {
         return Ok(None);
@@ -147,21 +151,36 @@ pub fn choose_adapter(
     }
 }
 
-pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
-    let mut library = open_library(cli)?;
-    let record =
-        twin_core::models::resolve_chat_model(library.store(), args.model.model.as_deref())?;
-    let adapter = choose_adapter(
-        library.store(),
-        &args.model,
-        &record,
-        args.format.platform(),
-    )?;
-    let mut config = args.model.config(cli);
+/// An adapter chosen for a command: its file, strength and a label for the terminal.
+type ChosenAdapter = Option<(PathBuf, f32, String)>;
+
+/// The chat model `args` name (or the active one), loaded with the adapter in use for
+/// `channel` (see [`choose_adapter`]).
+fn load_drafting_model(
+    cli: &Cli,
+    library: &twin_core::Library,
+    args: &ModelArgs,
+    channel: &str,
+) -> Result<(
+    twin_core::store::ModelRecord,
+    ChosenAdapter,
+    twin_core::engine::ChatModel,
+)> {
+    let record = twin_core::models::resolve_chat_model(library.store(), args.model.as_deref())?;
+    let adapter = choose_adapter(library.store(), args, &record, channel)?;
+    let mut config = args.config(cli);
     config.adapter = adapter.as_ref().map(|(path, _, _)| path.clone());
     let model = twin_core::models::load_chat_model(&record, &config)?;
+    Ok((record, adapter, model))
+}
+
+pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
+    let mut library = open_library(cli)?;
+    let (record, adapter, model) =
+        load_drafting_model(cli, &library, &args.model, args.format.platform())?;
     let mut request = DraftRequest::new(args.topic.clone(), args.format);
     request.draft_only = args.draft_only;
+    request.chain = args.chain;
     request.expansions = args.expansions;
     request.self_query = !args.no_self_query;
     request.rerank = !args.no_rerank;
@@ -179,14 +198,19 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     let json = cli.json;
     let verbose = args.verbose;
     // The step whose text is streamed to stdout: the last writing step of the chain.
-    let final_steps: &[&str] = if args.draft_only {
-        &["draft", "section"]
-    } else {
+    let chain = request.chain_for(model.info().parameters);
+    let final_steps: &[&str] = if chain.revises() {
         &["revise"]
+    } else {
+        &["draft", "section"]
     };
     let mut stdout = std::io::stdout();
     if !json {
-        eprintln!("model: {} ({})", record.name, model.info().chat_template);
+        eprintln!(
+            "model: {} ({}), {chain:?} chain",
+            record.name,
+            model.info().chat_template
+        );
         if let Some((_, _, label)) = &adapter {
             eprintln!(
                 "voice adapter: {label} at strength {}",
@@ -271,6 +295,10 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     }
     for w in &draft.warnings {
         println!("warning: {w}");
+    }
+    println!("\ndraft health: {}", draft.health.summary());
+    for c in draft.health.checks.iter().filter(|c| c.passed) {
+        eprintln!("  ✓ {}: {}", c.name, c.detail);
     }
     if let Some(classifier) = twin_core::eval::authorship_model(library.store())? {
         println!(
@@ -426,6 +454,122 @@ pub fn style_cmd(cli: &Cli, args: &StyleArgs) -> Result<ExitCode> {
                 "computed from your writing"
             }
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct QualityArgs {
+    /// Chains to compare (direct, outlined, full), comma-separated. Default: all three.
+    #[arg(long, value_delimiter = ',')]
+    pub chains: Vec<draft::Chain>,
+    /// Topics, repeatable. Default: three fixed topics the sample writing's author would write
+    /// about, none of them among its titles.
+    #[arg(long = "topic")]
+    pub topics: Vec<String>,
+    /// Formats, comma-separated. Default: all four.
+    #[arg(long, value_delimiter = ',')]
+    pub formats: Vec<Format>,
+    /// How the prompts name the author.
+    #[arg(long, default_value = "the author")]
+    pub author: String,
+    /// Random seed.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u32,
+    /// Print every draft with its failed checks.
+    #[arg(long)]
+    pub show_drafts: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// `twin bench quality`.
+pub fn bench_quality(cli: &Cli, args: &QualityArgs) -> Result<ExitCode> {
+    use twin_core::bench_quality::{self, QualitySpec};
+    let mut library = open_library(cli)?;
+    let (record, adapter, model) = load_drafting_model(
+        cli,
+        &library,
+        &args.model,
+        twin_core::train::adapters::DEFAULT_CHANNEL,
+    )?;
+    let spec = QualitySpec {
+        topics: if args.topics.is_empty() {
+            bench_quality::TOPICS
+                .iter()
+                .map(|t| t.to_string())
+                .collect()
+        } else {
+            args.topics.clone()
+        },
+        formats: if args.formats.is_empty() {
+            Format::ALL.to_vec()
+        } else {
+            args.formats.clone()
+        },
+        chains: if args.chains.is_empty() {
+            draft::Chain::ALL.to_vec()
+        } else {
+            args.chains.clone()
+        },
+        adapter_scale: adapter.as_ref().map_or(0.0, |(_, scale, _)| *scale),
+        author: args.author.clone(),
+        seed: args.seed,
+    };
+    let total = spec.topics.len() * spec.formats.len() * spec.chains.len();
+    eprintln!(
+        "model: {}; adapter: {}; {total} drafts",
+        record.name,
+        adapter
+            .as_ref()
+            .map_or("none".to_string(), |(_, s, label)| format!(
+                "{label} at {s}"
+            ))
+    );
+    let cancel = cancel_on_ctrl_c();
+    let json = cli.json;
+    let mut done = 0;
+    let drafts = bench_quality::run(&mut library, &model, &spec, &cancel, &mut |d| {
+        done += 1;
+        if json {
+            return;
+        }
+        eprintln!(
+            "[{done}/{total}] {:?} {} \"{}\": {} ({} words, {:.1} s)",
+            d.chain,
+            d.format.platform(),
+            d.topic,
+            if d.health.publishable {
+                "publishable"
+            } else {
+                "not publishable"
+            },
+            d.words,
+            d.total_ms / 1e3
+        );
+        if args.show_drafts {
+            println!(
+                "\n──── {:?} · {} · {} ────\n{}\n",
+                d.chain,
+                d.format.platform(),
+                d.topic,
+                d.text
+            );
+            println!("health: {}\n", d.health.summary());
+        }
+    });
+    let drafts = match drafts {
+        Ok(d) => d,
+        Err(DraftError::Cancelled) => return Ok(ExitCode::from(exit::CANCELLED)),
+        Err(e) => return Err(e.into()),
+    };
+    let classifier = twin_core::eval::authorship_model(library.store())?;
+    let voice = |text: &str| classifier.as_ref().map(|c| c.probability(text));
+    let rows = bench_quality::summary(&drafts, &voice);
+    if json {
+        print_json(&serde_json::json!({ "drafts": drafts, "summary": rows }))?;
+    } else {
+        crate::print_table(&rows);
     }
     Ok(ExitCode::SUCCESS)
 }

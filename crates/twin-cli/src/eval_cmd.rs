@@ -195,6 +195,29 @@ fn print_summary(s: &Summary) {
             a.values.len()
         );
     }
+    if !s.health.is_empty() {
+        println!("\ndraft health (publishable as they are)");
+        for h in &s.health {
+            let failed: Vec<String> = h.failed.iter().map(|(n, k)| format!("{n} {k}")).collect();
+            println!(
+                "  {:<40} {}/{} ({:.0}%){}",
+                h.label,
+                h.publishable,
+                h.drafts,
+                h.rate() * 100.0,
+                if failed.is_empty() {
+                    String::new()
+                } else {
+                    format!("  failed: {}", failed.join(", "))
+                }
+            );
+        }
+    }
+    if let Some(a) = s.authorship_auc {
+        println!(
+            "  AUC, your held-out writing vs the base model's drafts: {a:.2} (1 = always told apart, 0.5 = chance)"
+        );
+    }
     println!("\nretrieval (queries from held-out passages)");
     for r in &s.retrieval {
         println!(
@@ -207,6 +230,9 @@ fn print_summary(s: &Summary) {
             r.queries,
             r.model_written
         );
+    }
+    if let Some(note) = s.settings.as_ref().and_then(|x| x.judge_note.as_deref()) {
+        println!("\nlocal judge: {note}");
     }
     if !s.judge.is_empty() {
         println!("\nlocal judge (1–3)");

@@ -126,6 +126,9 @@ enum BenchCommand {
         #[command(flatten)]
         model: draft_cmd::ModelArgs,
     },
+    /// Draft quality: drafts fixed topics in every format with each chain on your library and
+    /// the active model (and adapter), and counts the publishable ones (draft health).
+    Quality(draft_cmd::QualityArgs),
     /// Voice training: tokens/s and peak RSS of LoRA steps on the newest dataset.
     Train {
         /// Steps to time (after one warm-up step).
@@ -543,6 +546,7 @@ fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode> {
             targets,
             sequence_tokens,
         } => return train_cmd::bench_train(cli, *steps, targets, *sequence_tokens),
+        BenchCommand::Quality(args) => return draft_cmd::bench_quality(cli, args),
     };
     let library = open_library(cli)?;
     let model = library

@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod bench_draft;
+pub mod bench_quality;
 pub mod draft;
 pub mod engine;
 pub mod eval;

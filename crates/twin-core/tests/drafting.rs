@@ -94,6 +94,11 @@ fn drafts_in_every_format_cite_real_chunks_on_topic() {
     for (format, topic, stems, draft_only) in cases {
         let mut request = DraftRequest::new(topic, format);
         request.draft_only = draft_only;
+        // The full chain is tested where it runs whole; the rest take the model profile's
+        // default (one grounded pass for this 135M model).
+        if !draft_only {
+            request.chain = Some(draft::Chain::Full);
+        }
         request.author = "Nell".into();
         let mut streamed = String::new();
         let mut steps = Vec::new();
@@ -205,6 +210,20 @@ fn drafts_in_every_format_cite_real_chunks_on_topic() {
             topic.contains(" X "),
             "{format:?}: {names:?}"
         );
+        // Every draft is checked and the checks are stored with its trace.
+        assert!(d.health.checks.len() >= 7, "{:?}", d.health);
+        assert_eq!(
+            detail["health"]["publishable"].as_bool(),
+            Some(d.health.publishable)
+        );
+        println!("  health: {}", d.health.summary());
+        if format != Format::Article && draft_only {
+            assert_eq!(
+                names,
+                ["expand", "draft"],
+                "the small model's profile: one pass"
+            );
+        }
         if !draft_only {
             assert_eq!(names, ["expand", "outline", "draft", "critique", "revise"]);
             // The writing steps share the system prompt, so later ones reuse the KV cache.
@@ -495,6 +514,7 @@ fn a_prepared_draft_starts_from_the_prepared_retrieval_while_it_still_holds() {
     let mut lib = lock_library();
     let mut request = DraftRequest::new("How to price a small software product", Format::Linkedin);
     request.draft_only = true;
+    request.chain = Some(draft::Chain::Outlined);
     request.sampling.seed = 7;
     // Up to the first token of the first writing step; the trace is stored either way.
     let first_token = |lib: &mut Library, request: &DraftRequest, prepared| {

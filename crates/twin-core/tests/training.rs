@@ -408,9 +408,12 @@ fn evaluation_report(
         context_tokens: 4096,
         ..Default::default()
     };
+    // The only chat model is the one judged: named explicitly, it judges (so the judging path
+    // is exercised), and the report says its scores are not independent.
     let params = EvalParams {
         drafts: 4,
         author: "Nell".into(),
+        judge_model: Some(base.name.clone()),
         ..Default::default()
     };
     // Interrupt after a few measurements; the re-run resumes the same run.
@@ -502,6 +505,13 @@ fn evaluation_report(
         "{hybrid:?}"
     );
     assert_eq!(summary.judge.len(), 2);
+    let note = summary
+        .settings
+        .as_ref()
+        .and_then(|x| x.judge_note.clone())
+        .unwrap_or_default();
+    assert!(note.contains("not independent"), "{note}");
+    assert!(html.contains("not independent"));
     for j in &summary.judge {
         assert!(
             (1.0..=3.0).contains(&j.accuracy) && (1.0..=3.0).contains(&j.style),

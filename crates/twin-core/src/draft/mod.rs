@@ -6,11 +6,14 @@
 //! 2. **query expansion** (grammar-constrained JSON): N alternative queries;
 //! 3. **retrieval**: hybrid search per query, fused by RRF, then MMR under a token budget;
 //! 4. **voice**: the style card and the user's most representative pieces of the format;
-//! 5. **outline → draft → self-critique → revise** (the last two skipped with `draft_only`);
-//!    articles are planned as a title plus sections (grammar-constrained) and written section
-//!    by section;
-//! 6. **shaping**: length caps, threads split into posts of at most 280 characters;
-//! 7. **citations** per paragraph and near-repeat warnings; the run is stored as a trace.
+//! 5. **writing**, by the chain the model's profile picks ([`profile`]): one grounded pass
+//!    (small models), outline → draft, or outline → draft → self-critique → revise (large
+//!    models; `draft_only` stops after the draft); articles are planned as a title plus
+//!    sections (grammar-constrained) and written section by section;
+//! 6. **shaping**: fragments merged or dropped, markup and citation markers removed, length
+//!    caps, threads split into posts of at most 280 characters ([`tidy`]);
+//! 7. **citations** per paragraph and near-repeat warnings;
+//! 8. **health**: the checks of [`health`]; the run is stored as a trace.
 //!
 //! The system prompt (style card, exemplars, context) is identical for every generation step,
 //! so the engine's KV cache reuses it and only each step's instruction is evaluated anew.
@@ -18,12 +21,16 @@
 pub mod cite;
 pub mod format;
 pub mod grammar;
+pub mod health;
+pub mod profile;
 pub mod retrieve;
 pub mod style;
 pub mod templates;
+pub mod tidy;
 
 pub use cite::Paragraph;
 pub use format::{Format, LengthTarget};
+pub use profile::Chain;
 pub use style::{StyleCard, STYLE_CARD_SETTING};
 pub use templates::{TemplateUse, Templates};
 
@@ -84,7 +91,10 @@ pub struct DraftRequest {
     pub topic: String,
     /// The output format.
     pub format: Format,
-    /// Skip self-critique and revision.
+    /// The chain of writing steps; `None`: the model profile's default (see [`profile`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Chain>,
+    /// Skip self-critique and revision, whatever the chain.
     pub draft_only: bool,
     /// Ground the draft in the library (off: style card only, for comparisons).
     pub retrieval: bool,
@@ -118,6 +128,7 @@ impl DraftRequest {
         Self {
             topic: topic.into(),
             format,
+            chain: None,
             draft_only: false,
             retrieval: true,
             expansions: 3,
@@ -126,10 +137,26 @@ impl DraftRequest {
             context_tokens: 900,
             exemplars: 2,
             rerank: true,
-            sampling: Sampling::default(),
+            // DRY stops the phrase loops small models fall into (measured: `twin bench quality`).
+            sampling: Sampling {
+                dry_multiplier: 0.8,
+                ..Sampling::default()
+            },
             adapter_scale: 0.0,
             author: "the author".into(),
             exclude_documents: Vec::new(),
+        }
+    }
+
+    /// The chain this request runs on a model of `parameters` parameters.
+    pub fn chain_for(&self, parameters: u64) -> Chain {
+        let chain = self
+            .chain
+            .unwrap_or_else(|| profile::for_parameters(parameters).chain);
+        if self.draft_only && chain == Chain::Full {
+            Chain::Outlined
+        } else {
+            chain
         }
     }
 
@@ -249,6 +276,8 @@ pub struct Draft {
     pub citations: Vec<Citation>,
     /// Near-repeats of the user's published writing.
     pub warnings: Vec<String>,
+    /// Draft health: fragments, loops, copying, leftovers, format, topic, invented specifics.
+    pub health: health::Health,
     /// The stored trace.
     pub trace_id: TraceId,
     /// Timings.
@@ -274,6 +303,9 @@ struct TraceDetail {
     steps: Vec<StepTrace>,
     paragraphs: Vec<Paragraph>,
     warnings: Vec<String>,
+    health: Option<health::Health>,
+    /// The chain that wrote the draft.
+    chain: Option<Chain>,
     timings: DraftTimings,
     model: serde_json::Value,
     error: Option<String>,
@@ -416,6 +448,7 @@ impl Run<'_> {
             sampling: self.request.sampling.clone(),
             adapter_scale: self.request.adapter_scale,
             stop: vec!["<|im_end|>".into(), "\n\n\n\n".into()],
+            penalize_prompt: true,
             ..Default::default()
         }
     }
@@ -919,15 +952,26 @@ fn write(
 ) -> Result<Draft, DraftError> {
     let request = run.request;
     let format = request.format;
-    let Gathered { context, plan, .. } = gathered;
+    let Gathered {
+        context,
+        plan,
+        exemplar_texts,
+        ..
+    } = gathered;
     // 5. Outline → draft → critique → revise.
     let length = format.length();
     let writing_started = run.detail.steps.len();
+    let chain = request.chain_for(run.model.info().parameters);
+    run.detail.chain = Some(chain);
     let mut text = if format == Format::Article {
         write_article(run, system, plan)?
     } else {
-        let (extra, limits) = outline_step(run);
-        let outline = run.generate("outline", system, "outline", extra, limits)?;
+        let outline = if chain.outlines() {
+            let (extra, limits) = outline_step(run);
+            run.generate("outline", system, "outline", extra, limits)?
+        } else {
+            String::new()
+        };
         run.generate(
             "draft",
             system,
@@ -936,7 +980,7 @@ fn write(
             run.writing_request((length.min_words, length.max_words)),
         )?
     };
-    if !request.draft_only {
+    if chain.revises() {
         let critique = run.generate(
             "critique",
             system,
@@ -974,6 +1018,7 @@ fn write(
     } else {
         format::strip_post_numbers(&text)
     };
+    let text = tidy::tidy(&text, format);
     let text = format::cap_words(&text, length.max_words);
     let posts = if format == Format::Thread {
         format::split_thread(&text)
@@ -999,6 +1044,22 @@ fn write(
     run.detail.timings.cite_ms = ms(t);
     run.detail.paragraphs = paragraphs.clone();
     run.detail.warnings = warnings.clone();
+
+    // 8. Health: could this be posted as it is?
+    let sources: Vec<String> = context
+        .iter()
+        .map(|c| c.hit.text.clone())
+        .chain(exemplar_texts)
+        .collect();
+    let health = health::measure(
+        library.store(),
+        &embedder,
+        &request.topic,
+        format,
+        &text,
+        &sources,
+    )?;
+    run.detail.health = Some(health.clone());
     Ok(Draft {
         words: format::word_count(&text),
         text,
@@ -1007,6 +1068,7 @@ fn write(
         paragraphs,
         citations: run.detail.citations.clone(),
         warnings,
+        health,
         trace_id: 0,
         timings: DraftTimings::default(),
     })
@@ -1144,8 +1206,17 @@ pub fn prepare(
         let step = section_step(&run, &plan, &first);
         gathered.plan = Some(plan);
         ("section", step)
-    } else {
+    } else if request.chain_for(model.info().parameters).outlines() {
         ("outline", outline_step(&run))
+    } else {
+        let length = request.format.length();
+        (
+            "draft",
+            (
+                minijinja::context! { outline => "" },
+                run.writing_request((length.min_words, length.max_words)),
+            ),
+        )
     };
     let first = run.step_request(&system, template, extra, limits)?;
     let evaluated = model.generate(

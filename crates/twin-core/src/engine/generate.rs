@@ -78,8 +78,25 @@ pub struct Sampling {
     pub repeat_penalty: f32,
     /// Window of the repetition penalty.
     pub repeat_last_n: i32,
+    /// DRY ("don't repeat yourself") penalty strength on tokens that would extend a sequence
+    /// already generated (0 = off). Unlike the repetition penalty it leaves single common
+    /// words alone and stops a small model's loops, which repeat whole phrases.
+    #[serde(default)]
+    pub dry_multiplier: f32,
+    /// Repeats longer than this many tokens are penalised by DRY.
+    #[serde(default = "default_dry_allowed_length")]
+    pub dry_allowed_length: i32,
     /// Random seed; the same seed and prompt give the same text.
     pub seed: u32,
+}
+
+/// Tokens DRY looks back over: a drafting prompt with its retrieved writing and the reply.
+const DRY_WINDOW: i32 = 8192;
+
+fn default_dry_allowed_length() -> i32 {
+    // Names and short phrases of the user's own ("Dovetail", "the whole shop") repeat freely;
+    // at 3 tokens DRY garbled them ("Dovtail") once the prompt counted as written text.
+    6
 }
 
 impl Default for Sampling {
@@ -91,6 +108,8 @@ impl Default for Sampling {
             min_p: 0.05,
             repeat_penalty: 1.1,
             repeat_last_n: 64,
+            dry_multiplier: 0.0,
+            dry_allowed_length: default_dry_allowed_length(),
             seed: 0x7717,
         }
     }
@@ -128,6 +147,11 @@ pub struct GenerateRequest {
     pub grammar: Option<String>,
     /// Strength of the loaded LoRA adapter (0 = base model only).
     pub adapter_scale: f32,
+    /// The sampler sees the prompt as text already written, as llama.cpp's server does: DRY
+    /// and the repetition penalty then treat continuing a passage of the prompt (the user's
+    /// retrieved writing) as a repeat, so a draft paraphrases its sources instead of pasting
+    /// them.
+    pub penalize_prompt: bool,
 }
 
 /// Why generation ended.
@@ -670,6 +694,19 @@ fn build_sampler(
             0.0,
         ));
     }
+    if s.dry_multiplier > 0.0 {
+        // llama.cpp's defaults: base 1.75, breakers at line ends, colons, quotes and bold
+        // markers. The window is explicit: this build clamps -1 ("the context") to 0, which
+        // turns DRY off.
+        chain.push(LlamaSampler::dry(
+            model,
+            s.dry_multiplier,
+            1.75,
+            s.dry_allowed_length,
+            DRY_WINDOW,
+            ["\n", ":", "\"", "*"],
+        ));
+    }
     if s.temperature <= 0.0 {
         chain.push(LlamaSampler::greedy());
     } else {
@@ -817,6 +854,14 @@ fn run_job(
     } else {
         None
     };
+    if request.penalize_prompt && request.grammar.is_none() {
+        for &t in &prompt {
+            sampler.accept(t);
+            if let Some(floor) = floor_sampler.as_mut() {
+                floor.accept(t);
+            }
+        }
+    }
 
     apply_adapter_scale(ctx, kv, adapter, request.adapter_scale)?;
 

@@ -160,6 +160,9 @@ pub struct RunSettings {
     pub base_name: String,
     /// The judge model's name (when judged).
     pub judge_name: Option<String>,
+    /// Why no judge ran although one was asked for ("no independent judge: …").
+    #[serde(default)]
+    pub judge_note: Option<String>,
     /// Configurations in report order (base first).
     pub configs: Vec<Config>,
 }
@@ -193,17 +196,16 @@ pub fn run(
         return Err(EvalError::NoHeldOut(dataset.record.id.clone()));
     }
     let configs = configs_for(library, base, params)?;
-    let judge = if params.judge {
-        Some(match &params.judge_model {
-            Some(q) => models::resolve_chat_model(library.store(), Some(q))?,
-            None => models::strongest_chat_model(library.store())?.unwrap_or_else(|| base.clone()),
-        })
-    } else {
-        None
+    let candidate = match (&params.judge_model, params.judge) {
+        (_, false) => None,
+        (Some(q), true) => Some(models::resolve_chat_model(library.store(), Some(q))?),
+        (None, true) => models::strongest_chat_model(library.store())?,
     };
+    let (judge, judge_note) = choose_judge(candidate, base, params.judge_model.is_some());
     let settings = RunSettings {
         params: params.clone(),
         base_name: base.name.clone(),
+        judge_note,
         judge_name: judge.as_ref().map(|j| j.name.clone()),
         configs: configs.clone(),
     };
@@ -264,6 +266,53 @@ pub fn run(
         run: run_id,
         resumed,
     })
+}
+
+/// Area under the ROC curve of scores for `positive` against `negative` texts: the share of
+/// (positive, negative) pairs the scores order rightly, ties counting half. `None` when either
+/// side is empty.
+pub fn auc(positive: &[f64], negative: &[f64]) -> Option<f64> {
+    if positive.is_empty() || negative.is_empty() {
+        return None;
+    }
+    let mut right = 0.0;
+    for p in positive {
+        for n in negative {
+            right += match p.total_cmp(n) {
+                std::cmp::Ordering::Greater => 1.0,
+                std::cmp::Ordering::Equal => 0.5,
+                std::cmp::Ordering::Less => 0.0,
+            };
+        }
+    }
+    Some(right / (positive.len() * negative.len()) as f64)
+}
+
+/// The judge to use, or why there is none. A model grading its own drafts, or a smaller one
+/// grading a larger one's, measures nothing: the default judge is a registered chat model
+/// larger than the base, else the report says "no independent judge" instead of a score. A
+/// judge the user named explicitly is used, with a note when it is the judged model itself.
+fn choose_judge(
+    candidate: Option<ModelRecord>,
+    base: &ModelRecord,
+    explicit: bool,
+) -> (Option<ModelRecord>, Option<String>) {
+    match candidate {
+        Some(j) if explicit && j.sha256 == base.sha256 => (
+            Some(j),
+            Some("the judge is the model being judged: its scores are not independent".into()),
+        ),
+        Some(j) if explicit || (j.sha256 != base.sha256 && j.size > base.size) => (Some(j), None),
+        Some(_) => (
+            None,
+            Some(format!(
+                "no independent judge: no registered chat model is larger than {} (add one with \
+                 `twin models pull` or `twin models add` for accuracy and style scores)",
+                base.name
+            )),
+        ),
+        None => (None, None),
+    }
 }
 
 /// Base first, then every adapter of this base; drafts with the chosen ones.
@@ -457,18 +506,20 @@ fn measure_all(
         }
         for (idx, format, topic) in draft_todo {
             m.check()?;
+            let defaults = DraftRequest::new(topic.clone(), *format);
             let request = DraftRequest {
                 draft_only: true,
                 expansions: 0,
                 self_query: false,
+                // The sampling drafts get (DRY included), with the run's seed.
                 sampling: Sampling {
                     seed: params.seed,
-                    ..Sampling::default()
+                    ..defaults.sampling.clone()
                 },
                 adapter_scale: scale,
                 author: params.author.clone(),
                 exclude_documents: excluded.clone(),
-                ..DraftRequest::new(topic.clone(), *format)
+                ..defaults
             };
             let d = draft::draft(library, &model, &request, m.cancel, &mut |_| {}).map_err(
                 |e| match e {
@@ -489,6 +540,8 @@ fn measure_all(
                         "text": d.text,
                         "chunks": d.citations.iter().map(|c| c.chunk_id).collect::<Vec<_>>(),
                         "trace": d.trace_id,
+                        "publishable": d.health.publishable,
+                        "failed": d.health.failures().map(|c| c.name.clone()).collect::<Vec<_>>(),
                     }),
                 },
             )?;
@@ -517,7 +570,13 @@ fn measure_all(
         .filter(|e| e.kind == "user")
         .map(|e| e.reply.as_str())
         .collect();
-    let others_train: Vec<&str> = others_train.iter().map(|(_, t)| t.as_str()).collect();
+    // Other people's writing, and the base model's own drafts on training requests: machine
+    // text on the user's topics is what a twin's drafts must be told apart from.
+    let others_train: Vec<&str> = others_train
+        .iter()
+        .map(|(_, t)| t.as_str())
+        .chain(machine_negatives(dataset))
+        .collect();
     if let Some(classifier) = AuthorshipModel::fit(&user_train, &others_train) {
         let mut scored: Vec<(String, String, String)> = Vec::new();
         for d in &drafts {
@@ -875,6 +934,39 @@ pub struct Summary {
     pub judge: Vec<JudgeRow>,
     /// Drafts with their scores, for reading.
     pub drafts: Vec<DraftRow>,
+    /// How well "sounds like you" separates the user's held-out writing from the base model's
+    /// drafts on held-out topics: the area under the ROC curve (1 = always, 0.5 = chance).
+    #[serde(default)]
+    pub authorship_auc: Option<f64>,
+    /// Draft health per configuration: how many drafts could be posted as they are.
+    #[serde(default)]
+    pub health: Vec<HealthRow>,
+}
+
+/// Draft health of one configuration's drafts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthRow {
+    /// Configuration.
+    pub config: String,
+    /// Readable name.
+    pub label: String,
+    /// Drafts measured (those stored before draft health existed are not counted).
+    pub drafts: usize,
+    /// Drafts that passed every hard check.
+    pub publishable: usize,
+    /// How often each hard check failed, by name.
+    pub failed: BTreeMap<String, usize>,
+}
+
+impl HealthRow {
+    /// Publishable drafts as a share.
+    pub fn rate(&self) -> f64 {
+        if self.drafts == 0 {
+            0.0
+        } else {
+            self.publishable as f64 / self.drafts as f64
+        }
+    }
 }
 
 /// One draft and what was measured on it.
@@ -973,6 +1065,17 @@ impl Summary {
             }
         }
 
+        let values_of = |config: &str| {
+            authorship
+                .iter()
+                .find(|a: &&AuthorshipRow| a.config == config)
+                .map(|a| a.values.clone())
+        };
+        let authorship_auc = match (values_of("heldout"), values_of("base")) {
+            (Some(user), Some(machine)) => auc(&user, &machine),
+            _ => None,
+        };
+
         let retrieval = ["hybrid", "bm25", "vector"]
             .iter()
             .filter_map(|r| {
@@ -1068,7 +1171,36 @@ impl Summary {
             })
             .collect();
 
+        let mut health: Vec<HealthRow> = Vec::new();
+        for d in of_kind("draft") {
+            let Some(publishable) = d.detail["publishable"].as_bool() else {
+                continue;
+            };
+            let row = match health.iter_mut().position(|h| h.config == d.config) {
+                Some(i) => &mut health[i],
+                None => {
+                    health.push(HealthRow {
+                        config: d.config.clone(),
+                        label: label(&d.config),
+                        drafts: 0,
+                        publishable: 0,
+                        failed: BTreeMap::new(),
+                    });
+                    health.last_mut().expect("just pushed")
+                }
+            };
+            row.drafts += 1;
+            row.publishable += usize::from(publishable);
+            for name in d.detail["failed"].as_array().into_iter().flatten() {
+                if let Some(n) = name.as_str() {
+                    *row.failed.entry(n.to_string()).or_default() += 1;
+                }
+            }
+        }
+
         Self {
+            authorship_auc,
+            health,
             run,
             settings,
             heldout_examples: heldout.len(),
@@ -1108,6 +1240,12 @@ impl Summary {
         }
         for a in &self.authorship {
             out.push((format!("sounds like you · {}", a.config), a.mean));
+        }
+        if let Some(a) = self.authorship_auc {
+            out.push(("sounds like you AUC · held-out vs base drafts".into(), a));
+        }
+        for h in &self.health {
+            out.push((format!("publishable · {}", h.config), h.rate()));
         }
         for r in &self.retrieval {
             for (k, v) in &r.recall_at {
@@ -1194,6 +1332,16 @@ pub fn write_report(
 /// The "sounds like you" classifier for a library: the user's original documents against the
 /// shipped reference writing. `None` for an empty library. Used per draft by the shells.
 pub fn authorship_model(store: &crate::store::Store) -> Result<Option<AuthorshipModel>, EvalError> {
+    // The newest dataset's machine negatives, when there is one (see `machine_negatives`).
+    let dataset = match Dataset::load(store, None) {
+        Ok(d) => Some(d),
+        Err(TrainError::NoDataset) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut others = authorship::reference_passages();
+    if let Some(d) = &dataset {
+        others.extend(machine_negatives(d).map(str::to_string));
+    }
     let mut texts = Vec::new();
     // Bounded: a few hundred passages are plenty, and a huge library should not stall a draft.
     for id in store.original_document_ids()?.into_iter().take(400) {
@@ -1201,8 +1349,57 @@ pub fn authorship_model(store: &crate::store::Store) -> Result<Option<Authorship
             texts.push(c.text);
         }
     }
-    Ok(AuthorshipModel::fit(
-        &texts,
-        &authorship::reference_passages(),
-    ))
+    Ok(AuthorshipModel::fit(&texts, &others))
+}
+
+/// The base model's drafts a dataset keeps as "sounds like you" negatives.
+fn machine_negatives(dataset: &Dataset) -> impl Iterator<Item = &str> {
+    dataset
+        .split(crate::train::dataset::MACHINE_SPLIT)
+        .map(|e| e.reply.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(name: &str, sha256: &str, size: u64) -> ModelRecord {
+        ModelRecord {
+            id: 0,
+            name: name.into(),
+            path: String::new(),
+            kind: "chat".into(),
+            origin: "added".into(),
+            architecture: None,
+            sha256: sha256.into(),
+            size,
+            mtime: 0,
+            added_at: 0,
+        }
+    }
+
+    #[test]
+    fn auc_counts_rightly_ordered_pairs() {
+        assert_eq!(auc(&[0.9, 0.8], &[0.1, 0.2]), Some(1.0));
+        assert_eq!(auc(&[0.1], &[0.9]), Some(0.0));
+        assert_eq!(auc(&[0.5, 0.9], &[0.5]), Some(0.75));
+        assert_eq!(auc(&[], &[0.5]), None);
+    }
+
+    #[test]
+    fn a_model_never_grades_itself_by_default() {
+        let base = model("small", "aa", 100);
+        let (judge, note) = choose_judge(Some(base.clone()), &base, false);
+        assert!(judge.is_none());
+        assert!(note.unwrap().starts_with("no independent judge"));
+        let (judge, note) = choose_judge(Some(model("smaller", "bb", 50)), &base, false);
+        assert!(judge.is_none() && note.is_some());
+        let (judge, note) = choose_judge(Some(model("large", "cc", 900)), &base, false);
+        assert_eq!(judge.unwrap().name, "large");
+        assert!(note.is_none());
+        // Named by the user: used, and marked when it is the judged model itself.
+        let (judge, note) = choose_judge(Some(base.clone()), &base, true);
+        assert!(judge.is_some() && note.unwrap().contains("not independent"));
+        assert_eq!(choose_judge(None, &base, false), (None, None));
+    }
 }

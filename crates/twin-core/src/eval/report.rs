@@ -138,7 +138,13 @@ pub fn html(s: &Summary) -> String {
         status = esc(&s.run.status),
         ds = esc(&s.run.dataset_id[..12.min(s.run.dataset_id.len())]),
         base = esc(settings.map(|x| x.base_name.as_str()).unwrap_or("?")),
-        judge = esc(settings.and_then(|x| x.judge_name.as_deref()).unwrap_or("off")),
+        judge = esc(settings.and_then(|x| x.judge_name.as_deref()).unwrap_or(
+            if settings.is_some_and(|x| x.judge_note.is_some()) {
+                "no independent judge"
+            } else {
+                "off"
+            }
+        )),
         n = s.heldout_examples,
         w = s.heldout_words,
     );
@@ -212,7 +218,13 @@ pub fn html(s: &Summary) -> String {
             .collect::<Vec<_>>(),
     ));
 
-    out.push_str("<h2>Sounds like you</h2><p class=muted>Probability that a text is the user's, from a character n-gram classifier trained on the training split against reference writing by other people. Held-out writing and unseen other writers show how well it separates.</p>");
+    out.push_str("<h2>Sounds like you</h2><p class=muted>Probability that a text is the user's, from a character n-gram classifier trained on the training split against reference writing by other people and the base model's own drafts on training requests. Held-out writing, unseen other writers and the base model's drafts on held-out topics show how well it separates.</p>");
+    if let Some(a) = s.authorship_auc {
+        let _ = write!(
+            out,
+            "<p>AUC, held-out writing vs the base model's drafts on held-out topics: <strong>{a:.2}</strong> (1 = always told apart, 0.5 = chance).</p>"
+        );
+    }
     out.push_str(&strip_chart(
         &s.authorship
             .iter()
@@ -267,9 +279,40 @@ pub fn html(s: &Summary) -> String {
         &|v| format!("{v:.2}"),
     ));
 
+    out.push_str("<h2>Draft health</h2>");
+    if s.health.is_empty() {
+        out.push_str("<p class=muted>No drafts with health checks.</p>");
+    } else {
+        out.push_str("<p class=muted>A draft is publishable when it passes every hard check: no fragments, no loops, no run of over 12 words pasted from a source, no leftover markup or prompt text, the format's length and shape, on topic, and no names or numbers that appear nowhere in your writing or the request.</p>");
+        out.push_str(&table(
+            &["configuration", "drafts", "publishable", "failed checks"],
+            &s.health
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.label.clone(),
+                        h.drafts.to_string(),
+                        format!("{} ({:.0}%)", h.publishable, h.rate() * 100.0),
+                        h.failed
+                            .iter()
+                            .map(|(n, k)| format!("{n} {k}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ));
+    }
+
     out.push_str("<h2>Local judge</h2>");
+    let judge_note = settings.and_then(|x| x.judge_note.as_deref());
+    if let Some(note) = judge_note {
+        let _ = write!(out, "<p class=muted>{}</p>", esc(note));
+    }
     if s.judge.is_empty() {
-        out.push_str("<p class=muted>Not run.</p>");
+        if judge_note.is_none() {
+            out.push_str("<p class=muted>Not run.</p>");
+        }
     } else {
         out.push_str("<p class=muted>Scores 1–3 from the judge model, prompt <code>judge</code> (versioned), output constrained by a grammar.</p>");
         out.push_str(&table(

@@ -805,6 +805,22 @@ impl Store {
         })
     }
 
+    /// Whether any chunk of the user's writing contains `word` (one word, as the full-text
+    /// index tokenizes it): draft health asks this of every name and number a draft asserts.
+    pub fn mentions(&self, word: &str) -> Result<bool> {
+        let term = word.replace('"', "");
+        if term.trim().is_empty() {
+            return Ok(false);
+        }
+        self.conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ?1)",
+                [format!("\"{term}\"")],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// Chunks with their document's path, title and metadata, in the order of `ids`.
     pub fn chunk_hits(&self, ids: &[ChunkId]) -> Result<Vec<ChunkHit>> {
         let mut stmt = self

@@ -170,6 +170,10 @@ pub struct DatasetStats {
     pub train_user: usize,
     /// Replay examples for training.
     pub train_replay: usize,
+    /// The base model's drafts for training requests, kept as negatives for "sounds like
+    /// you" (never trained on).
+    #[serde(default)]
+    pub machine_negatives: usize,
     /// User examples held out.
     pub test_user: usize,
     /// Words of the user's text in training examples.
@@ -651,6 +655,49 @@ pub fn build(
             item: Some((*prompt).to_string()),
         });
     }
+    // Machine negatives: the base model's own drafts for some of the training requests. They
+    // are never trained on; "sounds like you" is fitted against them so that it tells the
+    // user from a model writing on the user's topics, not only from other people.
+    let picks: Vec<usize> = examples
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.split == "train" && e.kind == "user")
+        .map(|(i, _)| i)
+        .collect();
+    let wanted = MACHINE_NEGATIVES.min(picks.len());
+    let stride = (picks.len() / wanted.max(1)).max(1);
+    for (n, &i) in picks.iter().step_by(stride).take(wanted).enumerate() {
+        if cancel.is_cancelled() {
+            return Err(TrainError::Cancelled);
+        }
+        let messages = examples[i].messages.clone();
+        let request = crate::draft::DraftRequest::new("", Format::Linkedin);
+        let answer = model.generate(
+            &GenerateRequest {
+                messages: messages.clone(),
+                max_tokens: 200,
+                sampling: Sampling {
+                    seed: params.seed as u32 + n as u32,
+                    ..request.sampling
+                },
+                ..Default::default()
+            },
+            cancel,
+            &mut |_| {},
+        )?;
+        let text = answer.text.trim();
+        if word_count(text) < 20 {
+            continue;
+        }
+        stats.machine_negatives += 1;
+        examples.push(Example {
+            split: MACHINE_SPLIT.into(),
+            kind: "machine".into(),
+            document_path: None,
+            messages,
+            reply: text.to_string(),
+        });
+    }
     if stats.train_user == 0 {
         return Err(TrainError::Data(
             "the library has no passages of your own writing to train on; import some first".into(),
@@ -680,6 +727,12 @@ pub fn build(
     store.put_dataset(&record, &records)?;
     Ok(Dataset { record, examples })
 }
+
+/// The base model's drafts for training requests kept as "sounds like you" negatives.
+const MACHINE_NEGATIVES: usize = 8;
+
+/// The split of machine negatives: neither trained on nor held out.
+pub const MACHINE_SPLIT: &str = "negative";
 
 /// Words that show the model echoed the question instead of answering it.
 const ECHO_WORDS: &[&str] = &[

@@ -1,0 +1,85 @@
+//! Model profiles: which drafting chain a chat model gets, by its size.
+//!
+//! A chain step helps only a model that can do it: a 135M model turns "critique, then revise"
+//! into outline fragments and loops, while a 7B model's revision fixes what its draft missed.
+//! The defaults below were chosen by measuring the publishable rate (see [`super::health`])
+//! with `twin bench quality` for each chain; the numbers are in the README.
+
+use serde::{Deserialize, Serialize};
+
+/// Which steps write a draft (articles always plan their sections first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Chain {
+    /// One grounded pass: context, exemplars and the format's rules, then the text.
+    Direct,
+    /// A short plan of points, then the text following it.
+    Outlined,
+    /// Plan, text, the model's critique of its text, and a revision.
+    Full,
+}
+
+impl Chain {
+    /// Every chain, for comparisons.
+    pub const ALL: [Chain; 3] = [Chain::Direct, Chain::Outlined, Chain::Full];
+
+    /// Whether the chain plans before it writes.
+    pub fn outlines(self) -> bool {
+        self != Chain::Direct
+    }
+
+    /// Whether the chain critiques and revises its text.
+    pub fn revises(self) -> bool {
+        self == Chain::Full
+    }
+
+    /// The step whose text is the draft (before shaping), for shells that stream it.
+    pub fn final_step(self) -> &'static str {
+        if self.revises() {
+            "revise"
+        } else {
+            "draft"
+        }
+    }
+}
+
+impl std::str::FromStr for Chain {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "direct" => Ok(Self::Direct),
+            "outlined" | "outline" => Ok(Self::Outlined),
+            "full" => Ok(Self::Full),
+            other => Err(format!(
+                "unknown chain {other:?} (direct, outlined or full)"
+            )),
+        }
+    }
+}
+
+/// How drafting treats a model of some size.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Profile {
+    /// "small" (under 1B parameters), "medium" (under 4B) or "large".
+    pub size_class: &'static str,
+    /// The default chain.
+    pub chain: Chain,
+}
+
+/// The profile of a model with `parameters` parameters.
+pub fn for_parameters(parameters: u64) -> Profile {
+    match parameters {
+        p if p < 1_000_000_000 => Profile {
+            size_class: "small",
+            chain: Chain::Direct,
+        },
+        p if p < 4_000_000_000 => Profile {
+            size_class: "medium",
+            chain: Chain::Outlined,
+        },
+        _ => Profile {
+            size_class: "large",
+            chain: Chain::Full,
+        },
+    }
+}
