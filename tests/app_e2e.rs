@@ -124,36 +124,13 @@ fn rss_mib_of(binary: &Path) -> Option<f64> {
     None
 }
 
-/// A data folder with the default models registered, as after `scripts/demo.sh`'s model steps.
-fn prepared_data_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let mut lib = twin_core::Library::open(dir.path(), Default::default()).unwrap();
-    let gguf = dir.path().join("all-MiniLM-L6-v2.f16.gguf");
-    twin_core::models::convert_sentence_transformer(
-        &repo_root().join("models/all-MiniLM-L6-v2"),
-        &gguf,
-        &Default::default(),
-    )
-    .unwrap();
-    lib.set_embedding_model(&gguf).unwrap();
-    let chat = twin_core::models::registry::register(
-        lib.store(),
-        &repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-        "added",
-        None,
-        None,
-    )
-    .unwrap();
-    twin_core::models::registry::set_active(lib.store(), &chat).unwrap();
-    dir
-}
-
 #[test]
 fn main_flow_in_a_real_webkit_window() {
     let app = PathBuf::from(env!("CARGO_BIN_EXE_twin-app"))
         .canonicalize()
         .unwrap();
-    let data = prepared_data_dir();
+    // An empty data folder: the first drop sets up the embedded default models by itself.
+    let data = tempfile::tempdir().unwrap();
     let mut procs = Processes(Vec::new());
 
     // A virtual display of the size the app is designed for.

@@ -125,11 +125,60 @@ fn a_corrupt_model_is_refused_with_its_name_and_nothing_breaks() {
         stderr.contains("half-downloaded.gguf") && stderr.contains("truncated"),
         "{stderr}"
     );
-    // Drafting without a chat model says what to do.
+    // Drafting on a fresh library registers the default chat model by itself (first run),
+    // then says what is missing: writing to draw on.
     let out = twin(data.path())
         .args(["draft", "anything"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("twin models add"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("registered the default chat model") && stderr.contains("twin import"),
+        "{stderr}"
+    );
+}
+
+/// First run: `twin import` on an empty data folder, with no prior command, sets up the
+/// embedded default models by itself; search and the model list work at once.
+#[test]
+fn import_on_an_empty_data_folder_sets_up_the_default_models() {
+    let data = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        twin(data.path())
+            .arg("import")
+            .arg(repo_root().join("assets/sample-writing")),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("first run: set up the default embedding model")
+            && stderr.contains("registered the default chat model"),
+        "{stderr}"
+    );
+    let status = json(&run_ok(twin(data.path()).args(["--json", "status"])));
+    let library = &status["library"];
+    assert!(library["chunks"].as_u64().unwrap() > 0, "{status}");
+    assert_eq!(library["chunks"], library["embedded_chunks"], "{status}");
+    let hits = json(&run_ok(twin(data.path()).args([
+        "--json",
+        "search",
+        "pricing a small product",
+    ])));
+    assert!(!hits.as_array().unwrap().is_empty(), "{hits}");
+    let models = json(&run_ok(
+        twin(data.path()).args(["--json", "models", "list"]),
+    ));
+    let registered = models["registered"].as_array().unwrap();
+    assert!(registered.iter().any(|m| m["kind"] == "chat"), "{models}");
+    assert!(
+        registered.iter().any(|m| m["kind"] == "embedding"),
+        "{models}"
+    );
+    // A second import provisions nothing again.
+    let again = run_ok(
+        twin(data.path())
+            .arg("import")
+            .arg(repo_root().join("assets/sample-writing")),
+    );
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("first run"));
 }

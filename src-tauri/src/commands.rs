@@ -232,11 +232,23 @@ pub async fn app_info(state: State<'_, AppState>) -> CmdResult<Value> {
 /// Import dropped or picked files and folders (what the drag-and-drop handler calls).
 #[tauri::command]
 pub async fn import_paths(
+    app: tauri::AppHandle,
     state: State<'_, AppState>,
     paths: Vec<String>,
     on_event: Channel<Value>,
 ) -> CmdResult<Value> {
+    let models = default_model_dirs(&app);
     with_job(&state, "import", move |lib, c| {
+        // First run: a fresh library gets the embedded default models by itself.
+        twin_core::first_run::provision(
+            lib,
+            &models,
+            twin_core::first_run::Needs {
+                embedding: true,
+                chat: true,
+            },
+        )
+        .map_err(msg)?;
         let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
         let report = lib
             .import(
@@ -249,6 +261,18 @@ pub async fn import_paths(
         serde_json::to_value(report).map_err(msg)
     })
     .await
+}
+
+/// Where the embedded default models may be: the usual places (see
+/// `twin_core::first_run::search_dirs`) and the app bundle's `models/` resources.
+fn default_model_dirs(app: &tauri::AppHandle) -> Vec<PathBuf> {
+    use tauri::Manager;
+    let bundled: Vec<PathBuf> = app
+        .path()
+        .resource_dir()
+        .map(|d| vec![d.join("models")])
+        .unwrap_or_default();
+    twin_core::first_run::search_dirs(&bundled)
 }
 
 /// Add a folder as a watched source, import it, and keep following every watched folder.

@@ -176,6 +176,14 @@ fn load_drafting_model(
 
 pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     let mut library = open_library(cli)?;
+    crate::provision_defaults(
+        cli,
+        &mut library,
+        twin_core::first_run::Needs {
+            embedding: true,
+            chat: true,
+        },
+    )?;
     let (record, adapter, model) =
         load_drafting_model(cli, &library, &args.model, args.format.platform())?;
     let mut request = DraftRequest::new(args.topic.clone(), args.format);

@@ -261,8 +261,42 @@ fn report_exit(r: &ImportReport) -> ExitCode {
     }
 }
 
+/// First run: a library without models gets the embedded defaults (see
+/// `twin_core::first_run`), and the terminal is told.
+pub(crate) fn provision_defaults(
+    cli: &Cli,
+    library: &mut Library,
+    needs: twin_core::first_run::Needs,
+) -> Result<()> {
+    use twin_core::first_run;
+    let done = first_run::provision(library, &first_run::search_dirs(&[]), needs)?;
+    if !cli.json {
+        if let Some(p) = &done.embedding {
+            eprintln!(
+                "first run: set up the default embedding model ({})",
+                p.display()
+            );
+        }
+        if let Some(p) = &done.chat {
+            eprintln!(
+                "first run: registered the default chat model ({})",
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn import(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
     let mut library = open_library(cli)?;
+    provision_defaults(
+        cli,
+        &mut library,
+        twin_core::first_run::Needs {
+            embedding: !args.flags.no_embed,
+            chat: true,
+        },
+    )?;
     let bar = progress_bar::Bar::new(!cli.json);
     let cancel = cancel_on_ctrl_c();
     let report = library.import(&args.paths, &args.flags.options(), &bar, &cancel)?;
@@ -277,6 +311,14 @@ fn import(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
 
 fn watch_cmd(cli: &Cli, paths: &[PathBuf], flags: &ImportFlags) -> Result<ExitCode> {
     let mut library = open_library(cli)?;
+    provision_defaults(
+        cli,
+        &mut library,
+        twin_core::first_run::Needs {
+            embedding: !flags.no_embed,
+            chat: true,
+        },
+    )?;
     let cancel = cancel_on_ctrl_c();
     let options = flags.options();
     if !paths.is_empty() {

@@ -14,6 +14,7 @@ pub mod bench_quality;
 pub mod draft;
 pub mod engine;
 pub mod eval;
+pub mod first_run;
 pub mod gguf;
 pub mod library;
 pub mod models;

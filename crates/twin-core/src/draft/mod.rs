@@ -306,6 +306,8 @@ struct TraceDetail {
     health: Option<health::Health>,
     /// The chain that wrote the draft.
     chain: Option<Chain>,
+    /// Texts written again because the earlier ones failed their checks.
+    retries: u32,
     timings: DraftTimings,
     model: serde_json::Value,
     error: Option<String>,
@@ -963,15 +965,37 @@ fn write(
     let writing_started = run.detail.steps.len();
     let chain = request.chain_for(run.model.info().parameters);
     run.detail.chain = Some(chain);
-    let mut text = if format == Format::Article {
+    let embedder = library.embedder()?;
+    let sources: Vec<String> = context
+        .iter()
+        .map(|c| c.hit.text.clone())
+        .chain(exemplar_texts)
+        .collect();
+    // 6 and 8. Every candidate text is shaped and checked (draft health) as it is written.
+    let checked = |library: &Library, raw: &str| -> Result<Candidate, DraftError> {
+        let (text, posts) = shape(raw, format);
+        let health = health::measure(
+            library.store(),
+            &embedder,
+            &request.topic,
+            format,
+            &text,
+            &sources,
+        )?;
+        Ok(Candidate {
+            text,
+            posts,
+            health,
+        })
+    };
+    let mut outline = String::new();
+    let draft_text = if format == Format::Article {
         write_article(run, system, plan)?
     } else {
-        let outline = if chain.outlines() {
+        if chain.outlines() {
             let (extra, limits) = outline_step(run);
-            run.generate("outline", system, "outline", extra, limits)?
-        } else {
-            String::new()
-        };
+            outline = run.generate("outline", system, "outline", extra, limits)?;
+        }
         run.generate(
             "draft",
             system,
@@ -980,12 +1004,14 @@ fn write(
             run.writing_request((length.min_words, length.max_words)),
         )?
     };
+    let mut best = checked(library, &draft_text)?;
+    let mut critique = String::new();
     if chain.revises() {
-        let critique = run.generate(
+        critique = run.generate(
             "critique",
             system,
             "critique",
-            minijinja::context! { draft => text },
+            minijinja::context! { draft => draft_text },
             GenerateRequest {
                 max_tokens: 100,
                 ..run.writing_request((0, 70))
@@ -995,14 +1021,39 @@ fn write(
             "revise",
             system,
             "revise",
-            minijinja::context! { draft => text, critique => critique },
+            minijinja::context! { draft => draft_text, critique => critique },
             run.writing_request((length.min_words, length.max_words)),
         )?;
-        // A revision that collapsed (tiny models sometimes answer with a line) keeps the draft.
+        // A revision that collapsed (tiny models sometimes answer with a line) or that broke
+        // what the draft had right keeps the draft.
         if format::word_count(&revised) >= length.min_words / 2 {
-            text = revised;
+            let candidate = checked(library, &revised)?;
+            if candidate.failures() <= best.failures() {
+                best = candidate;
+            }
         }
     }
+    // A text that fails its checks is written again, with another seed, a few times at most:
+    // the prompt is in the KV cache, so a retry costs its decoding alone. Articles are
+    // written section by section and are not retried whole.
+    let mut attempt = 0;
+    while !best.health.publishable && attempt < RETRIES && format != Format::Article {
+        attempt += 1;
+        let mut limits = run.writing_request((length.min_words, length.max_words));
+        limits.sampling.seed = limits.sampling.seed.wrapping_add(attempt);
+        let text = if chain.revises() {
+            let extra = minijinja::context! { draft => draft_text, critique => critique };
+            run.generate("revise", system, "revise", extra, limits)?
+        } else {
+            let extra = minijinja::context! { outline => outline };
+            run.generate("draft", system, "draft", extra, limits)?
+        };
+        let candidate = checked(library, &text)?;
+        if candidate.better_than(&best) {
+            best = candidate;
+        }
+    }
+    run.detail.retries = attempt;
     let writing = &run.detail.steps[writing_started..];
     let (tokens, decode_ms) = writing.iter().fold((0usize, 0f64), |(n, t), s| {
         (n + s.stats.generated_tokens, t + s.stats.decode_ms)
@@ -1010,30 +1061,14 @@ fn write(
     if decode_ms > 0.0 {
         run.detail.timings.tokens_per_second = tokens as f64 / (decode_ms / 1e3);
     }
-
-    // 6. Shaping.
-    let text = format::drop_repeats(&format::strip_chatter(&text));
-    let text = if format == Format::Thread {
-        text
-    } else {
-        format::strip_post_numbers(&text)
-    };
-    let text = tidy::tidy(&text, format);
-    let text = format::cap_words(&text, length.max_words);
-    let posts = if format == Format::Thread {
-        format::split_thread(&text)
-    } else {
-        Vec::new()
-    };
-    let text = if posts.is_empty() {
-        text
-    } else {
-        posts.join("\n\n")
-    };
+    let Candidate {
+        text,
+        posts,
+        health,
+    } = best;
 
     // 7. Citations and near-repeat warnings.
     let t = Instant::now();
-    let embedder = library.embedder()?;
     let paragraph_texts = paragraphs_of(&text, format, &posts);
     let refs: Vec<&str> = paragraph_texts.iter().map(String::as_str).collect();
     let vectors = embedder.embed(&refs).map_err(LibraryError::from)?;
@@ -1045,20 +1080,6 @@ fn write(
     run.detail.paragraphs = paragraphs.clone();
     run.detail.warnings = warnings.clone();
 
-    // 8. Health: could this be posted as it is?
-    let sources: Vec<String> = context
-        .iter()
-        .map(|c| c.hit.text.clone())
-        .chain(exemplar_texts)
-        .collect();
-    let health = health::measure(
-        library.store(),
-        &embedder,
-        &request.topic,
-        format,
-        &text,
-        &sources,
-    )?;
     run.detail.health = Some(health.clone());
     Ok(Draft {
         words: format::word_count(&text),
@@ -1072,6 +1093,51 @@ fn write(
         trace_id: 0,
         timings: DraftTimings::default(),
     })
+}
+
+/// Writing a text again when it fails its checks: at most this many more attempts.
+const RETRIES: u32 = 2;
+
+/// A shaped text and its health.
+struct Candidate {
+    text: String,
+    posts: Vec<String>,
+    health: health::Health,
+}
+
+impl Candidate {
+    fn failures(&self) -> usize {
+        self.health.failures().count()
+    }
+
+    /// Publishable beats not; then fewer failed checks.
+    fn better_than(&self, other: &Candidate) -> bool {
+        (self.health.publishable, std::cmp::Reverse(self.failures()))
+            > (other.health.publishable, std::cmp::Reverse(other.failures()))
+    }
+}
+
+/// Step 6, shaping: chatter, loops and echoes out, fragments and markup tidied, the length
+/// capped at a sentence end, a thread split into posts of at most 280 characters.
+fn shape(raw: &str, format: Format) -> (String, Vec<String>) {
+    let text = format::drop_repeats(&format::strip_chatter(raw));
+    let text = if format == Format::Thread {
+        text
+    } else {
+        format::strip_post_numbers(&text)
+    };
+    let text = tidy::tidy(&text, format);
+    let text = format::cap_words(&text, format.length().max_words);
+    let posts = if format == Format::Thread {
+        format::split_thread(&text)
+    } else {
+        Vec::new()
+    };
+    if posts.is_empty() {
+        (text, posts)
+    } else {
+        (posts.join("\n\n"), posts)
+    }
 }
 
 /// The outline step's values and limits (the first writing step of every format but articles).

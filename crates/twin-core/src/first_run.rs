@@ -1,0 +1,160 @@
+//! First run: a library with no embedding or chat model gets the embedded defaults
+//! (`models/manifest.toml`) by itself, so that the first `twin import` or the first files
+//! dropped on a fresh app just work.
+//!
+//! The defaults are looked for where a checkout or an installed app keeps them: a folder named
+//! by `TWIN_MODELS_DIR`, `models/` of the checkout around the running executable
+//! (`target/<profile>/twin`), `models/` under the current folder, and any folder the shell adds
+//! (the app's bundled resources). The sentence-transformers embedding model is converted to GGUF
+//! into the data folder on first use; the chat model is registered where it lies.
+
+use crate::library::{Library, LibraryError};
+use crate::models::{self, registry, ModelError, ModelKind};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// The embedded default embedding model: a sentence-transformers folder.
+pub const EMBEDDING_FOLDER: &str = "all-MiniLM-L6-v2";
+/// The embedded default chat model.
+pub const CHAT_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Errors from provisioning; each names the model concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum FirstRunError {
+    /// The library failed.
+    #[error(transparent)]
+    Library(#[from] LibraryError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Registering a model failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Converting the embedding model failed.
+    #[error("{path}: converting the default embedding model failed: {reason}")]
+    Convert {
+        /// The model folder.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What [`provision`] did.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Provisioned {
+    /// The embedding model set for the library (the converted GGUF), if one was.
+    pub embedding: Option<PathBuf>,
+    /// The chat model registered and made active, if one was.
+    pub chat: Option<PathBuf>,
+}
+
+impl Provisioned {
+    /// Whether anything was provisioned.
+    pub fn any(&self) -> bool {
+        self.embedding.is_some() || self.chat.is_some()
+    }
+}
+
+/// Which defaults to provision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Needs {
+    /// The embedding model (import, search, drafting).
+    pub embedding: bool,
+    /// The chat model (drafting, training).
+    pub chat: bool,
+}
+
+/// Folders that may hold the embedded defaults, in the order they are tried: `TWIN_MODELS_DIR`,
+/// the checkout around the executable, the current folder's `models/`, then `extra`.
+pub fn search_dirs(extra: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("TWIN_MODELS_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        // <checkout>/target/<profile>/twin (or …/deps/<test binary>).
+        for up in exe.ancestors().skip(1).take(4) {
+            if up.file_name().is_some_and(|n| n == "target") {
+                if let Some(root) = up.parent() {
+                    dirs.push(root.join("models"));
+                }
+            }
+        }
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        dirs.push(cwd.join("models"));
+    }
+    dirs.extend(extra.iter().cloned());
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
+    dirs
+}
+
+fn find_in(dirs: &[PathBuf], name: &str, want_dir: bool) -> Option<PathBuf> {
+    dirs.iter()
+        .map(|d| d.join(name))
+        .find(|p| if want_dir { p.is_dir() } else { p.is_file() })
+}
+
+/// Give `library` what `needs` asks for and it lacks, from the defaults found in `dirs`. A
+/// default that is not found is left out (the library's own error then says what to do).
+pub fn provision(
+    library: &mut Library,
+    dirs: &[PathBuf],
+    needs: Needs,
+) -> Result<Provisioned, FirstRunError> {
+    let mut done = Provisioned::default();
+    if needs.embedding && library.store().embedding_model()?.is_none() {
+        if let Some(folder) = find_in(dirs, EMBEDDING_FOLDER, true) {
+            let _span =
+                tracing::info_span!("first_run_embedding", folder = %folder.display()).entered();
+            done.embedding = Some(provision_embedding(library, &folder)?);
+        }
+    }
+    if needs.chat && registry::active(library.store(), ModelKind::Chat)?.is_none() {
+        if let Some(file) = find_in(dirs, CHAT_FILE, false) {
+            let record = registry::register(library.store(), &file, "default", None, None)?;
+            registry::set_active(library.store(), &record)?;
+            done.chat = Some(file);
+        }
+    }
+    Ok(done)
+}
+
+/// Convert the sentence-transformers `folder` into the data folder and make it the library's
+/// embedding model. The conversion goes to a temporary name first, so an interrupted one
+/// leaves no half-written model behind.
+fn provision_embedding(library: &mut Library, folder: &Path) -> Result<PathBuf, FirstRunError> {
+    let dir = library.data_dir().join("models");
+    std::fs::create_dir_all(&dir).map_err(|source| ModelError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let out = dir.join(format!("{EMBEDDING_FOLDER}.f16.gguf"));
+    if !out.is_file() {
+        let partial = dir.join(format!(".{EMBEDDING_FOLDER}.f16.gguf.partial"));
+        models::convert_sentence_transformer(
+            folder,
+            &partial,
+            &models::ConvertOptions { f16: true },
+        )
+        .map_err(|e| FirstRunError::Convert {
+            path: folder.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        std::fs::rename(&partial, &out).map_err(|source| ModelError::Io {
+            path: out.clone(),
+            source,
+        })?;
+    }
+    library.set_embedding_model(&out)?;
+    registry::register(
+        library.store(),
+        &out,
+        "converted",
+        Some(EMBEDDING_FOLDER),
+        None,
+    )?;
+    Ok(out)
+}
