@@ -597,10 +597,17 @@ const PROMPT_LABELS: &[&str] = &[
     "examples of",
     "revised draft",
     "rewrite the draft",
-    "here is",
-    "here's a",
-    "here's the",
-    "sure,",
+    "here is a revised",
+    "here's a revised",
+    "here is the revised",
+    "here's the revised",
+    "here is a rewritten",
+    "here's a rewritten",
+    "here is your",
+    "here's your",
+    "here is a draft",
+    "here's a draft",
+    "sure, here",
     "as an ai",
     "word count",
 ];
@@ -795,7 +802,8 @@ pub fn specifics(text: &str) -> Vec<String> {
                     continue;
                 }
                 let capitalised = word.starts_with(char::is_uppercase);
-                if capitalised && !opening && !NOT_NAMES.contains(&word.to_lowercase().as_str()) {
+                let folded = word.to_lowercase().replace('’', "'");
+                if capitalised && !opening && !NOT_NAMES.contains(&folded.as_str()) {
                     name.push(word);
                 } else if !name.is_empty() {
                     found.push(name.join(" "));
@@ -985,6 +993,7 @@ Price the whole shop, not just the cut. What did you leave out of your last quot
         assert!(!f("Text.\n\n#pricing#saas", Format::Linkedin).passed);
         assert!(f("Text.\n\n#pricing #saas", Format::Linkedin).passed);
         assert!(!f("Here is a revised version of the post:", Format::Linkedin).passed);
+        assert!(f("Here is what the workshop taught me.", Format::Linkedin).passed);
     }
 
     #[test]
@@ -1047,6 +1056,7 @@ Price the whole shop, not just the cut. What did you leave out of your last quot
         }
         // A name the request gives is not invented.
         assert!(invented("Tell them about Ravenna.", "a trip to Ravenna", &known).passed);
+        assert!(invented("Then I’m done, and I'm glad.", "x", &known).passed);
         // Hashtags and sentence openers are not names; single digits are not claims.
         assert!(
             invented(

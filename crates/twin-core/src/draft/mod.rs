@@ -137,11 +137,7 @@ impl DraftRequest {
             context_tokens: 900,
             exemplars: 2,
             rerank: true,
-            // DRY stops the phrase loops small models fall into (measured: `twin bench quality`).
-            sampling: Sampling {
-                dry_multiplier: 0.8,
-                ..Sampling::default()
-            },
+            sampling: Sampling::drafting(),
             adapter_scale: 0.0,
             author: "the author".into(),
             exclude_documents: Vec::new(),

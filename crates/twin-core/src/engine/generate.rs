@@ -116,6 +116,15 @@ impl Default for Sampling {
 }
 
 impl Sampling {
+    /// What drafts sample with: the defaults and DRY, which stops the phrase loops small
+    /// models fall into (measured with `twin bench quality`).
+    pub fn drafting() -> Self {
+        Self {
+            dry_multiplier: 0.8,
+            ..Self::default()
+        }
+    }
+
     /// Greedy decoding: always the most likely token.
     pub fn greedy() -> Self {
         Self {

@@ -671,14 +671,13 @@ pub fn build(
             return Err(TrainError::Cancelled);
         }
         let messages = examples[i].messages.clone();
-        let request = crate::draft::DraftRequest::new("", Format::Linkedin);
         let answer = model.generate(
             &GenerateRequest {
                 messages: messages.clone(),
                 max_tokens: 200,
                 sampling: Sampling {
                     seed: params.seed as u32 + n as u32,
-                    ..request.sampling
+                    ..Sampling::drafting()
                 },
                 ..Default::default()
             },
