@@ -227,7 +227,10 @@ fn drafts_in_every_format_cite_real_chunks_on_topic() {
         let (expected, retried): (&[&str], &str) = if draft_only {
             (&["expand", "outline", "draft"], "draft")
         } else {
-            (&["expand", "outline", "draft", "critique", "revise"], "revise")
+            (
+                &["expand", "outline", "draft", "critique", "revise"],
+                "revise",
+            )
         };
         if format != Format::Article {
             assert!(

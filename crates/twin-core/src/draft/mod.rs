@@ -1109,7 +1109,10 @@ impl Candidate {
     /// Publishable beats not; then fewer failed checks.
     fn better_than(&self, other: &Candidate) -> bool {
         (self.health.publishable, std::cmp::Reverse(self.failures()))
-            > (other.health.publishable, std::cmp::Reverse(other.failures()))
+            > (
+                other.health.publishable,
+                std::cmp::Reverse(other.failures()),
+            )
     }
 }
 
