@@ -310,7 +310,7 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     }
     if let Some(classifier) = twin_core::eval::authorship_model(library.store())? {
         println!(
-            "\nsounds like you: {:.0}% (a classifier fitted on your library against other writers)",
+            "\nsounds like you: {:.0}% (a classifier fitted on your library against other writers and the base model's own drafts)",
             classifier.probability(&draft.text) * 100.0
         );
     }
