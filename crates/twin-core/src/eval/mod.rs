@@ -1176,8 +1176,8 @@ impl Summary {
             let Some(publishable) = d.detail["publishable"].as_bool() else {
                 continue;
             };
-            let row = match health.iter_mut().position(|h| h.config == d.config) {
-                Some(i) => &mut health[i],
+            let i = match health.iter().position(|h| h.config == d.config) {
+                Some(i) => i,
                 None => {
                     health.push(HealthRow {
                         config: d.config.clone(),
@@ -1186,9 +1186,10 @@ impl Summary {
                         publishable: 0,
                         failed: BTreeMap::new(),
                     });
-                    health.last_mut().expect("just pushed")
+                    health.len() - 1
                 }
             };
+            let row = &mut health[i];
             row.drafts += 1;
             row.publishable += usize::from(publishable);
             for name in d.detail["failed"].as_array().into_iter().flatten() {
