@@ -142,32 +142,61 @@ pub fn assess(text: &str, format: Format, evidence: &Evidence<'_>) -> Health {
     }
 }
 
+/// What a draft's topic is measured against: the topic's embedding and those of the
+/// [`UNRELATED_TOPICS`] not near it. Embedded once per draft; every candidate text of the draft
+/// is measured against the same baseline.
+pub struct TopicBaseline {
+    topic: Vec<f32>,
+    unrelated: Vec<Vec<f32>>,
+}
+
+impl TopicBaseline {
+    /// Embed `topic` and the unrelated topics in one batch.
+    pub fn new(
+        embedder: &crate::engine::Embedder,
+        topic: &str,
+    ) -> Result<Self, crate::engine::EngineError> {
+        let mut texts: Vec<&str> = vec![topic];
+        texts.extend(UNRELATED_TOPICS);
+        let mut vectors = embedder.embed(&texts)?.into_iter();
+        let topic = vectors.next().unwrap_or_default();
+        // An "unrelated" topic near the request (a user writing about the violin) is no baseline.
+        let unrelated = vectors
+            .filter(|u| super::retrieve::cosine(u, &topic) < 0.5)
+            .collect();
+        Ok(Self { topic, unrelated })
+    }
+
+    fn similarity(&self, draft: &[f32]) -> TopicSimilarity {
+        let cos = super::retrieve::cosine;
+        TopicSimilarity {
+            topic: cos(draft, &self.topic),
+            unrelated: self
+                .unrelated
+                .iter()
+                .map(|u| cos(draft, u))
+                .fold(0.0f32, f32::max),
+        }
+    }
+}
+
 /// Every check of `text` against the library: names and numbers are looked up in the user's
-/// writing, the draft and the topic are embedded with the library's embedder.
+/// writing, the draft is embedded and compared with the `baseline` of its topic.
 pub fn measure(
     store: &crate::store::Store,
     embedder: &crate::engine::Embedder,
+    baseline: &TopicBaseline,
     topic: &str,
     format: Format,
     text: &str,
     sources: &[String],
 ) -> Result<Health, crate::engine::EngineError> {
     let _span = tracing::info_span!("health").entered();
-    let mut texts: Vec<&str> = vec![text, topic];
-    texts.extend(UNRELATED_TOPICS);
-    let vectors = embedder.embed(&texts)?;
-    let cos = super::retrieve::cosine;
-    let (draft, topic_vector) = (&vectors[0], &vectors[1]);
-    // An "unrelated" topic near the request (a user writing about the violin) is no baseline.
-    let unrelated = vectors[2..]
-        .iter()
-        .filter(|u| cos(u, topic_vector) < 0.5)
-        .map(|u| cos(draft, u))
-        .fold(0.0f32, f32::max);
-    let similarity = TopicSimilarity {
-        topic: cos(draft, topic_vector),
-        unrelated,
-    };
+    let draft = embedder
+        .embed(&[text])?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     // A word the index cannot look up is given the benefit of the doubt, not called invented.
     let known = |w: &str| store.mentions(w).unwrap_or(true);
     Ok(assess(
@@ -177,7 +206,7 @@ pub fn measure(
             topic,
             sources,
             known: &known,
-            similarity: Some(similarity),
+            similarity: Some(baseline.similarity(&draft)),
             sounds_like_you: None,
         },
     ))

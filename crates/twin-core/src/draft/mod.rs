@@ -968,11 +968,13 @@ fn write(
         .chain(exemplar_texts)
         .collect();
     // 6 and 8. Every candidate text is shaped and checked (draft health) as it is written.
+    let baseline = health::TopicBaseline::new(&embedder, &request.topic)?;
     let checked = |library: &Library, raw: &str| -> Result<Candidate, DraftError> {
         let (text, posts) = shape(raw, format);
         let health = health::measure(
             library.store(),
             &embedder,
+            &baseline,
             &request.topic,
             format,
             &text,
@@ -992,13 +994,8 @@ fn write(
             let (extra, limits) = outline_step(run);
             outline = run.generate("outline", system, "outline", extra, limits)?;
         }
-        run.generate(
-            "draft",
-            system,
-            "draft",
-            minijinja::context! { outline => outline },
-            run.writing_request((length.min_words, length.max_words)),
-        )?
+        let (extra, limits) = draft_step(run, &outline);
+        run.generate("draft", system, "draft", extra, limits)?
     };
     let mut best = checked(library, &draft_text)?;
     let mut critique = String::new();
@@ -1035,15 +1032,19 @@ fn write(
     let mut attempt = 0;
     while !best.health.publishable && attempt < RETRIES && format != Format::Article {
         attempt += 1;
-        let mut limits = run.writing_request((length.min_words, length.max_words));
-        limits.sampling.seed = limits.sampling.seed.wrapping_add(attempt);
-        let text = if chain.revises() {
+        let (step, extra, mut limits) = if chain.revises() {
             let extra = minijinja::context! { draft => draft_text, critique => critique };
-            run.generate("revise", system, "revise", extra, limits)?
+            (
+                "revise",
+                extra,
+                run.writing_request((length.min_words, length.max_words)),
+            )
         } else {
-            let extra = minijinja::context! { outline => outline };
-            run.generate("draft", system, "draft", extra, limits)?
+            let (extra, limits) = draft_step(run, &outline);
+            ("draft", extra, limits)
         };
+        limits.sampling.seed = limits.sampling.seed.wrapping_add(attempt);
+        let text = run.generate(step, system, step, extra, limits)?;
         let candidate = checked(library, &text)?;
         if candidate.better_than(&best) {
             best = candidate;
@@ -1137,6 +1138,15 @@ fn shape(raw: &str, format: Format) -> (String, Vec<String>) {
     } else {
         (posts.join("\n\n"), posts)
     }
+}
+
+/// The draft step's values and limits, following `outline` (empty in a direct chain).
+fn draft_step(run: &Run<'_>, outline: &str) -> (minijinja::Value, GenerateRequest) {
+    let length = run.request.format.length();
+    (
+        minijinja::context! { outline => outline },
+        run.writing_request((length.min_words, length.max_words)),
+    )
 }
 
 /// The outline step's values and limits (the first writing step of every format but articles).
@@ -1274,14 +1284,7 @@ pub fn prepare(
     } else if request.chain_for(model.info().parameters).outlines() {
         ("outline", outline_step(&run))
     } else {
-        let length = request.format.length();
-        (
-            "draft",
-            (
-                minijinja::context! { outline => "" },
-                run.writing_request((length.min_words, length.max_words)),
-            ),
-        )
+        ("draft", draft_step(&run, ""))
     };
     let first = run.step_request(&system, template, extra, limits)?;
     let evaluated = model.generate(
