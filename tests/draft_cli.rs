@@ -182,3 +182,119 @@ fn import_on_an_empty_data_folder_sets_up_the_default_models() {
     );
     assert!(!String::from_utf8_lossy(&again.stderr).contains("first run"));
 }
+
+/// A one-file Hugging Face–layout hub on localhost: `bytes` at `/{repo}/resolve/main/{file}`
+/// with the LFS sha256 in `X-Linked-Etag`, 404 for anything else. Returns the base URL.
+fn one_file_hub(repo: &str, file: &str, bytes: Vec<u8>, sha256: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let path = format!("/{repo}/resolve/main/{file} ");
+    let sha256 = sha256.to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+            }
+            if !request_line.contains(&path) {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Linked-Etag: \"{sha256}\"\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&bytes);
+        }
+    });
+    base
+}
+
+/// `twin models recommend` judges the catalog against this machine's RAM (as llama.cpp reads
+/// it), names a pick, and `twin models pull <id>` fetches that entry from a hub in Hugging
+/// Face's layout, registers it and marks it installed.
+#[test]
+fn a_recommended_model_is_pulled_by_its_catalog_id() {
+    let data = tempfile::tempdir().unwrap();
+    let rec = json(&run_ok(twin(data.path()).args([
+        "--json",
+        "models",
+        "recommend",
+    ])));
+    let ram = rec["machine"]["ram_bytes"].as_u64().unwrap();
+    assert!(ram > 1_000_000_000, "{rec}");
+    let models = rec["models"].as_array().unwrap();
+    assert!(models.len() >= 10, "{rec}");
+    assert!(models[0]["pick"] == true, "the pick comes first: {rec}");
+    for m in models {
+        // Nothing said to run here needs more than half the RAM (no GPU on CI).
+        if m["placement"]["kind"] == "cpu" {
+            assert!(m["draft_bytes"].as_u64().unwrap() <= ram / 2, "{m}");
+        }
+        assert_eq!(m["installed"], false);
+    }
+    let table = run_ok(twin(data.path()).args(["models", "recommend", "--all"]));
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("this computer:") && table.contains("★ best for this computer"),
+        "{table}"
+    );
+    assert!(
+        table.contains("no (gemma3 not supported)"),
+        "Gemma cannot be trained: {table}"
+    );
+
+    // The catalog's SmolLM2-360M entry, served with the bytes of the built-in model.
+    let model = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let sha = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+    let hub = one_file_hub(
+        "HuggingFaceTB/SmolLM2-360M-Instruct-GGUF",
+        "smollm2-360m-instruct-q8_0.gguf",
+        std::fs::read(&model).unwrap(),
+        sha,
+    );
+    let pulled = json(&run_ok(twin(data.path()).env("HF_ENDPOINT", &hub).args([
+        "--json",
+        "models",
+        "pull",
+        "smollm2-360m",
+    ])));
+    assert_eq!(pulled["origin"], "pulled", "{pulled}");
+    assert_eq!(pulled["sha256"], sha, "{pulled}");
+    let rec = json(&run_ok(twin(data.path()).args([
+        "--json",
+        "models",
+        "recommend",
+        "--all",
+    ])));
+    let entry = rec["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["entry"]["id"] == "smollm2-360m")
+        .unwrap();
+    assert_eq!(entry["installed"], true, "{entry}");
+
+    // An id that is not in the catalog is refused with a way forward.
+    let out = twin(data.path())
+        .env("HF_ENDPOINT", &hub)
+        .args(["models", "pull", "no-such-model"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not a catalog id") && stderr.contains("twin models recommend"),
+        "{stderr}"
+    );
+}

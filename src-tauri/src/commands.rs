@@ -641,6 +641,22 @@ pub async fn use_model(state: State<'_, AppState>, id: i64) -> CmdResult<()> {
     .await
 }
 
+/// Twin's model catalog judged against this computer (see `models::catalog`): the pick first.
+#[tauri::command]
+pub async fn recommended_models(state: State<'_, AppState>) -> CmdResult<Value> {
+    with_library(&state, |lib| {
+        let devices = twin_core::engine::compute_devices().map_err(msg)?;
+        let machine = models::Machine::from_devices(&devices);
+        let catalog = models::Catalog::shipped();
+        let recs = models::recommend(&catalog, &machine, &lib.store().models().map_err(msg)?);
+        Ok(
+            json!({"catalog_version": catalog.version, "reviewed": catalog.reviewed,
+            "machine": machine, "models": recs}),
+        )
+    })
+    .await
+}
+
 /// Download a GGUF from Hugging Face (`HF_ENDPOINT` honoured), resuming a partial download.
 #[tauri::command]
 pub async fn pull_model(

@@ -45,6 +45,7 @@ fn main() {
             commands::add_model,
             commands::use_model,
             commands::pull_model,
+            commands::recommended_models,
             commands::settings,
             commands::save_settings,
             commands::dataset_summary,

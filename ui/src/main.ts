@@ -620,6 +620,75 @@ async function loadSettings() {
   }
 }
 
+const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
+
+/** One model in the catalog, as `recommended_models` judges it against this computer. */
+function recommendedRow(r: Json): HTMLElement {
+  const tr = el("tr");
+  if (r.pick) tr.className = "pick";
+  const name = el("td");
+  name.append(el("strong", (r.pick ? "★ " : "") + r.entry.name), el("div", r.entry.about, "muted small"));
+  const runs = r.placement.kind === "gpu" ? "GPU" : r.placement.kind === "cpu" ? "CPU" : "too large";
+  const t = r.training;
+  const train =
+    t.kind === "yes"
+      ? t.cpu_minutes_per_10k_words != null
+        ? `yes, ~${Math.round(t.cpu_minutes_per_10k_words)} min per 10k words`
+        : "yes, on the GPU"
+      : t.kind === "needs_memory"
+        ? `needs ${gb(t.bytes)}`
+        : `no (${r.entry.architecture})`;
+  tr.append(
+    name,
+    el("td", gb(r.entry.size_mb * 1e6)),
+    el("td", gb(r.draft_bytes)),
+    el("td", runs),
+    el("td", train),
+    el("td", r.entry.licence),
+  );
+  const act = el("td");
+  if (r.installed) act.textContent = "installed";
+  else if (r.placement.kind !== "too_big") {
+    const b = el("button", "Download");
+    b.addEventListener("click", () => pullModel(r.entry.repo, r.entry.file));
+    act.append(b);
+  }
+  tr.append(act);
+  return tr;
+}
+
+async function loadRecommended() {
+  try {
+    const rec: Json = await invoke("recommended_models");
+    const m = rec.machine;
+    const gpu = m.gpu ? `${m.gpu[0]}, ${gb(m.gpu[1])}` : "no GPU this build can use";
+    $("recommended-machine").textContent =
+      `This computer: ${gb(m.ram_bytes)} RAM, ${m.cpu_threads} CPU threads, ${gpu}. ` +
+      `Catalog v${rec.catalog_version}, reviewed ${rec.reviewed}; memory figures are estimates.`;
+    const all = $<HTMLInputElement>("recommended-all").checked;
+    $("recommended")
+      .querySelector("tbody")!
+      .replaceChildren(...rec.models.filter((r: Json) => all || r.placement.kind !== "too_big").map(recommendedRow));
+  } catch (e) {
+    showError("recommended models", e);
+  }
+}
+$("recommended-all").addEventListener("change", loadRecommended);
+
+/** Download with progress, register, then refresh both model lists. */
+async function pullModel(repo: string, file: string) {
+  const box = $("pull-progress");
+  box.hidden = false;
+  try {
+    await invoke("pull_model", { repo, file, onEvent: barChannel("pull-bar") });
+    loadModels();
+    loadRecommended();
+  } catch (err) {
+    showError("download", err);
+  }
+  box.hidden = true;
+}
+
 $("model-add").addEventListener("click", async () => {
   const file = await open({ filters: [{ name: "GGUF model", extensions: ["gguf"] }] });
   if (typeof file !== "string") return;
@@ -635,15 +704,7 @@ $("pull-form").addEventListener("submit", async (e) => {
   const repo = $<HTMLInputElement>("pull-repo").value.trim();
   const file = $<HTMLInputElement>("pull-file").value.trim();
   if (!repo || !file) return;
-  const box = $("pull-progress");
-  box.hidden = false;
-  try {
-    await invoke("pull_model", { repo, file, onEvent: barChannel("pull-bar") });
-    loadModels();
-  } catch (err) {
-    showError("download", err);
-  }
-  box.hidden = true;
+  await pullModel(repo, file);
 });
 $("settings-form").addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -845,6 +906,7 @@ loaders.evaluate = () => {
 
 loaders.settings = () => {
   loadModels();
+  loadRecommended();
   loadSettings();
 };
 

@@ -33,12 +33,19 @@ pub enum ModelsCommand {
         /// The name shown under "found on this machine".
         name: String,
     },
+    /// Models from Twin's catalog that suit this computer (RAM, GPU memory), with what each
+    /// needs and whether Twin can train it here; pull one with `twin models pull <id>`.
+    Recommend {
+        /// Also list the models this computer cannot run.
+        #[arg(long)]
+        all: bool,
+    },
     /// Download a GGUF file from Hugging Face ($HF_ENDPOINT overrides the hub); resumes.
     Pull {
-        /// Repository, owner/name.
+        /// Repository (owner/name), or a catalog id from `twin models recommend`.
         repo: String,
-        /// File in the repository.
-        file: String,
+        /// File in the repository (not needed with a catalog id).
+        file: Option<String>,
         /// Branch, tag or commit.
         #[arg(long, default_value = "main")]
         revision: String,
@@ -78,6 +85,96 @@ fn show(m: &twin_core::store::ModelRecord, active: bool) -> String {
         &m.sha256[..12.min(m.sha256.len())],
         m.path
     )
+}
+
+fn gb(bytes: u64) -> String {
+    format!("{:.1} GB", bytes as f64 / 1e9)
+}
+
+/// The `recommend` table: the pick first, then what fits, largest first.
+fn recommend_table(
+    catalog: &models::Catalog,
+    machine: &models::Machine,
+    recs: &[models::Recommendation],
+    all: bool,
+) -> String {
+    use models::catalog::{Placement, Trainability};
+    use std::fmt::Write;
+    let mut out = String::new();
+    let gpu = machine
+        .gpu
+        .as_ref()
+        .map_or("no GPU this build can use".to_string(), |(name, b)| {
+            format!("{name}, {}", gb(*b))
+        });
+    let _ = writeln!(
+        out,
+        "this computer: {} RAM, {} CPU threads, {gpu}",
+        gb(machine.ram_bytes),
+        machine.cpu_threads
+    );
+    let _ = writeln!(
+        out,
+        "catalog v{} (reviewed {}); memory figures are estimates\n",
+        catalog.version, catalog.reviewed
+    );
+    let _ = writeln!(
+        out,
+        "  {:<14} {:<26} {:>8} {:>9}  {:<5} {:<28} licence",
+        "id", "model", "download", "memory", "runs", "train here"
+    );
+    let mut hidden = 0;
+    for r in recs {
+        if !all && !r.fits() {
+            hidden += 1;
+            continue;
+        }
+        let runs = match r.placement {
+            Placement::Gpu => "GPU",
+            Placement::Cpu => "CPU",
+            Placement::TooBig => "no",
+        };
+        let train = match &r.training {
+            Trainability::Yes {
+                cpu_minutes_per_10k_words: Some(m),
+            } => format!("yes, ~{m:.0} min per 10k words"),
+            Trainability::Yes { .. } => "yes, on the GPU".to_string(),
+            Trainability::NeedsMemory { bytes } => format!("needs {}", gb(*bytes)),
+            Trainability::Unsupported => format!("no ({} not supported)", r.entry.architecture),
+        };
+        let _ = writeln!(
+            out,
+            "{} {:<14} {:<26} {:>8} {:>9}  {:<5} {:<28} {}{}",
+            if r.pick { "★" } else { " " },
+            r.entry.id,
+            r.entry.name,
+            gb(r.entry.size_mb * 1_000_000),
+            gb(r.draft_bytes),
+            runs,
+            train,
+            r.entry.licence,
+            if r.installed { "  (installed)" } else { "" }
+        );
+    }
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "\n{hidden} larger models need more memory than this computer has (--all lists them)"
+        );
+    }
+    match recs.iter().find(|r| r.pick) {
+        Some(p) => {
+            let _ = writeln!(
+                out,
+                "\n★ best for this computer: {}. {}\n  twin models pull {}",
+                p.entry.name, p.entry.about, p.entry.id
+            );
+        }
+        None => {
+            let _ = writeln!(out, "\nno catalog model can be trained on this computer; the built-in model still drafts");
+        }
+    }
+    out
 }
 
 pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
@@ -206,7 +303,17 @@ pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
             file,
             revision,
         } => {
-            let mut request = PullRequest::new(repo, file);
+            let (repo, file) = match file {
+                Some(file) => (repo.clone(), file.clone()),
+                None => {
+                    let catalog = models::Catalog::shipped();
+                    let entry = catalog.find(repo).with_context(|| {
+                        format!("{repo:?} is not a catalog id (see `twin models recommend`); for any other model give the repository and the file")
+                    })?;
+                    (entry.repo.clone(), entry.file.clone())
+                }
+            };
+            let mut request = PullRequest::new(&repo, &file);
             request.revision = revision.clone();
             let bar = Bar::new(!cli.json);
             let cancel = crate::cancel_on_ctrl_c();
@@ -219,6 +326,21 @@ pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
                 print_json(&record)?;
             } else {
                 println!("{}", show(&record, false));
+                println!(
+                    "next: `twin models use {}`, then `twin train` to make it your twin",
+                    record.name
+                );
+            }
+        }
+        ModelsCommand::Recommend { all } => {
+            let machine = models::Machine::from_devices(&twin_core::engine::compute_devices()?);
+            let catalog = models::Catalog::shipped();
+            let recs = models::recommend(&catalog, &machine, &store.models()?);
+            if cli.json {
+                print_json(&serde_json::json!({"catalog_version": catalog.version,
+                    "reviewed": catalog.reviewed, "machine": machine, "models": recs}))?;
+            } else {
+                print!("{}", recommend_table(&catalog, &machine, &recs, *all));
             }
         }
         ModelsCommand::Use { model } => {

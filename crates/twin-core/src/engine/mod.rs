@@ -13,6 +13,7 @@ mod stream_text;
 pub mod tokens;
 mod worker;
 
+pub use backend::{compute_devices, ComputeDevice, DeviceKind};
 pub use chat_template::ChatMessage;
 pub use embed::{Embedder, EmbedderConfig, ModelIdentity};
 pub use generate::{

@@ -3,12 +3,14 @@
 //! embedding models to GGUF.
 
 pub mod bert_convert;
+pub mod catalog;
 pub mod pull;
 pub mod registry;
 
 pub use bert_convert::{
     convert_sentence_transformer, ConvertError, ConvertOptions, ConvertedModel,
 };
+pub use catalog::{recommend, Catalog, CatalogEntry, Machine, Recommendation};
 pub use pull::{pull, PullRequest};
 pub use registry::{discover, Discovered, ModelKind};
 
