@@ -157,18 +157,30 @@ struct ImportFlags {
     /// Parse and chunk only; embed later.
     #[arg(long)]
     no_embed: bool,
-    /// Skip files larger than this many MiB.
+    /// Skip files larger than this many MiB (zipped platform exports excepted).
     #[arg(long, default_value_t = 20)]
     max_file_mib: u64,
+    /// Your name or handle as a multi-author export (WordPress, Ghost) shows it; only those
+    /// posts are imported as yours. Repeat for several; remembered for later imports.
+    #[arg(long = "author", value_name = "NAME")]
+    authors: Vec<String>,
+    /// Also import unpublished drafts from platform exports.
+    #[arg(long)]
+    include_drafts: bool,
 }
 
 impl ImportFlags {
-    fn options(&self) -> ImportOptions {
-        ImportOptions {
+    /// Options for an import, with the user's names remembered in the library (`--author`
+    /// adds to them).
+    fn options(&self, library: &Library) -> Result<ImportOptions> {
+        let authors = library.add_user_names(&self.authors)?;
+        Ok(ImportOptions {
             max_file_size: self.max_file_mib * 1024 * 1024,
             embed: !self.no_embed,
+            authors,
+            include_drafts: self.include_drafts,
             ..Default::default()
-        }
+        })
     }
 }
 
@@ -185,9 +197,13 @@ struct SearchArgs {
     /// Only this source (its path or id).
     #[arg(long)]
     source: Option<String>,
-    /// Only this platform (linkedin, x, blog, newsletter…).
+    /// Only this platform (linkedin, x, medium, substack, wordpress, ghost, or a front-matter
+    /// platform such as blog or newsletter).
     #[arg(long)]
     platform: Option<String>,
+    /// Only this kind of writing (post, article, newsletter, thread, reply, comment, page).
+    #[arg(long)]
+    kind: Option<String>,
     /// Only documents dated on or after YYYY-MM-DD.
     #[arg(long)]
     from: Option<String>,
@@ -240,6 +256,9 @@ fn print_report(r: &ImportReport) {
     if r.near_duplicates > 0 {
         println!("{} near-duplicate documents flagged", r.near_duplicates);
     }
+    for e in &r.exports {
+        print_export(e);
+    }
     for s in &r.skipped {
         println!("skipped {}: {}", s.path.display(), s.reason);
     }
@@ -248,6 +267,31 @@ fn print_report(r: &ImportReport) {
     }
     if r.cancelled {
         println!("cancelled: finished work is kept; run the same command again to resume");
+    }
+}
+
+/// One export's lines: what was imported per kind, and what was left out and why.
+fn print_export(e: &twin_core::library::ExportSummary) {
+    let added: Vec<String> = e
+        .added
+        .iter()
+        .map(|(kind, n)| format!("{n} {kind}{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    println!(
+        "{:<9} {}: {} new{}; {} updated, {} unchanged",
+        e.platform,
+        e.path.display(),
+        e.added.values().sum::<usize>(),
+        if added.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", added.join(", "))
+        },
+        e.updated,
+        e.unchanged
+    );
+    for (reason, n) in &e.skipped {
+        println!("{:<9}   left out {n}: {reason}", "");
     }
 }
 
@@ -299,7 +343,8 @@ fn import(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
     )?;
     let bar = progress_bar::Bar::new(!cli.json);
     let cancel = cancel_on_ctrl_c();
-    let report = library.import(&args.paths, &args.flags.options(), &bar, &cancel)?;
+    let options = args.flags.options(&library)?;
+    let report = library.import(&args.paths, &options, &bar, &cancel)?;
     bar.finish();
     if cli.json {
         print_json(&report)?;
@@ -320,7 +365,7 @@ fn watch_cmd(cli: &Cli, paths: &[PathBuf], flags: &ImportFlags) -> Result<ExitCo
         },
     )?;
     let cancel = cancel_on_ctrl_c();
-    let options = flags.options();
+    let options = flags.options(&library)?;
     if !paths.is_empty() {
         let bar = progress_bar::Bar::new(!cli.json);
         let report = library.import(paths, &options, &bar, &cancel)?;
@@ -428,6 +473,14 @@ fn status(cli: &Cli) -> Result<ExitCode> {
             "chunks          {} ({} embedded)",
             stats.chunks, stats.embedded_chunks
         );
+        if stats.by_platform.iter().any(|p| p.platform != "files") {
+            let per: Vec<String> = stats
+                .by_platform
+                .iter()
+                .map(|p| format!("{} {} {}", p.platform, p.kind, p.documents))
+                .collect();
+            println!("by platform     {}", per.join(", "));
+        }
         match &stats.embedding_model {
             Some(m) => println!("embedding model {} ({} dims, {})", m.name, m.dim, m.path),
             None => println!("embedding model none: twin models import <folder>"),
@@ -462,6 +515,7 @@ fn search(cli: &Cli, args: &SearchArgs) -> Result<ExitCode> {
         filter: SearchFilter {
             source,
             platform: args.platform.clone(),
+            kind: args.kind.clone(),
             date_from: args.from.clone(),
             date_to: args.to.clone(),
         },

@@ -367,6 +367,8 @@ fn search_latency(
             simhash: None,
             duplicate_of: None,
             near_duplicate_of: None,
+            kind: None,
+            url: None,
         };
         lib_store_put(&mut lib, &doc, &chunks, &hash, dim, &mut rng)?;
         written += n;

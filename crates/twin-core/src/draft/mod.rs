@@ -524,6 +524,7 @@ fn filter_from(query: &SelfQuery, topic: &str, platforms: &[String]) -> SearchFi
     SearchFilter {
         source: None,
         platform: platform.cloned(),
+        kind: None,
         date_from: valid_date(&query.date_from),
         date_to: valid_date(&query.date_to),
     }

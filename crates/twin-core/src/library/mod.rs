@@ -7,12 +7,13 @@
 pub mod chunk;
 pub mod clean;
 pub mod dedup;
+pub mod export;
 pub mod parse;
 pub mod scan;
 mod sync;
 pub mod watch;
 
-pub use sync::{FileIssue, ImportOptions, ImportReport};
+pub use sync::{ExportSummary, FileIssue, ImportOptions, ImportReport};
 
 use crate::engine::{Embedder, EmbedderConfig, EngineError, Reranker};
 use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
@@ -23,6 +24,9 @@ use std::sync::Arc;
 
 /// File name of the library database inside the data folder.
 pub const DATABASE_FILE: &str = "library.sqlite3";
+
+/// Settings key of the user's names and handles (a JSON list).
+const USER_NAMES_KEY: &str = "library.authors";
 
 /// Errors from library operations.
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +206,27 @@ impl Library {
         report.cancelled |= cancel.is_cancelled();
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
+    }
+
+    /// The user's names and handles (settings key `library.authors`), after adding `more`:
+    /// what a multi-author export's posts are matched against.
+    pub fn add_user_names(&self, more: &[String]) -> Result<Vec<String>, LibraryError> {
+        let mut names: Vec<String> = self
+            .store
+            .setting(USER_NAMES_KEY)?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default();
+        let before = names.len();
+        for n in more.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            if !names.iter().any(|m| m.eq_ignore_ascii_case(n)) {
+                names.push(n.to_string());
+            }
+        }
+        if names.len() != before {
+            let json = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
+            self.store.set_setting(USER_NAMES_KEY, &json)?;
+        }
+        Ok(names)
     }
 
     /// Sync only `paths` (files or folders, existing or deleted) inside `source`; used by watch.

@@ -20,6 +20,14 @@ pub struct Candidate {
     pub mtime: i64,
 }
 
+/// The largest zip (a platform export) the scan passes on.
+const ZIP_EXPORT_LIMIT: u64 = 64 * 1024 * 1024 * 1024;
+
+fn is_zip(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+}
+
 /// A path the scan could not take, and why.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ScanIssue {
@@ -84,7 +92,8 @@ pub fn scan(root: &Path, ignore_root: &Path, max_size: u64) -> ScanResult {
                     .matched(e.path(), e.file_type().is_dir())
                     .is_ignore())
     });
-    for entry in walker {
+    let mut walker = walker;
+    while let Some(entry) = walker.next() {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -109,6 +118,20 @@ pub fn scan(root: &Path, ignore_root: &Path, max_size: u64) -> ScanResult {
                 continue;
             }
         };
+        if entry.file_type().is_dir() {
+            // An unpacked platform export is read as one (its CSVs and scripts are not files
+            // to import one by one).
+            if super::export::is_export_folder(entry.path()) {
+                let mtime = entry.metadata().map(|m| mtime_nanos(&m)).unwrap_or(0);
+                result.files.push(Candidate {
+                    path: entry.path().to_path_buf(),
+                    size: 0,
+                    mtime,
+                });
+                walker.skip_current_dir();
+            }
+            continue;
+        }
         if !entry.file_type().is_file() {
             continue;
         }
@@ -123,13 +146,20 @@ pub fn scan(root: &Path, ignore_root: &Path, max_size: u64) -> ScanResult {
                 continue;
             }
         };
-        if meta.len() > max_size {
+        // A zipped export is opened, not read whole: only its writing is unpacked, each part
+        // capped (export::archive), so the archive itself may be large (X archives hold media).
+        let limit = if is_zip(&path) {
+            ZIP_EXPORT_LIMIT
+        } else {
+            max_size
+        };
+        if meta.len() > limit {
             result.issues.push(ScanIssue {
                 path,
                 reason: format!(
                     "{:.1} MiB is over the {:.0} MiB size limit",
                     meta.len() as f64 / 1048576.0,
-                    max_size as f64 / 1048576.0
+                    limit as f64 / 1048576.0
                 ),
             });
             continue;

@@ -8,13 +8,14 @@
 use super::chunk::{self, ChunkConfig};
 use super::clean;
 use super::dedup::{self, NearDuplicateIndex};
-use super::parse::{self, Format, ParseError};
+use super::export::{self, Body, ExportItem};
+use super::parse::{self, Block, Format, ParseError, ParsedDoc};
 use super::scan::{self, Candidate};
 use crate::engine::Embedder;
 use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
 use crate::store::{DocState, NewDocument, Source, Store, StoreError};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// How to import.
@@ -28,6 +29,12 @@ pub struct ImportOptions {
     pub embed: bool,
     /// Chunks per embedding call (and per commit).
     pub embed_batch: usize,
+    /// The user's names and handles: in a multi-author export (WordPress, Ghost) only their
+    /// posts are theirs. Empty: a single-author export is taken whole, a multi-author one is
+    /// refused with the list of its authors.
+    pub authors: Vec<String>,
+    /// Import unpublished drafts from exports too.
+    pub include_drafts: bool,
 }
 
 impl Default for ImportOptions {
@@ -37,6 +44,8 @@ impl Default for ImportOptions {
             chunking: ChunkConfig::default(),
             embed: true,
             embed_batch: 64,
+            authors: Vec::new(),
+            include_drafts: false,
         }
     }
 }
@@ -81,11 +90,44 @@ pub struct ImportReport {
     pub failed: Vec<FileIssue>,
     /// Whether the run was cancelled before finishing.
     pub cancelled: bool,
+    /// Platform exports read, one entry each.
+    pub exports: Vec<ExportSummary>,
     /// Wall time.
     pub seconds: f64,
 }
 
+/// What one platform export gave.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ExportSummary {
+    /// The zip, folder or file.
+    pub path: PathBuf,
+    /// `linkedin`, `x`, `medium`, `substack`, `wordpress` or `ghost`.
+    pub platform: String,
+    /// New documents by kind (post, article, thread…).
+    pub added: BTreeMap<String, usize>,
+    /// Items whose text changed since the last import, re-chunked.
+    pub updated: usize,
+    /// Items already stored with the same text.
+    pub unchanged: usize,
+    /// Items left out, by reason (retweets, reposts, drafts, other authors…).
+    pub skipped: BTreeMap<String, usize>,
+    /// Parts of the export that could not be read, named inside it.
+    pub failed: Vec<export::PartError>,
+}
+
 impl ImportReport {
+    /// Count one stored document: new or updated, with its chunks.
+    fn count_stored(&mut self, updated: bool, chunks: usize, reused: usize, near_duplicate: bool) {
+        if updated {
+            self.updated += 1;
+        } else {
+            self.added += 1;
+        }
+        self.chunks_written += chunks;
+        self.vectors_reused += reused;
+        self.near_duplicates += usize::from(near_duplicate);
+    }
+
     pub(super) fn merge(&mut self, o: ImportReport) {
         self.scanned += o.scanned;
         self.added += o.added;
@@ -101,6 +143,7 @@ impl ImportReport {
         self.skipped.extend(o.skipped);
         self.failed.extend(o.failed);
         self.cancelled |= o.cancelled;
+        self.exports.extend(o.exports);
     }
 }
 
@@ -162,6 +205,26 @@ impl Syncer<'_> {
             Err(ParseError::Skip(reason)) => return Ok(Outcome::Skipped(reason)),
             Err(ParseError::Invalid(reason)) => return Ok(Outcome::Failed(reason)),
         };
+        let meta = DocMeta {
+            path: path.clone(),
+            format: format.name(),
+            kind: None,
+            url: None,
+            date: parsed.date.clone().or_else(|| Some(date_of(file.mtime))),
+            mtime: file.mtime,
+            size: file.size as i64,
+        };
+        self.store_parsed(meta, parsed, hash)
+    }
+
+    /// Clean, chunk and store what a parser (or an export reader) produced.
+    fn store_parsed(
+        &mut self,
+        meta: DocMeta,
+        parsed: ParsedDoc,
+        hash: String,
+    ) -> Result<Outcome, StoreError> {
+        let path = &meta.path;
         let blocks = clean::clean_blocks(parsed.blocks);
         if blocks.is_empty() {
             return Ok(Outcome::Skipped("no text content".into()));
@@ -178,11 +241,7 @@ impl Syncer<'_> {
             .title
             .map(|t| clean::tidy_whitespace(&clean::normalize(&t)).replace('\n', " "))
             .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| {
-                path.file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            });
+            .unwrap_or_else(|| untitled(path, &body.text));
         let simhash = dedup::simhash(&body.text);
         let near = if original.is_none() {
             simhash.and_then(|h| self.near.find(h, existing_id))
@@ -199,16 +258,18 @@ impl Syncer<'_> {
             path: path.clone(),
             title,
             platform: parsed.platform,
-            format: format.name().into(),
-            date: parsed.date.or_else(|| Some(date_of(file.mtime))),
+            format: meta.format.into(),
+            date: meta.date,
             tags: parsed.tags,
             content_hash: hash,
-            mtime: file.mtime,
-            size: file.size as i64,
+            mtime: meta.mtime,
+            size: meta.size,
             body: body.text,
             simhash,
             duplicate_of: original,
             near_duplicate_of: near,
+            kind: meta.kind,
+            url: meta.url,
         };
         let put = self.store.put_document(&doc, &chunks)?;
         if let (Some(h), None) = (simhash, original) {
@@ -222,6 +283,189 @@ impl Syncer<'_> {
             duplicate: original.is_some(),
         })
     }
+
+    /// Read a platform export and store its items; `Ok(None)` when `file` is not an export.
+    fn process_export(
+        &mut self,
+        file: &Candidate,
+        report: &mut ImportReport,
+    ) -> Result<Option<()>, StoreError> {
+        let mut read = match export::read(&file.path) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                report.failed.push(FileIssue {
+                    path: file.path.clone(),
+                    reason: e.to_string(),
+                });
+                return Ok(Some(()));
+            }
+        };
+        let mut summary = ExportSummary {
+            path: file.path.clone(),
+            platform: read.platform.as_str().into(),
+            ..Default::default()
+        };
+        for part in &read.failed {
+            report.failed.push(FileIssue {
+                path: file.path.clone(),
+                reason: format!("{}: {}", part.part, part.reason),
+            });
+        }
+        summary.failed = read.failed.clone();
+        if self.options.authors.is_empty() && read.authors.len() > 1 {
+            let who: Vec<String> = read
+                .authors
+                .iter()
+                .map(|(name, n)| format!("{name} ({n})"))
+                .collect();
+            report.failed.push(FileIssue {
+                path: file.path.clone(),
+                reason: format!(
+                    "this export has posts by {} authors: {}; say which are yours with --author NAME (several allowed)",
+                    read.authors.len(),
+                    who.join(", ")
+                ),
+            });
+            summary.skipped = read.skipped;
+            report.exports.push(summary);
+            return Ok(Some(()));
+        }
+        read.select(&self.options.authors, self.options.include_drafts);
+        summary.skipped = std::mem::take(&mut read.skipped);
+        for item in read.items {
+            let path = PathBuf::from(format!("{}:{}", item.platform.as_str(), item.id));
+            let (parsed, format) = match parse_item(&item) {
+                Ok(p) => p,
+                Err(reason) => {
+                    report.failed.push(FileIssue {
+                        path: file.path.clone(),
+                        reason: format!("{} ({}): {reason}", item.part, item.id),
+                    });
+                    continue;
+                }
+            };
+            let hash = item_hash(&item, &parsed);
+            let known = self.store.document_state(&path)?;
+            if known.as_ref().is_some_and(|d| d.content_hash == hash) {
+                summary.unchanged += 1;
+                report.unchanged += 1;
+                continue;
+            }
+            let meta = DocMeta {
+                path: path.clone(),
+                format,
+                kind: Some(item.kind.as_str().into()),
+                url: item.url.clone(),
+                date: item.date.clone().or_else(|| Some(date_of(file.mtime))),
+                mtime: file.mtime,
+                size: match &item.body {
+                    Body::Text(t) | Body::Html(t) => t.len() as i64,
+                },
+            };
+            match self.store_parsed(meta, parsed, hash)? {
+                Outcome::Stored {
+                    chunks,
+                    reused,
+                    near_duplicate,
+                    ..
+                } => {
+                    if known.is_some() {
+                        summary.updated += 1;
+                    } else {
+                        *summary.added.entry(item.kind.as_str().into()).or_default() += 1;
+                    }
+                    report.count_stored(known.is_some(), chunks, reused, near_duplicate);
+                }
+                Outcome::Skipped(reason) => {
+                    *summary.skipped.entry(reason).or_default() += 1;
+                }
+                Outcome::Failed(reason) => report.failed.push(FileIssue {
+                    path: file.path.clone(),
+                    reason: format!("{} ({}): {reason}", item.part, item.id),
+                }),
+            }
+        }
+        report.exports.push(summary);
+        Ok(Some(()))
+    }
+}
+
+/// Where a document's metadata comes from besides its parsed text.
+struct DocMeta {
+    path: PathBuf,
+    format: &'static str,
+    kind: Option<String>,
+    url: Option<String>,
+    date: Option<String>,
+    mtime: i64,
+    size: i64,
+}
+
+/// A title for a document that states none: the file's name, or for an export item (a post
+/// has no title) its first words.
+fn untitled(path: &Path, body: &str) -> String {
+    if path.exists() || body.is_empty() {
+        return path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+    }
+    let words: Vec<&str> = body.split_whitespace().take(8).collect();
+    let mut t = words.join(" ");
+    if body.split_whitespace().count() > 8 {
+        t.push('…');
+    }
+    t
+}
+
+/// An export item's text as blocks, with the platform and title attached.
+fn parse_item(item: &ExportItem) -> Result<(ParsedDoc, &'static str), String> {
+    let (format, text) = match &item.body {
+        Body::Text(t) => (Format::Text, t),
+        Body::Html(h) => (Format::Html, h),
+    };
+    let mut parsed = match parse::parse(format, text.as_bytes()) {
+        Ok(p) => p,
+        Err(ParseError::Skip(r) | ParseError::Invalid(r)) => return Err(r),
+    };
+    // A heading that only repeats the title is the title.
+    if let (Some(t), Some(Block { text: first, .. })) = (&item.title, parsed.blocks.first()) {
+        if first.trim() == t.trim() {
+            parsed.blocks.remove(0);
+        }
+    }
+    parsed.title = item.title.clone();
+    parsed.platform = Some(item.platform.as_str().into());
+    Ok((parsed, format.name()))
+}
+
+/// What an item's stored document depends on: a change to any of it is an edit.
+fn item_hash(item: &ExportItem, parsed: &ParsedDoc) -> String {
+    let mut h = blake3::Hasher::new();
+    for part in [
+        item.kind.as_str(),
+        item.title.as_deref().unwrap_or(""),
+        item.date.as_deref().unwrap_or(""),
+        item.url.as_deref().unwrap_or(""),
+    ] {
+        h.update(part.as_bytes());
+        h.update(b"\0");
+    }
+    for b in &parsed.blocks {
+        h.update(b.text.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// The unpacked export folder that `path` lies in, below the source's `root`, if any.
+fn enclosing_export(path: &Path, root: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .skip(1)
+        .take_while(|a| a.starts_with(root))
+        .find(|a| export::is_export_folder(a))
+        .map(Path::to_path_buf)
 }
 
 fn under(path: &Path, scope: &[PathBuf]) -> bool {
@@ -243,7 +487,11 @@ pub(super) fn sync(
     let roots: Vec<PathBuf> = if scope.is_empty() {
         vec![source.path.clone()]
     } else {
-        scope.to_vec()
+        // A change inside an unpacked export re-reads that export, not the one file.
+        scope
+            .iter()
+            .map(|p| enclosing_export(p, &source.path).unwrap_or_else(|| p.clone()))
+            .collect()
     };
     let ignore_root = if source.path.is_dir() {
         source.path.clone()
@@ -335,6 +583,12 @@ pub(super) fn sync(
             total,
             item: Some(file.path.display().to_string()),
         });
+        if export::may_be_export(&file.path) {
+            let _s = tracing::info_span!("export", path = %file.path.display()).entered();
+            if syncer.process_export(file, &mut report)?.is_some() {
+                continue;
+            }
+        }
         let known = stored.get(&file.path);
         if let Some(doc) = known {
             if doc.mtime == file.mtime && doc.size == file.size as i64 {
@@ -385,14 +639,7 @@ pub(super) fn sync(
                 near_duplicate,
                 duplicate,
             } => {
-                if known.is_some() {
-                    report.updated += 1;
-                } else {
-                    report.added += 1;
-                }
-                report.chunks_written += chunks;
-                report.vectors_reused += reused;
-                report.near_duplicates += usize::from(near_duplicate);
+                report.count_stored(known.is_some(), chunks, reused, near_duplicate);
                 if duplicate {
                     report.duplicates += 1;
                     report.skipped.push(FileIssue {

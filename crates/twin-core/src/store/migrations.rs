@@ -215,4 +215,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     AFTER UPDATE OF body, date, duplicate_of ON documents
     BEGIN UPDATE library_generation SET n = n + 1; END;
     "#,
+    // 7: documents from platform exports (wave 2). Their `path` is `<platform>:<platform id>`,
+    // not a file, so a newer export of the same account updates them in place; `kind` says
+    // what the writing is (post, article, newsletter, thread, reply, comment, page).
+    r#"
+    ALTER TABLE documents ADD COLUMN kind TEXT;
+    ALTER TABLE documents ADD COLUMN url TEXT;
+    CREATE INDEX documents_platform_kind ON documents(platform, kind);
+    "#,
 ];

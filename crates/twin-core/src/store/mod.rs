@@ -319,6 +319,19 @@ impl Store {
         )
     }
 
+    /// The stored state of the document at `path` (a file, or an export item's
+    /// `<platform>:<id>`), if there is one.
+    pub fn document_state(&self, path: &Path) -> Result<Option<DocState>> {
+        self.conn
+            .query_row(
+                &Self::doc_state_sql("WHERE path = ?1"),
+                [path.to_string_lossy()],
+                Self::doc_state,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// Stored documents at or below any of `roots` (files or folders), across all sources.
     pub fn documents_under(&self, roots: &[PathBuf]) -> Result<Vec<DocState>> {
         let mut stmt = self
@@ -414,12 +427,12 @@ impl Store {
             tx.execute(
                 "UPDATE documents SET source_id=?2, title=?3, platform=?4, format=?5, date=?6, tags=?7,
                         content_hash=?8, mtime=?9, size=?10, body=?11, simhash=?12, duplicate_of=?13,
-                        near_duplicate_of=?14, updated_at=?15 WHERE id=?1",
+                        near_duplicate_of=?14, updated_at=?15, kind=?16, url=?17 WHERE id=?1",
                 params![
                     id, doc.source_id, doc.title, doc.platform, doc.format, doc.date,
                     serde_json::to_string(&doc.tags).unwrap_or_else(|_| "[]".into()),
                     doc.content_hash, doc.mtime, doc.size, doc.body, doc.simhash.map(|h| h as i64),
-                    doc.duplicate_of, doc.near_duplicate_of, now
+                    doc.duplicate_of, doc.near_duplicate_of, now, doc.kind, doc.url
                 ],
             )
             .map_err(err)?;
@@ -427,13 +440,13 @@ impl Store {
         } else {
             tx.execute(
                 "INSERT INTO documents(source_id, path, title, platform, format, date, tags, content_hash,
-                        mtime, size, body, simhash, duplicate_of, near_duplicate_of, imported_at, updated_at)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?15)",
+                        mtime, size, body, simhash, duplicate_of, near_duplicate_of, imported_at, updated_at, kind, url)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?15,?16,?17)",
                 params![
                     doc.source_id, doc_path, doc.title, doc.platform, doc.format, doc.date,
                     serde_json::to_string(&doc.tags).unwrap_or_else(|_| "[]".into()),
                     doc.content_hash, doc.mtime, doc.size, doc.body, doc.simhash.map(|h| h as i64),
-                    doc.duplicate_of, doc.near_duplicate_of, now
+                    doc.duplicate_of, doc.near_duplicate_of, now, doc.kind, doc.url
                 ],
             )
             .map_err(err)?;
@@ -540,7 +553,8 @@ impl Store {
     pub fn document(&self, id: DocumentId) -> Result<Option<Document>> {
         self.conn
             .query_row(
-                "SELECT id, source_id, path, title, platform, format, date, tags, body, duplicate_of, near_duplicate_of
+                "SELECT id, source_id, path, title, platform, format, date, tags, body, duplicate_of, near_duplicate_of,
+                        kind, url
                  FROM documents WHERE id = ?1",
                 [id],
                 |r| {
@@ -556,6 +570,8 @@ impl Store {
                         body: r.get(8)?,
                         duplicate_of: r.get(9)?,
                         near_duplicate_of: r.get(10)?,
+                        kind: r.get(11)?,
+                        url: r.get(12)?,
                     })
                 },
             )
@@ -927,6 +943,18 @@ impl Store {
             vectors: self.vector_count()?,
             embedding_model: self.embedding_model()?,
             database_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+            by_platform: self.rows(
+                "SELECT COALESCE(platform, 'files'), COALESCE(kind, 'document'), COUNT(*)
+                 FROM documents WHERE duplicate_of IS NULL GROUP BY 1, 2 ORDER BY 1, 2",
+                [],
+                |r| {
+                    Ok(PlatformCount {
+                        platform: r.get(0)?,
+                        kind: r.get(1)?,
+                        documents: r.get(2)?,
+                    })
+                },
+            )?,
         })
     }
 

@@ -75,6 +75,10 @@ pub struct Document {
     pub duplicate_of: Option<DocumentId>,
     /// Nearly identical to this document (e.g. an earlier draft).
     pub near_duplicate_of: Option<DocumentId>,
+    /// Post, article, thread… for documents from platform exports.
+    pub kind: Option<String>,
+    /// Canonical URL, when the platform gave one.
+    pub url: Option<String>,
 }
 
 /// A document to insert or replace.
@@ -108,6 +112,11 @@ pub struct NewDocument {
     pub duplicate_of: Option<DocumentId>,
     /// Nearly identical to this document.
     pub near_duplicate_of: Option<DocumentId>,
+    /// What kind of writing (post, article, thread, comment…), for documents from platform
+    /// exports; None for files.
+    pub kind: Option<String>,
+    /// The canonical URL, when the platform gave one.
+    pub url: Option<String>,
 }
 
 /// A chunk to insert.
@@ -192,6 +201,8 @@ pub struct SearchFilter {
     pub source: Option<SourceId>,
     /// Only this platform.
     pub platform: Option<String>,
+    /// Only this kind of writing (post, article, thread, comment…).
+    pub kind: Option<String>,
     /// Only documents dated on or after this `YYYY-MM-DD`.
     pub date_from: Option<String>,
     /// Only documents dated on or before this `YYYY-MM-DD`.
@@ -203,6 +214,7 @@ impl SearchFilter {
     pub fn is_empty(&self) -> bool {
         self.source.is_none()
             && self.platform.is_none()
+            && self.kind.is_none()
             && self.date_from.is_none()
             && self.date_to.is_none()
     }
@@ -220,6 +232,9 @@ impl SearchFilter {
         }
         if let Some(p) = &self.platform {
             push("platform =", p.clone().into(), &mut clause);
+        }
+        if let Some(k) = &self.kind {
+            push("kind =", k.clone().into(), &mut clause);
         }
         if let Some(d) = &self.date_from {
             push("date >=", d.clone().into(), &mut clause);
@@ -289,4 +304,17 @@ pub struct LibraryStats {
     pub embedding_model: Option<StoredModel>,
     /// Size of the database file.
     pub database_bytes: u64,
+    /// Documents per platform and kind (files with no platform count as "files").
+    pub by_platform: Vec<PlatformCount>,
+}
+
+/// How many documents came from one platform as one kind of writing.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PlatformCount {
+    /// `linkedin`, `x`, … (front matter or export), or `files`.
+    pub platform: String,
+    /// `post`, `article`, … or `document` for files.
+    pub kind: String,
+    /// Documents (duplicates not counted).
+    pub documents: u64,
 }

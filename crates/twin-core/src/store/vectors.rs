@@ -216,6 +216,7 @@ pub(super) struct BitCache {
     bits: Vec<u64>,
     source: Vec<i64>,
     platform: Vec<String>,
+    kind: Vec<String>,
     day: Vec<i64>,
 }
 
@@ -226,6 +227,7 @@ impl BitCache {
                 .platform
                 .as_ref()
                 .is_none_or(|p| &self.platform[i] == p)
+            && filter.kind.as_ref().is_none_or(|k| &self.kind[i] == k)
             && self.day[i] >= from
             && self.day[i] <= to
     }
@@ -255,6 +257,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let approximate = match index {
+            // `vec0`'s metadata columns predate documents' kind; the in-memory index filters
+            // on it (with the same int8 re-scoring).
+            _ if filter.kind.is_some() => true,
             VectorIndex::Exact => false,
             VectorIndex::Approximate => true,
             VectorIndex::Auto => self.vector_count_cached()? >= APPROXIMATE_FROM,
@@ -390,7 +395,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT k.chunk_id, k.bits, d.source_id, COALESCE(d.platform, ''), d.date
+                "SELECT k.chunk_id, k.bits, d.source_id, COALESCE(d.platform, ''), d.date, COALESCE(d.kind, '')
                  FROM chunk_codes k JOIN chunks c ON c.id = k.chunk_id JOIN documents d ON d.id = c.document_id",
             )
             .map_err(|e| self.err(e))?;
@@ -412,6 +417,7 @@ impl Store {
             cache.platform.push(r.get(3).map_err(|e| self.err(e))?);
             let date: Option<String> = r.get(4).map_err(|e| self.err(e))?;
             cache.day.push(day_number(date.as_deref()));
+            cache.kind.push(r.get(5).map_err(|e| self.err(e))?);
         }
         *self.bit_cache.borrow_mut() = cache;
         Ok(())
