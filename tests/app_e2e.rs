@@ -490,7 +490,57 @@ fn main_flow_in_a_real_webkit_window() {
         models.as_str().unwrap().contains("SmolLM2"),
         "the chat model is listed: {models}"
     );
+    // "Recommended for this computer": the catalog judged against this machine, a pick first.
+    wait_until("the recommended models", Duration::from_secs(20), || {
+        s.run("return document.querySelectorAll('#recommended tbody tr').length")
+            .as_u64()
+            .is_some_and(|n| n >= 5)
+    });
+    let pick =
+        s.run("return document.querySelector('#recommended tbody tr.pick')?.textContent || ''");
+    assert!(pick.as_str().unwrap().starts_with('★'), "{pick}");
+    let machine = s.run("return document.getElementById('recommended-machine').textContent");
+    assert!(machine.as_str().unwrap().contains("GB RAM"), "{machine}");
     s.screenshot("5-settings");
+
+    // A platform export dropped on the window: a LinkedIn archive as downloaded.
+    let exports = tempfile::tempdir().unwrap();
+    let archive = exports
+        .path()
+        .join("Basic_LinkedInDataExport_12-01-2026.zip");
+    {
+        use std::io::Write;
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&archive).unwrap());
+        z.start_file("Shares.csv", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(
+            "Date,ShareLink,ShareCommentary,SharedUrl,MediaUrl,Visibility\n\
+             2024-03-05 09:15:00,https://www.linkedin.com/feed/update/urn%3Ali%3Ashare%3A1,\"Price is a signal.\"\"\n\"\"Charge more.\",,,PUBLIC\n\
+             2024-03-06 09:15:00,https://www.linkedin.com/feed/update/urn%3Ali%3Ashare%3A2,\"Ship small, ship often.\",,,PUBLIC\n\
+             2024-03-07 09:15:00,https://www.linkedin.com/feed/update/urn%3Ali%3Ashare%3A3,,https://example.com/a-repost,,PUBLIC\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        z.finish().unwrap();
+    }
+    s.show("library");
+    let report = s.run_async(&format!(
+        "const done = arguments[arguments.length - 1];
+         window.twinImport([{}]).then(r => done(r), e => done({{ error: String(e) }}));",
+        serde_json::to_string(&archive).unwrap()
+    ));
+    assert!(report["error"].is_null(), "import failed: {report}");
+    assert_eq!(report["added"], 2, "{report}");
+    assert_eq!(report["exports"][0]["platform"], "linkedin", "{report}");
+    wait_until(
+        "the export among the sources",
+        Duration::from_secs(30),
+        || {
+            s.run("return document.getElementById('sources').textContent.includes('linkedin: 2 posts')")
+            == json!(true)
+        },
+    );
+    s.screenshot("6-library-export");
 
     let _ = ureq::delete(&s.base).call();
 }

@@ -250,13 +250,14 @@ pub async fn import_paths(
         )
         .map_err(msg)?;
         let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        // The user's name (Settings) picks their posts out of a multi-author export.
+        let name = lib.store().setting("app.author").map_err(msg)?;
+        let options = ImportOptions {
+            authors: lib.add_user_names(name.as_slice()).map_err(msg)?,
+            ..ImportOptions::default()
+        };
         let report = lib
-            .import(
-                &paths,
-                &ImportOptions::default(),
-                &progress_sink(on_event),
-                c,
-            )
+            .import(&paths, &options, &progress_sink(on_event), c)
             .map_err(msg)?;
         serde_json::to_value(report).map_err(msg)
     })

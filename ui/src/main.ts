@@ -76,7 +76,21 @@ async function refreshSources() {
     body.replaceChildren(
       ...sources.map((s) => {
         const tr = el("tr");
-        tr.append(el("td", s.path, "path"), el("td", String(s.documents)), el("td", String(s.chunks)));
+        const where = el("td");
+        where.append(el("div", s.path, "path"));
+        // A platform export's breakdown: "linkedin: 12 posts, 3 articles".
+        const exported = (s.by_platform as Json[]).filter((p) => p.platform !== "files");
+        if (exported.length) {
+          const per = new Map<string, string[]>();
+          for (const p of exported) {
+            const list = per.get(p.platform) ?? [];
+            list.push(`${p.documents} ${p.kind}${p.documents === 1 ? "" : "s"}`);
+            per.set(p.platform, list);
+          }
+          const text = [...per].map(([platform, kinds]) => `${platform}: ${kinds.join(", ")}`).join(" · ");
+          where.append(el("div", text, "muted small platform-counts"));
+        }
+        tr.append(where, el("td", String(s.documents)), el("td", String(s.chunks)));
         const status = s.pending_chunks > 0 ? `${s.pending_chunks} to embed` : s.watched ? "watched" : "imported";
         tr.append(el("td", status));
         return tr;

@@ -452,6 +452,9 @@ fn sources(cli: &Cli) -> Result<ExitCode> {
                 },
                 if s.watched { ", watched" } else { "" }
             );
+            for p in s.by_platform.iter().filter(|p| p.platform != "files") {
+                println!("       {:<9} {:<10} {}", p.platform, p.kind, p.documents);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

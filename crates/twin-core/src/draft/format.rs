@@ -61,6 +61,17 @@ impl Format {
         }
     }
 
+    /// The platforms whose writing is this format: its own name (from front matter) and the
+    /// platforms whose exports hold it.
+    pub fn platforms(self) -> &'static [&'static str] {
+        match self {
+            Self::Linkedin => &["linkedin"],
+            Self::Thread => &["x"],
+            Self::Article => &["blog", "medium", "wordpress", "ghost"],
+            Self::Newsletter => &["newsletter", "substack"],
+        }
+    }
+
     /// Length target, in words.
     pub fn length(self) -> LengthTarget {
         let (min_words, target_words, max_words) = match self {

@@ -837,7 +837,7 @@ fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathered, DraftErr
     let exemplars = if request.retrieval {
         let mut picked = retrieve::exemplars(
             store,
-            format.platform(),
+            format.platforms(),
             request.exemplars + request.exclude_documents.len(),
         )?;
         picked.retain(|hit| !request.excludes(hit));

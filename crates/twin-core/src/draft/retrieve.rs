@@ -151,12 +151,17 @@ fn rescaled(values: impl Iterator<Item = f64> + Clone) -> Vec<f32> {
         .collect()
 }
 
-/// The user's `n` most representative passages on `platform` (closest to the centroid of that
-/// platform's chunks), at most one per document.
-pub fn exemplars(store: &Store, platform: &str, n: usize) -> Result<Vec<ChunkHit>, LibraryError> {
-    let mut ids = store.chunk_ids_of_platform(Some(platform), 2000)?;
+/// The user's `n` most representative passages on `platforms` (closest to the centroid of
+/// their chunks; a LinkedIn draft learns from LinkedIn posts, a newsletter from Substack issues),
+/// at most one per document; the whole library when those platforms hold nothing.
+pub fn exemplars(
+    store: &Store,
+    platforms: &[&str],
+    n: usize,
+) -> Result<Vec<ChunkHit>, LibraryError> {
+    let mut ids = store.exemplar_chunk_ids(platforms, 2000)?;
     if ids.is_empty() {
-        ids = store.chunk_ids_of_platform(None, 2000)?;
+        ids = store.exemplar_chunk_ids(&[], 2000)?;
     }
     let vectors = store.vectors_of(&ids)?;
     let Some(dim) = vectors.first().map(|(_, v)| v.len()) else {

@@ -322,7 +322,7 @@ impl Syncer<'_> {
             report.failed.push(FileIssue {
                 path: file.path.clone(),
                 reason: format!(
-                    "this export has posts by {} authors: {}; say which are yours with --author NAME (several allowed)",
+                    "this export has posts by {} authors: {}; say which are yours (`--author NAME`, several allowed, or your name in the app's Settings)",
                     read.authors.len(),
                     who.join(", ")
                 ),

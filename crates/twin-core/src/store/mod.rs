@@ -258,10 +258,32 @@ impl Store {
                     documents: r.get(5)?,
                     chunks: r.get(6)?,
                     pending_chunks: r.get(7)?,
+                    by_platform: Vec::new(),
                 })
             })
-            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<Source>, _>>())
             .map_err(|e| self.err(e))?;
+        let mut rows = rows;
+        let counts: Vec<(SourceId, PlatformCount)> = self.rows(
+            "SELECT source_id, COALESCE(platform, 'files'), COALESCE(kind, 'document'), COUNT(*)
+             FROM documents WHERE duplicate_of IS NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    PlatformCount {
+                        platform: r.get(1)?,
+                        kind: r.get(2)?,
+                        documents: r.get(3)?,
+                    },
+                ))
+            },
+        )?;
+        for (source, count) in counts {
+            if let Some(s) = rows.iter_mut().find(|s| s.id == source) {
+                s.by_platform.push(count);
+            }
+        }
         Ok(rows)
     }
 
@@ -883,23 +905,26 @@ impl Store {
         )
     }
 
-    /// Up to `limit` chunk ids of documents on `platform` (all platforms when `None`), skipping
-    /// duplicate documents.
-    pub fn chunk_ids_of_platform(
-        &self,
-        platform: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<ChunkId>> {
-        self.rows(
+    /// Up to `limit` chunk ids of the user's model writing on any of `platforms` (all when
+    /// empty): duplicates, pages, comments and replies left out, since none of them is what a
+    /// draft should imitate.
+    pub fn exemplar_chunk_ids(&self, platforms: &[&str], limit: usize) -> Result<Vec<ChunkId>> {
+        let marks = vec!["?"; platforms.len()].join(",");
+        let platform_clause = if platforms.is_empty() {
+            String::new()
+        } else {
+            format!("AND d.platform IN ({marks})")
+        };
+        let sql = format!(
             "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id
-             WHERE (?1 IS NULL OR d.platform = ?1) AND d.duplicate_of IS NULL
-             ORDER BY c.id LIMIT ?2",
-            params![platform, limit as i64],
-            |r| r.get(0),
-        )
+             WHERE d.duplicate_of IS NULL AND COALESCE(d.kind, '') NOT IN ('page', 'comment', 'reply')
+             {platform_clause} ORDER BY c.id LIMIT {}",
+            limit as i64
+        );
+        self.rows(&sql, rusqlite::params_from_iter(platforms), |r| r.get(0))
     }
 
-    /// Ids of documents that are neither copies nor near-copies of another, by path.
+    /// Ids of documents that are neither duplicates nor near-duplicates, by path.
     pub fn original_document_ids(&self) -> Result<Vec<DocumentId>> {
         self.rows(
             "SELECT id FROM documents WHERE duplicate_of IS NULL AND near_duplicate_of IS NULL

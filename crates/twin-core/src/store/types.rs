@@ -29,6 +29,8 @@ pub struct Source {
     pub chunks: u64,
     /// Chunks still waiting for a vector.
     pub pending_chunks: u64,
+    /// Its documents per platform and kind (a platform export's breakdown).
+    pub by_platform: Vec<PlatformCount>,
 }
 
 /// What the sync needs to decide whether a file changed.

@@ -248,7 +248,7 @@ fn format_of(platform: Option<&str>) -> Format {
     match platform.unwrap_or("") {
         "linkedin" => Format::Linkedin,
         "x" | "twitter" => Format::Thread,
-        "newsletter" => Format::Newsletter,
+        "newsletter" | "substack" => Format::Newsletter,
         _ => Format::Article,
     }
 }
