@@ -27,6 +27,7 @@ const NOT_MINE: &[&str] = &[
     "marmotghostother",    // Ghost post by another author
     "dingoghostdraft",     // Ghost draft
     "gecko-subscribe-now", // Substack button
+    "iguanawppage",        // WordPress page (imported only with --include-pages)
 ];
 
 fn zip(path: &Path, files: &[(&str, &str)]) {
@@ -281,7 +282,7 @@ fn wordpress_export(path: &Path) {
         wp_item(2, "Classic notes", "nell", "publish", "post", "First paragraph of a classic post.\nStill the first.\n\nSecond paragraph.", ""),
         wp_item(3, "Guest post", "sam", "publish", "post", "<p>tapirother wrote this.</p>", ""),
         wp_item(4, "Someday", "nell", "draft", "post", "<p>capybarawpdraft idea.</p>", ""),
-        wp_item(5, "About", "nell", "publish", "page", "<p>I write about small software.</p>", ""),
+        wp_item(5, "About", "nell", "publish", "page", "<p>iguanawppage: I write about small software.</p>", ""),
         wp_item(6, "photo.jpg", "nell", "inherit", "attachment", "", ""),
         wp_item(7, "Old", "nell", "trash", "post", "<p>gone</p>", ""),
     ];
@@ -399,6 +400,10 @@ fn six_platform_exports_import_as_the_users_own_writing() {
     );
     assert!(stdout.contains("retweet (someone else's post)"), "{stdout}");
     assert!(stdout.contains("written by another author"), "{stdout}");
+    assert!(
+        stdout.contains("page (import with --include-pages)"),
+        "{stdout}"
+    );
 
     let docs = documents(data.path());
     // LinkedIn: two posts (the repost is not one), a comment, an article.
@@ -492,9 +497,9 @@ fn six_platform_exports_import_as_the_users_own_writing() {
     assert!(s[0].body.contains("nobody left") && !s[0].body.contains("Leave a comment"));
     assert_eq!(s[0].title, "The price letter");
 
-    // WordPress: Nell's two posts (Gutenberg and classic) and her page.
+    // WordPress: Nell's two posts (Gutenberg and classic); her About page only when asked.
     let w = of(&docs, "wordpress");
-    assert_eq!(kinds(&w), ["article", "article", "page"], "{w:#?}");
+    assert_eq!(kinds(&w), ["article", "article"], "{w:#?}");
     let classic = w.iter().find(|d| d.title == "Classic notes").unwrap();
     assert_eq!(
         classic.body,
@@ -504,9 +509,9 @@ fn six_platform_exports_import_as_the_users_own_writing() {
         .iter()
         .any(|d| d.body == "Ship small, ship often & listen."));
 
-    // Ghost: Nell's post and page.
+    // Ghost: Nell's post (the Contact page left out).
     let g = of(&docs, "ghost");
-    assert_eq!(kinds(&g), ["article", "page"], "{g:#?}");
+    assert_eq!(kinds(&g), ["article"], "{g:#?}");
 
     for d in &docs {
         assert!(

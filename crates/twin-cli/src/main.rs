@@ -167,6 +167,9 @@ struct ImportFlags {
     /// Also import unpublished drafts from platform exports.
     #[arg(long)]
     include_drafts: bool,
+    /// Also import static pages (About, Contact) from WordPress and Ghost exports.
+    #[arg(long)]
+    include_pages: bool,
 }
 
 impl ImportFlags {
@@ -179,6 +182,7 @@ impl ImportFlags {
             embed: !self.no_embed,
             authors,
             include_drafts: self.include_drafts,
+            include_pages: self.include_pages,
             ..Default::default()
         })
     }
@@ -275,7 +279,11 @@ fn print_export(e: &twin_core::library::ExportSummary) {
     let added: Vec<String> = e
         .added
         .iter()
-        .map(|(kind, n)| format!("{n} {kind}{}", if *n == 1 { "" } else { "s" }))
+        .map(|(kind, n)| match (*n, kind.as_str()) {
+            (1, _) => format!("1 {kind}"),
+            (_, "reply") => format!("{n} replies"),
+            _ => format!("{n} {kind}s"),
+        })
         .collect();
     println!(
         "{:<9} {}: {} new{}; {} updated, {} unchanged",

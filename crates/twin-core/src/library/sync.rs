@@ -35,6 +35,8 @@ pub struct ImportOptions {
     pub authors: Vec<String>,
     /// Import unpublished drafts from exports too.
     pub include_drafts: bool,
+    /// Import static pages (About, Contact) from WordPress and Ghost exports too.
+    pub include_pages: bool,
 }
 
 impl Default for ImportOptions {
@@ -46,6 +48,7 @@ impl Default for ImportOptions {
             embed_batch: 64,
             authors: Vec::new(),
             include_drafts: false,
+            include_pages: false,
         }
     }
 }
@@ -331,7 +334,11 @@ impl Syncer<'_> {
             report.exports.push(summary);
             return Ok(Some(()));
         }
-        read.select(&self.options.authors, self.options.include_drafts);
+        read.select(
+            &self.options.authors,
+            self.options.include_drafts,
+            self.options.include_pages,
+        );
         summary.skipped = std::mem::take(&mut read.skipped);
         for item in read.items {
             let path = PathBuf::from(format!("{}:{}", item.platform.as_str(), item.id));

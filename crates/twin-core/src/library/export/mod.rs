@@ -173,9 +173,10 @@ impl Export {
         });
     }
 
-    /// Keep only the items written by one of `names` (case-insensitive; empty keeps all) and
-    /// drafts only when `include_drafts`; what goes is counted in [`Export::skipped`].
-    pub fn select(&mut self, names: &[String], include_drafts: bool) {
+    /// Keep only the items written by one of `names` (case-insensitive; empty keeps all),
+    /// drafts only when `include_drafts` and static pages only when `include_pages` (an About
+    /// page is not writing to search or imitate); what goes is counted in [`Export::skipped`].
+    pub fn select(&mut self, names: &[String], include_drafts: bool, include_pages: bool) {
         let mine = |author: &Option<String>| {
             names.is_empty()
                 || author.as_ref().is_none_or(|a| {
@@ -190,6 +191,8 @@ impl Export {
                 self.skip("written by another author");
             } else if item.draft && !include_drafts {
                 self.skip("draft (import with --include-drafts)");
+            } else if item.kind == Kind::Page && !include_pages {
+                self.skip("page (import with --include-pages)");
             } else {
                 kept.push(item);
             }
@@ -391,7 +394,7 @@ mod tests {
             item(Some("nell hart"), true),
             item(None, false),
         ];
-        e.select(&["Nell Hart".into()], false);
+        e.select(&["Nell Hart".into()], false, false);
         assert_eq!(e.items.len(), 2);
         assert_eq!(e.skipped["written by another author"], 1);
         assert_eq!(e.skipped["draft (import with --include-drafts)"], 1);
