@@ -36,9 +36,44 @@ pub struct Expansion {
     pub queries: Vec<String>,
 }
 
-/// Grammar for `{"topic": s}`: the request a passage answers (dataset back-translation).
-pub fn topic_grammar() -> String {
-    format!("root ::= \"{{\" ws \"\\\"topic\\\":\" ws string ws \"}}\"\n{COMMON}")
+/// Words that join a topic's content words ("how to price the whole shop").
+pub const CONNECTORS: &[&str] = &[
+    "a", "an", "the", "of", "to", "for", "and", "or", "in", "on", "with", "without", "your", "my",
+    "our", "not", "is", "are", "be", "how", "why", "what", "when", "from", "at", "by", "vs",
+    "more", "less", "no", "you", "we", "it", "i", "can", "do", "this", "that", "as", "if", "but",
+    "than", "about",
+];
+
+/// Grammar for `{"topic": "…"}` whose phrase is 2–8 words drawn from `words` (the passage's
+/// own content words) and [`CONNECTORS`], opening with at most two connectors and then a
+/// content word: a small model then names what a passage is about in the passage's terms
+/// instead of echoing the question, inventing a subject, or answering "how to".
+pub fn grounded_topic_grammar(words: &[String]) -> String {
+    // Each word lower-case or capitalised: a model that wants to open with "The" must not be
+    // pushed onto the nearest allowed word that starts with a "t".
+    let alternatives = |list: &mut dyn Iterator<Item = &str>| -> String {
+        list.filter(|w| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || c == '-'))
+            .flat_map(|w| {
+                let mut chars = w.chars();
+                let capital: String = chars
+                    .next()
+                    .map(|c| c.to_uppercase().chain(chars).collect())
+                    .unwrap_or_default();
+                if capital == w {
+                    vec![format!("\"{w}\"")]
+                } else {
+                    vec![format!("\"{w}\""), format!("\"{capital}\"")]
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let content = alternatives(&mut words.iter().map(String::as_str));
+    let connector = alternatives(&mut CONNECTORS.iter().copied());
+    format!(
+        "root ::= \"{{\" ws \"\\\"topic\\\":\" ws \"\\\"\" (connector \" \"){{0,2}} content (\" \" word){{1,6}} \"\\\"\" ws \"}}\"\n\
+         word ::= content | connector\ncontent ::= {content}\nconnector ::= {connector}\nws ::= [ \\n]{{0,2}}\n"
+    )
 }
 
 /// The parsed back-translation step.

@@ -497,11 +497,34 @@ pub fn structured_step<T: serde::de::DeserializeOwned>(
     grammar: String,
     max_tokens: usize,
 ) -> Result<T, DraftError> {
+    structured_step_sampled(
+        model,
+        templates,
+        (step, template),
+        context,
+        grammar,
+        max_tokens,
+        Sampling::greedy(),
+    )
+}
+
+/// [`structured_step`] with its own sampling: a second try at a step whose greedy answer was
+/// refused needs a different answer, not the same one again.
+pub fn structured_step_sampled<T: serde::de::DeserializeOwned>(
+    model: &ChatModel,
+    templates: &Templates,
+    (step, template): (&'static str, &str),
+    context: minijinja::Value,
+    grammar: String,
+    max_tokens: usize,
+    sampling: Sampling,
+) -> Result<T, DraftError> {
     let request = GenerateRequest {
         messages: vec![
             ChatMessage::system(templates.render("json_system", minijinja::context! {})?),
             ChatMessage::user(templates.render(template, context)?),
         ],
+        sampling,
         ..structured_request(grammar, max_tokens)
     };
     let generation = model.generate(&request, &CancelToken::new(), &mut |_| {})?;

@@ -29,8 +29,8 @@ use crate::store::{AdapterRecord, EvalItem, EvalRunId, EvalRunRecord, ModelRecor
 use crate::train::{Dataset, TrainError};
 use authorship::AuthorshipModel;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use style::{DeltaBasis, StyleDistance, StyleProfile};
 
 /// Errors from evaluation; each names what it concerns.
@@ -464,7 +464,17 @@ fn measure_all(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let topics = draft_topics(heldout, params.drafts);
+    // Eval topics come only from real requests: a passage whose request fell back to its
+    // document's title is scored for perplexity but never drafted.
+    let store = library.store();
+    let titles: HashMap<String, String> = excluded
+        .iter()
+        .filter_map(|path| {
+            let id = store.document_id_by_path(Path::new(path)).ok()??;
+            Some((path.clone(), store.document(id).ok()??.title))
+        })
+        .collect();
+    let topics = draft_topics(heldout, &titles, params.drafts);
     let templates = Templates::load(Some(&library.data_dir().join("templates")))?;
     let judge_is_base = judge.is_some_and(|j| j.sha256 == base.sha256);
     let nll_total = heldout.len() * configs.len();
@@ -803,6 +813,7 @@ fn text_of(item: &EvalItem) -> String {
 /// generation steps each).
 fn draft_topics(
     heldout: &[(usize, &crate::train::dataset::Example)],
+    titles: &HashMap<String, String>,
     n: usize,
 ) -> Vec<(usize, crate::draft::Format, String)> {
     let mut seen_docs = HashSet::new();
@@ -812,6 +823,10 @@ fn draft_topics(
         let Some((format, topic)) = e.request() else {
             continue;
         };
+        let title = e.document_path.as_ref().and_then(|p| titles.get(p));
+        if title.is_some_and(|t| crate::train::dataset::is_title_request(&topic, t)) {
+            continue;
+        }
         if seen_docs.insert(e.document_path.clone()) {
             first.push((*idx, format, topic));
         } else {

@@ -12,8 +12,7 @@
 
 use super::TrainError;
 use crate::draft::format::{word_count, Format};
-use crate::draft::grammar::{max_tokens_for, topic_grammar, Topic};
-use crate::draft::structured_step;
+use crate::draft::grammar::{max_tokens_for, Topic};
 use crate::draft::templates::Templates;
 use crate::engine::{ChatMessage, ChatModel, GenerateRequest, Sampling};
 use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
@@ -541,11 +540,9 @@ pub fn build(
             }
             // Where the model cannot name the request, the section heading (or the title)
             // is the request the user answered.
-            let fallback = match heading {
-                Some(h) if !doc.title.contains(&h) => format!("{}: {h}", doc.title),
-                _ => doc.title.clone(),
-            };
-            work.push((path.clone(), fallback, format, passage));
+            let words = topic_words(&params.author, &doc.title, heading.as_deref(), &passage);
+            let fallback = title_request(&doc.title, heading.as_deref());
+            work.push((path.clone(), fallback, format, passage, words));
         }
     }
     stats.documents = docs.len();
@@ -553,11 +550,11 @@ pub fn build(
 
     let instruct_version = templates
         .describe("instruct")
-        .map(|u| format!("instruct v{} {}", u.version, u.hash))
+        .map(|u| format!("instruct v{} {} {BACK_TRANSLATION}", u.version, u.hash))
         .unwrap_or_else(|| "instruct".into());
     let mut examples = Vec::new();
     let total = work.len() as u64 + GENERIC_PROMPTS.len() as u64 / 2;
-    for (i, (path, fallback, format, passage)) in work.iter().enumerate() {
+    for (i, (path, fallback, format, passage, words)) in work.iter().enumerate() {
         if cancel.is_cancelled() {
             return Err(TrainError::Cancelled);
         }
@@ -565,7 +562,8 @@ pub fn build(
         let topic = match store.cached_instruction(&hash, model_sha256, &instruct_version)? {
             Some(t) => t,
             None => {
-                let topic = back_translate(model, templates, *format, passage).unwrap_or_default();
+                let topic =
+                    back_translate(model, templates, *format, passage, words).unwrap_or_default();
                 store.cache_instruction(&hash, model_sha256, &instruct_version, &topic)?;
                 topic
             }
@@ -763,11 +761,38 @@ fn usable_topic(topic: &str, passage: &str) -> Option<String> {
         }
     }
     let t = t.trim().trim_end_matches([',', '.', ';', ':']).trim();
+    // "The Hardest Commission Ever" → "the hardest commission ever": it follows "Write a post
+    // about:"; names the passage always capitalises ("Japanese", "Friday") keep their capital.
+    let t = &sentence_case(t, passage);
     let lower = t.to_lowercase();
-    if t.split_whitespace().count() < 2 || ECHO_WORDS.iter().any(|w| lower.contains(w)) {
+    let content: Vec<&str> = lower
+        .split_whitespace()
+        .filter(|w| !crate::draft::grammar::CONNECTORS.contains(w))
+        .collect();
+    // "trick trick", "nell is a nell": a repeated content word is a stuck model, not a topic.
+    let repeated = content
+        .iter()
+        .enumerate()
+        .any(|(i, w)| content[..i].contains(w));
+    if content.len() < 2 || repeated || ECHO_WORDS.iter().any(|w| lower.contains(w)) {
         return None;
     }
     let passage_lower = passage.to_lowercase();
+    // A phrase, not a bag of the passage's words: two of its words stand side by side in the
+    // passage ("the rule of three", not "the ever of the lot").
+    let passage_words: Vec<&str> = passage_lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '-'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let topic_words: Vec<&str> = lower.split_whitespace().collect();
+    let phrase = topic_words.windows(2).any(|pair| {
+        pair.iter()
+            .any(|w| !crate::draft::grammar::CONNECTORS.contains(w))
+            && passage_words.windows(2).any(|p| p == pair)
+    });
+    if !phrase {
+        return None;
+    }
     let grounded = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.len() >= 4)
@@ -775,28 +800,116 @@ fn usable_topic(topic: &str, passage: &str) -> Option<String> {
     grounded.then(|| t.to_string())
 }
 
-/// Ask the model which request `passage` answers; `None` when it cannot say.
+/// The request a passage gets when the model cannot name one: its document's title, with the
+/// section heading when the title does not already say it.
+fn title_request(title: &str, heading: Option<&str>) -> String {
+    match heading {
+        Some(h) if !title.contains(h) => format!("{title}: {h}"),
+        _ => title.to_string(),
+    }
+}
+
+/// Whether `topic` is [`title_request`]'s fallback for a document titled `title`, not a request
+/// the model named: such topics are not used as evaluation topics.
+pub fn is_title_request(topic: &str, title: &str) -> bool {
+    topic == title || topic.starts_with(&format!("{title}: "))
+}
+
+/// The back-translation method, part of the instruction cache's key with the template: a change
+/// to how requests are made (the grammar, the word list) must not reuse old answers.
+const BACK_TRANSLATION: &str = "grounded-4";
+
+/// Most words a back-translation may choose from.
+const TOPIC_WORDS: usize = 64;
+
+/// The content words a request for `passage` may use: the title's and heading's first (they
+/// say what the piece is about), then the passage's, lower-cased, in order, without function
+/// words.
+fn topic_words(author: &str, title: &str, heading: Option<&str>, passage: &str) -> Vec<String> {
+    // The author's own name is who writes, not what the piece is about.
+    let mut out: Vec<String> = Vec::new();
+    let names: Vec<String> = author.split_whitespace().map(str::to_lowercase).collect();
+    let text = format!("{title} {} {passage}", heading.unwrap_or(""));
+    for w in text.split(|c: char| !(c.is_alphanumeric() || c == '-')) {
+        let w = w.trim_matches('-').to_lowercase();
+        if w.chars().count() < 3
+            || w.chars().all(|c| c.is_ascii_digit())
+            || crate::eval::style::FUNCTION_WORDS.contains(&w.as_str())
+            || crate::draft::grammar::CONNECTORS.contains(&w.as_str())
+            || out.contains(&w)
+            || names.contains(&w)
+        {
+            continue;
+        }
+        out.push(w);
+        if out.len() == TOPIC_WORDS {
+            break;
+        }
+    }
+    out
+}
+
+/// `text` in lower case except the words that `passage` only ever capitalises (names).
+fn sentence_case(text: &str, passage: &str) -> String {
+    let lower_in_passage: HashSet<&str> = passage
+        .split(|c: char| !(c.is_alphanumeric() || c == '-'))
+        .filter(|w| w.chars().next().is_some_and(char::is_lowercase))
+        .collect();
+    text.split_whitespace()
+        .map(|w| {
+            let lower = w.to_lowercase();
+            let is_name = w.chars().next().is_some_and(char::is_uppercase)
+                && !lower_in_passage.contains(lower.as_str())
+                && !crate::draft::grammar::CONNECTORS.contains(&lower.as_str())
+                && passage.contains(w);
+            if is_name {
+                w.to_string()
+            } else {
+                lower
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Tries at naming a passage's request: greedy first, then sampled with new seeds.
+const BACK_TRANSLATION_TRIES: u32 = 3;
+
+/// Ask the model which request `passage` answers, in the passage's own words (a grammar
+/// limits the phrase to [`topic_words`] and connectors), keeping the first answer
+/// [`usable_topic`] accepts; `None` when no try gives one.
 fn back_translate(
     model: &ChatModel,
     templates: &Templates,
     format: Format,
     passage: &str,
+    words: &[String],
 ) -> Option<String> {
-    let topic: Topic = structured_step(
-        model,
-        templates,
-        "instruct",
-        "instruct",
-        minijinja::context! {
-            format_name => format.display_name(),
-            passage => crate::draft::format::cap_words(passage, 220),
-        },
-        topic_grammar(),
-        max_tokens_for(1),
-    )
-    .ok()?;
-    let t = topic.topic.trim().trim_end_matches('.').to_string();
-    (!t.is_empty()).then_some(t)
+    (0..BACK_TRANSLATION_TRIES).find_map(|attempt| {
+        let sampling = if attempt == 0 {
+            Sampling::greedy()
+        } else {
+            Sampling {
+                temperature: 0.8,
+                seed: 0x7717 + attempt,
+                ..Sampling::default()
+            }
+        };
+        let topic: Topic = crate::draft::structured_step_sampled(
+            model,
+            templates,
+            ("instruct", "instruct"),
+            minijinja::context! {
+                format_name => format.display_name(),
+                passage => crate::draft::format::cap_words(passage, 220),
+            },
+            crate::draft::grammar::grounded_topic_grammar(words),
+            max_tokens_for(1),
+            sampling,
+        )
+        .ok()?;
+        usable_topic(topic.topic.trim().trim_end_matches('.'), passage)
+    })
 }
 
 #[cfg(test)]
@@ -838,6 +951,48 @@ mod tests {
         let counts: Vec<usize> = out.iter().map(|p| word_count(&p.text)).collect();
         assert!(counts.iter().all(|&n| n <= 200), "{counts:?}");
         assert_eq!(counts.iter().sum::<usize>(), 400);
+    }
+
+    #[test]
+    fn requests_are_phrases_from_the_passage_not_stuck_or_scrambled_words() {
+        let passage = "The rule of three: a cabinetmaker inspects a piece three times. \
+                       Trick after trick, the Japanese joinery book says the same.";
+        assert_eq!(
+            usable_topic("The Rule of Three", passage).as_deref(),
+            Some("the rule of three")
+        );
+        // Names the passage always capitalises keep their capital.
+        assert_eq!(
+            usable_topic("a book on Japanese joinery", passage).as_deref(),
+            Some("a book on Japanese joinery")
+        );
+        assert_eq!(usable_topic("trick trick", passage), None, "stuck");
+        assert_eq!(
+            usable_topic("the piece of the trick", passage),
+            None,
+            "no phrase of the passage"
+        );
+        assert_eq!(usable_topic("how to", passage), None, "no content");
+    }
+
+    #[test]
+    fn request_words_come_from_the_piece_without_the_authors_name() {
+        let words = topic_words(
+            "Nell Hart",
+            "Pricing the shop",
+            Some("Nell's rule"),
+            "Nell priced the whole shop.",
+        );
+        assert_eq!(words, ["pricing", "shop", "rule", "priced", "whole"]);
+        assert!(is_title_request(
+            "Pricing the shop: Nell's rule",
+            "Pricing the shop"
+        ));
+        assert!(!is_title_request("the whole shop", "Pricing the shop"));
+        assert_eq!(
+            title_request("Pricing the shop", Some("Rule")),
+            "Pricing the shop: Rule"
+        );
     }
 
     #[test]
