@@ -235,6 +235,10 @@ fn main_flow_in_a_real_webkit_window() {
     );
     let sources = s.run("return document.querySelectorAll('#sources tbody tr').length");
     assert_eq!(sources, json!(1));
+    // First run: with writing in the library and no voice adapter, the app offers to train.
+    wait_until("the offer to train", Duration::from_secs(20), || {
+        s.run("return document.getElementById('train-offer').hidden") == json!(false)
+    });
 
     // Search.
     s.run(
@@ -401,6 +405,11 @@ fn main_flow_in_a_real_webkit_window() {
         "the new adapter in the list",
         Duration::from_secs(20),
         || in_use() == json!("default@1"),
+    );
+    wait_until(
+        "the offer to go once trained",
+        Duration::from_secs(20),
+        || s.run("return document.getElementById('train-offer').hidden") == json!(true),
     );
     s.screenshot("3-train");
     s.run("document.getElementById('adapter-rollback').click(); return true;");

@@ -127,7 +127,7 @@ async function importPaths(paths: string[]): Promise<Json> {
       list.replaceChildren(el("strong", `${issues.length} files not imported:`), ...issues.map((i: Json) => el("div", `${i.path}: ${i.reason}`)));
     }
     box.dataset.state = "done";
-    await Promise.all([refreshSources(), refreshInfo()]);
+    await Promise.all([refreshSources(), refreshInfo(), refreshTrainOffer()]);
     return report;
   } catch (e) {
     box.dataset.state = "error";
@@ -496,21 +496,26 @@ async function loadAdapters() {
   }
 }
 
-$("dataset-build").addEventListener("click", async () => {
+/** Build the training set from the user's writing; true when it was built. */
+async function buildDataset(): Promise<boolean> {
   const box = $("dataset-progress");
   const summary = $("dataset-summary");
   box.hidden = false;
   summary.dataset.state = "running";
+  let ok = false;
   try {
     await invoke("build_dataset", { onEvent: barChannel("dataset-bar") });
     await loadDataset();
     summary.dataset.state = "done";
+    ok = true;
   } catch (e) {
     showError("dataset", e);
     summary.dataset.state = "error";
   }
   box.hidden = true;
-});
+  return ok;
+}
+$("dataset-build").addEventListener("click", () => buildDataset());
 /** The Train screen's choices; empty fields keep the engine's defaults. */
 function trainOptions(): Json {
   const num = (id: string) => {
@@ -532,7 +537,9 @@ $("train-plan").addEventListener("click", async () => {
     pre.textContent = String(e);
   }
 });
-$("train-start").addEventListener("click", async () => {
+$("train-start").addEventListener("click", () => startTraining());
+/** Train a voice adapter with the Train screen's choices, the loss chart live. */
+async function startTraining() {
   curve.train = [];
   curve.eval = [];
   const state = $("train-state");
@@ -562,6 +569,26 @@ $("train-start").addEventListener("click", async () => {
   $<HTMLButtonElement>("train-start").disabled = false;
   $<HTMLButtonElement>("train-cancel").disabled = true;
   loadAdapters();
+  refreshTrainOffer();
+}
+
+/**
+ * First run: once the library holds writing and no voice adapter exists, offer to train one
+ * (the twin is the fine-tuned model). The offer runs the Train screen's own steps.
+ */
+async function refreshTrainOffer() {
+  try {
+    const [a, info]: [Json, Json] = await Promise.all([invoke("list_adapters"), invoke("app_info")]);
+    $("train-offer").hidden = a.adapters.length > 0 || !(info.stats.documents > 0);
+  } catch {
+    $("train-offer").hidden = true;
+  }
+}
+$("train-offer-go").addEventListener("click", async () => {
+  $("train-offer").hidden = true;
+  show("train");
+  if (await buildDataset()) await startTraining();
+  else refreshTrainOffer();
 });
 $("train-cancel").addEventListener("click", () => invoke("cancel_job", { job: "train" }));
 $("adapter-rollback").addEventListener("click", async () => {
@@ -925,4 +952,5 @@ loaders.settings = () => {
 };
 
 show("library");
+refreshTrainOffer();
 document.body.dataset.ready = "yes";
