@@ -95,6 +95,28 @@ fn walkdir_all(path: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// A .docx whose `word/document.xml` inflates to `bytes` of XML (a deflate bomb: a few hundred
+/// KiB on disk).
+fn docx_bomb(bytes: usize) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        z.start_file("word/document.xml", opts).unwrap();
+        z.write_all(b"<w:document><w:body><w:p><w:r><w:t>").unwrap();
+        let block = vec![b'a'; 1 << 20];
+        for _ in 0..bytes / block.len() {
+            z.write_all(&block).unwrap();
+        }
+        z.write_all(b"</w:t></w:r></w:p></w:body></w:document>")
+            .unwrap();
+        z.finish().unwrap();
+    }
+    buf.into_inner()
+}
+
 #[test]
 fn bad_files_are_reported_and_good_ones_imported() {
     let data = common::library_with_model();
@@ -123,6 +145,12 @@ fn bad_files_are_reported_and_good_ones_imported() {
     )
     .unwrap();
     std::fs::write(dir.join("page.html"), "<html><body><nav>Menu</nav><main><h1>Finishes</h1><p>Shellac dries fast.</p></main></body></html>").unwrap();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::write(
+        dir.join("sub/kept.md"),
+        "# Kept\n\nA note about marking gauges that must survive an unreadable folder.",
+    )
+    .unwrap();
     open_to_all(data.path());
     open_to_all(dir);
     let first = common::run_ok(
@@ -132,7 +160,7 @@ fn bad_files_are_reported_and_good_ones_imported() {
             .arg("--json"),
     );
     let first = common::json(&first);
-    assert_eq!(first["added"], 5, "{first:#}");
+    assert_eq!(first["added"], 6, "{first:#}");
     assert!(first["failed"].as_array().unwrap().is_empty(), "{first:#}");
 
     // Now the bad ones, and a good file that goes bad.
@@ -166,19 +194,39 @@ fn bad_files_are_reported_and_good_ones_imported() {
         "# Fresh\n\nA new note about sharpening chisels.",
     )
     .unwrap();
+    // HTML nested 300,000 deep (a stack overflow and a quadratic tree build before), a DOCX
+    // whose document.xml inflates to 200 MiB, and a FIFO named like a note.
+    std::fs::write(
+        dir.join("deep.html"),
+        format!("{}x{}", "<div>".repeat(300_000), "</div>".repeat(300_000)),
+    )
+    .unwrap();
+    std::fs::write(dir.join("bomb.docx"), docx_bomb(200 * 1024 * 1024)).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(dir.join("pipe.md"))
+        .status()
+        .unwrap()
+        .success());
     open_to_all(dir);
     std::fs::set_permissions(
         dir.join("secret.md"),
         std::fs::Permissions::from_mode(0o000),
     )
     .unwrap();
+    // A folder that cannot be read this time (a share that comes and goes): what is stored
+    // from it stays.
+    std::fs::set_permissions(dir.join("sub"), std::fs::Permissions::from_mode(0o000)).unwrap();
 
+    let started = std::time::Instant::now();
     let out = twin_as_user(data.path())
         .arg("import")
         .arg(dir)
         .arg("--json")
         .output()
         .unwrap();
+    let took = started.elapsed();
+    std::fs::set_permissions(dir.join("sub"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(took.as_secs() < 60, "the bad files took {took:?}");
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -216,6 +264,10 @@ fn bad_files_are_reported_and_good_ones_imported() {
         ("huge.txt", "size limit"),
         ("image.png", "unsupported"),
         ("good.md", "UTF-8"),
+        ("deep.html", "nested over 1024"),
+        ("bomb.docx", "inflates past"),
+        ("pipe.md", "not a regular file"),
+        ("sub", "permission denied"),
     ] {
         let reason = reason_for(name);
         println!("{name}: {reason}");
@@ -249,7 +301,10 @@ fn bad_files_are_reported_and_good_ones_imported() {
     let status = common::json(&common::run_ok(
         common::twin(data.path()).args(["status", "--json"]),
     ));
-    assert_eq!(status["library"]["documents"], 6, "{status:#}");
+    assert_eq!(
+        status["library"]["documents"], 7,
+        "sub/kept.md is kept though its folder could not be read: {status:#}"
+    );
     std::fs::set_permissions(
         dir.join("secret.md"),
         std::fs::Permissions::from_mode(0o644),

@@ -133,6 +133,14 @@ pub fn scan(root: &Path, ignore_root: &Path, max_size: u64) -> ScanResult {
             continue;
         }
         if !entry.file_type().is_file() {
+            // A pipe, socket or device named like a document: reading it could block forever
+            // or never end, so it is reported, not opened.
+            if !entry.file_type().is_symlink() {
+                result.issues.push(ScanIssue {
+                    path: entry.path().to_path_buf(),
+                    reason: "not a regular file (a pipe, socket or device); not read".into(),
+                });
+            }
             continue;
         }
         let path = entry.path().to_path_buf();

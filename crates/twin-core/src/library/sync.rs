@@ -228,7 +228,19 @@ impl Syncer<'_> {
         hash: String,
     ) -> Result<Outcome, StoreError> {
         let path = &meta.path;
-        let blocks = clean::clean_blocks(parsed.blocks);
+        // Cleaning and chunking run on whatever a file holds: contain a panic to this file.
+        let ParsedDoc {
+            blocks,
+            title,
+            platform,
+            tags,
+            ..
+        } = parsed;
+        let Ok(blocks) = std::panic::catch_unwind(|| clean::clean_blocks(blocks)) else {
+            return Ok(Outcome::Failed(
+                "cleaning crashed on this file; it was skipped".into(),
+            ));
+        };
         if blocks.is_empty() {
             return Ok(Outcome::Skipped("no text content".into()));
         }
@@ -240,8 +252,7 @@ impl Syncer<'_> {
             .find(|d| d.path != *path && d.duplicate_of.is_none())
             .map(|d| d.id);
         let body = chunk::render_body(&blocks);
-        let title = parsed
-            .title
+        let title = title
             .map(|t| clean::tidy_whitespace(&clean::normalize(&t)).replace('\n', " "))
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| untitled(path, &body.text));
@@ -254,16 +265,26 @@ impl Syncer<'_> {
         let chunks = if original.is_some() {
             Vec::new()
         } else {
-            chunk::chunk(&body, &title, &self.options.chunking, self.embedder)
+            let chunked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                chunk::chunk(&body, &title, &self.options.chunking, self.embedder)
+            }));
+            match chunked {
+                Ok(c) => c,
+                Err(_) => {
+                    return Ok(Outcome::Failed(
+                        "chunking crashed on this file; it was skipped".into(),
+                    ))
+                }
+            }
         };
         let doc = NewDocument {
             source_id: self.source.id,
             path: path.clone(),
             title,
-            platform: parsed.platform,
+            platform,
             format: meta.format.into(),
             date: meta.date,
-            tags: parsed.tags,
+            tags,
             content_hash: hash,
             mtime: meta.mtime,
             size: meta.size,
@@ -518,6 +539,9 @@ pub(super) fn sync(
         item: Some(source.path.display().to_string()),
     });
     let mut files: Vec<Candidate> = Vec::new();
+    // Paths the scan could not read (permission denied, I/O errors): what is stored under them
+    // is kept, since "could not read" is not "deleted".
+    let mut unreadable: Vec<PathBuf> = Vec::new();
     for root in &roots {
         if !root.exists() {
             continue; // deleted: handled below as missing
@@ -529,6 +553,7 @@ pub(super) fn sync(
             let _s = tracing::info_span!("scan", root = %root.display()).entered();
             scan::scan(root, &ignore_root, options.max_file_size)
         };
+        unreadable.extend(found.issues.iter().map(|i| i.path.clone()));
         report
             .skipped
             .extend(found.issues.into_iter().map(|i| FileIssue {
@@ -555,10 +580,9 @@ pub(super) fn sync(
         .collect();
     let seen: std::collections::HashSet<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     let mut missing_by_hash: HashMap<String, Vec<DocState>> = HashMap::new();
-    for doc in stored
-        .values()
-        .filter(|d| !seen.contains(d.path.as_path()) && under(&d.path, &roots))
-    {
+    for doc in stored.values().filter(|d| {
+        !seen.contains(d.path.as_path()) && under(&d.path, &roots) && !under(&d.path, &unreadable)
+    }) {
         missing_by_hash
             .entry(doc.content_hash.clone())
             .or_default()

@@ -190,10 +190,13 @@ impl Store {
             .enumerate()
             .skip(version as usize)
         {
-            let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
-                path: self.path.clone(),
-                source: e,
-            })?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
             tx.execute_batch(sql)
                 .and_then(|_| tx.pragma_update(None, "user_version", (i + 1) as i64))
                 .and_then(|_| tx.commit())
@@ -415,7 +418,10 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         let now = now_secs();
         let doc_path = doc.path.to_string_lossy();
         let existing: Option<DocumentId> = tx
@@ -561,7 +567,10 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         let has_vectors = vector_table_exists(&tx).map_err(err)?;
         delete_chunks(&tx, id, has_vectors).map_err(err)?;
         tx.execute("DELETE FROM documents WHERE id = ?1", [id])
@@ -668,7 +677,10 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         tx.execute_batch("UPDATE chunks SET embedded = 0;")
             .map_err(err)?;
         vectors::create_tables(&tx, model.dim).map_err(err)?;
@@ -730,19 +742,23 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         {
             let mut meta = tx
                 .prepare_cached(
                     "SELECT d.source_id, d.platform, d.date FROM chunks c JOIN documents d ON d.id = c.document_id
-                     WHERE c.id = ?1",
+                     WHERE c.id = ?1 AND c.embedded = 0",
                 )
                 .map_err(err)?;
             let mut mark = tx
                 .prepare_cached("UPDATE chunks SET embedded = 1 WHERE id = ?1")
                 .map_err(err)?;
             for (id, v) in vectors {
-                // The chunk may have been deleted (file removed) while it was being embedded.
+                // The chunk may have been deleted (file removed) while it was being embedded, or
+                // embedded meanwhile by another process (`twin watch` beside `twin import`).
                 let Some((source_id, platform, date)) = meta
                     .query_row([id], |r| {
                         Ok((

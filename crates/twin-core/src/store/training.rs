@@ -166,7 +166,10 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         tx.execute("DELETE FROM datasets WHERE id = ?1", [&dataset.id])
             .map_err(err)?;
         tx.execute(

@@ -129,7 +129,7 @@ pub(super) fn backfill_quantized(conn: &mut Connection) -> rusqlite::Result<()> 
     if codes >= vectors {
         return Ok(());
     }
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut read = tx.prepare("SELECT chunk_id, embedding FROM chunks_vec")?;
         let mut write = tx.prepare(

@@ -6,6 +6,9 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 use std::io::{Cursor, Read};
 
+/// The most XML one DOCX part may inflate to. A 300-page book's `document.xml` is ~10 MiB.
+const MAX_XML_BYTES: u64 = 128 * 1024 * 1024;
+
 fn read_entry(
     archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
     name: &str,
@@ -15,10 +18,22 @@ fn read_entry(
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
         Err(e) => return Err(ParseError::Invalid(format!("damaged DOCX: {name}: {e}"))),
     };
-    let mut text = String::new();
-    file.read_to_string(&mut text)
+    // The size an entry declares is not a limit: a deflate bomb inflates far past it. Read
+    // through a cap instead.
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(MAX_XML_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| ParseError::Invalid(format!("damaged DOCX: cannot read {name}: {e}")))?;
-    Ok(Some(text))
+    if bytes.len() as u64 > MAX_XML_BYTES {
+        return Err(ParseError::Invalid(format!(
+            "{name} inflates past {} MiB (a decompression bomb, or not a real document)",
+            MAX_XML_BYTES / 1048576
+        )));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|e| ParseError::Invalid(format!("damaged DOCX: {name} is not UTF-8: {e}")))
 }
 
 fn local_name(name: &[u8]) -> &[u8] {

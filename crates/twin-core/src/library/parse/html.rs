@@ -134,8 +134,69 @@ impl Walker {
     }
 }
 
+/// Deepest element nesting Twin reads. Real pages stay under ~100 levels; the HTML tree builder
+/// rescans its stack of open elements for each new one (quadratic in depth) and the block walk
+/// below recurses per level, so a page nested thousands deep is refused before either runs.
+const MAX_DEPTH: usize = 1024;
+
+/// Elements whose end tag may be left out (HTML's optional end tags) or that have none: they do
+/// not count towards nesting, so a long list of unclosed `<li>` is not "deep".
+const UNNESTED: &[&str] = &[
+    "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot",
+    "colgroup", "caption", "rb", "rt", "rtc", "rp", "html", "head", "body", "area", "base", "br",
+    "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr",
+];
+
+/// The deepest nesting of elements in `text`, counted from its tags in one pass (no tree), and
+/// stopping as soon as it passes `limit`.
+fn nesting_depth(text: &str, limit: usize) -> usize {
+    let bytes = text.as_bytes();
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while let Some(off) = memchr_lt(&bytes[i..]) {
+        i += off + 1;
+        let closing = bytes.get(i) == Some(&b'/');
+        let start = if closing { i + 1 } else { i };
+        let name_len = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        if name_len == 0 {
+            continue; // comment, doctype, processing instruction or a stray "<"
+        }
+        let name = text[start..start + name_len].to_ascii_lowercase();
+        if UNNESTED.contains(&name.as_str()) {
+            continue;
+        }
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| b == b'>')
+            .map_or(bytes.len(), |p| start + p);
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else if end > 0 && bytes[end - 1] != b'/' {
+            depth += 1;
+            max = max.max(depth);
+            if max > limit {
+                break;
+            }
+        }
+        i = end.min(bytes.len());
+    }
+    max
+}
+
+fn memchr_lt(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'<')
+}
+
 /// Parse an HTML page.
 pub fn parse(text: &str) -> Result<ParsedDoc, ParseError> {
+    let depth = nesting_depth(text, MAX_DEPTH);
+    if depth > MAX_DEPTH {
+        return Err(ParseError::Invalid(format!(
+            "elements nested over {MAX_DEPTH} levels deep; not a page Twin can read safely"
+        )));
+    }
     let html = Html::parse_document(text);
     if let Some(sel) = selector("meta[name=robots]") {
         if html.select(&sel).any(|m| {
@@ -192,6 +253,25 @@ pub fn parse(text: &str) -> Result<ParsedDoc, ParseError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pages_nested_too_deep_are_refused_at_once_and_lists_are_not_deep() {
+        let deep = format!("{}x{}", "<div>".repeat(300_000), "</div>".repeat(300_000));
+        let started = std::time::Instant::now();
+        let err = super::parse(&deep).unwrap_err();
+        assert!(err.to_string().contains("nested over 1024"), "{err}");
+        assert!(started.elapsed().as_secs() < 2, "{:?}", started.elapsed());
+        let nested = format!(
+            "{}<p>deep but fine</p>{}",
+            "<div>".repeat(1000),
+            "</div>".repeat(1000)
+        );
+        assert_eq!(super::parse(&nested).unwrap().blocks.len(), 1);
+        let list = format!("<ul>{}</ul>", "<li>item".repeat(5000));
+        assert_eq!(super::nesting_depth(&list, 1024), 1);
+        assert_eq!(super::nesting_depth("<a><b/><c></c></a>", 1024), 2);
+    }
+
     use super::*;
 
     #[test]

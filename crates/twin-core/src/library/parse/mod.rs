@@ -130,8 +130,19 @@ fn decode_text(bytes: &[u8], format: Format) -> Result<&str, ParseError> {
     })
 }
 
-/// Parse `bytes` as `format`.
+/// Parse `bytes` as `format`. A parser that panics on a file it cannot handle fails that file
+/// alone: the panic is contained here, so one bad file never stops an import or poisons the
+/// app's library lock.
 pub fn parse(format: Format, bytes: &[u8]) -> Result<ParsedDoc, ParseError> {
+    std::panic::catch_unwind(|| parse_unguarded(format, bytes)).unwrap_or_else(|_| {
+        Err(ParseError::Invalid(format!(
+            "the {} parser crashed on this file; it was skipped",
+            format.name()
+        )))
+    })
+}
+
+fn parse_unguarded(format: Format, bytes: &[u8]) -> Result<ParsedDoc, ParseError> {
     match format {
         Format::Markdown => Ok(markdown::parse(decode_text(bytes, format)?)),
         Format::Text => Ok(text::parse(decode_text(bytes, format)?)),
