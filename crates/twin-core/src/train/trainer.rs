@@ -568,14 +568,26 @@ fn write_checkpoint(
         tensors.insert(name.clone(), var.as_tensor().clone());
         tensors.insert(format!("best.{name}"), best[i].clone());
     }
+    // Every file is written beside its final name, flushed to disk, then renamed over it: a
+    // kill at any instant leaves either the old checkpoint or the new one, never a torn file
+    // that `checkpoint.json` points to (a cancel right after a checkpoint rewrites the same
+    // step's file).
     let file = dir.join(&state.tensors);
-    candle_core::safetensors::save(&tensors, &file)?;
+    let partial = dir.join(format!("{}.partial", state.tensors));
+    candle_core::safetensors::save(&tensors, &partial)?;
+    sync_file(&partial)?;
+    std::fs::rename(&partial, &file).map_err(io(&file))?;
     let json = dir.join("checkpoint.json");
     let tmp = dir.join("checkpoint.json.partial");
     let text =
         serde_json::to_string_pretty(state).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
     std::fs::write(&tmp, text).map_err(io(&tmp))?;
+    sync_file(&tmp)?;
     std::fs::rename(&tmp, &json).map_err(io(&json))?;
+    // The renames themselves reach the disk with the folder.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     // Older tensor files are no longer named by the state.
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
@@ -591,6 +603,15 @@ fn write_checkpoint(
 /// A checkpoint's state and its tensors by name.
 type Checkpoint = (CheckpointState, HashMap<String, Tensor>);
 
+fn sync_file(path: &Path) -> Result<(), TrainError> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io(path))
+}
+
+/// The run's last checkpoint, or `None` to start from step 0: also when it cannot be read (a
+/// checkpoint left by an older build, or a disk fault), so a damaged checkpoint costs the
+/// steps since the start, never every retry.
 fn read_checkpoint(
     dir: &Path,
     device: &candle_core::Device,
@@ -599,11 +620,20 @@ fn read_checkpoint(
     let Ok(text) = std::fs::read_to_string(&json) else {
         return Ok(None);
     };
-    let state: CheckpointState = serde_json::from_str(&text)
-        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", json.display())))?;
-    let tensors = candle_core::safetensors::load(dir.join(&state.tensors), device)
-        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", state.tensors)))?;
-    Ok(Some((state, tensors)))
+    let state: CheckpointState = match serde_json::from_str(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("{}: {e}; starting the run over", json.display());
+            return Ok(None);
+        }
+    };
+    match candle_core::safetensors::load(dir.join(&state.tensors), device) {
+        Ok(tensors) => Ok(Some((state, tensors))),
+        Err(e) => {
+            tracing::warn!("{}: {e}; starting the run over", state.tensors);
+            Ok(None)
+        }
+    }
 }
 
 fn sha256_file(path: &Path) -> Result<(String, u64), TrainError> {
@@ -1016,6 +1046,17 @@ pub fn bench(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_damaged_checkpoint_starts_the_run_over_instead_of_failing_every_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = candle_core::Device::Cpu;
+        std::fs::write(dir.path().join("checkpoint.json"), "{\"step\": 3, \"tens").unwrap();
+        assert!(super::read_checkpoint(dir.path(), &device)
+            .unwrap()
+            .is_none());
+    }
+
     use super::*;
 
     #[test]
