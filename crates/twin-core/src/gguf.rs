@@ -276,6 +276,9 @@ fn ggml_type_size(ty: u32) -> Option<(u64, u64)> {
     })
 }
 
+/// Arrays of arrays a GGUF header may nest (llama.cpp's own files use one level).
+const MAX_ARRAY_NESTING: u32 = 4;
+
 struct Reader<R: Read> {
     inner: R,
 }
@@ -306,6 +309,13 @@ impl<R: Read> Reader<R> {
     }
     /// Reads a value of `ty`; returns it as a string when it is one, and skips it otherwise.
     fn value(&mut self, ty: u32) -> io::Result<Option<String>> {
+        self.value_at(ty, 0)
+    }
+
+    /// [`Reader::value`] inside `depth` enclosing arrays: arrays of arrays are allowed, but not
+    /// nested without end (a crafted header would otherwise recurse until the stack overflows).
+    fn value_at(&mut self, ty: u32, depth: u32) -> io::Result<Option<String>> {
+        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
         let fixed = |ty| match ty {
             0 | 1 | 7 => Some(1u64),
             2 | 3 => Some(2),
@@ -316,13 +326,22 @@ impl<R: Read> Reader<R> {
         match ty {
             8 => self.string().map(Some),
             9 => {
+                if depth >= MAX_ARRAY_NESTING {
+                    return Err(invalid("arrays nested too deep"));
+                }
                 let elem = self.u32()?;
                 let n = self.u64()?;
                 if let Some(size) = fixed(elem) {
-                    io::copy(&mut (&mut self.inner).take(size * n), &mut io::sink())?;
+                    let bytes = size
+                        .checked_mul(n)
+                        .ok_or_else(|| invalid("array length out of range"))?;
+                    let skipped = io::copy(&mut (&mut self.inner).take(bytes), &mut io::sink())?;
+                    if skipped < bytes {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
                 } else {
                     for _ in 0..n {
-                        self.value(elem)?;
+                        self.value_at(elem, depth + 1)?;
                     }
                 }
                 Ok(None)
@@ -332,10 +351,7 @@ impl<R: Read> Reader<R> {
                     io::copy(&mut (&mut self.inner).take(size), &mut io::sink())?;
                     Ok(None)
                 }
-                None => Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("unknown value type {t}"),
-                )),
+                None => Err(invalid(&format!("unknown value type {t}"))),
             },
         }
     }
@@ -428,10 +444,12 @@ pub fn read_header(path: &Path) -> Result<Header, GgufError> {
         .stream_position()
         .map_err(|e| invalid(e.to_string()))?;
     let data_start = header_end + (alignment - header_end % alignment) % alignment;
-    if data_start + data_end > file_len {
+    let needed = data_start
+        .checked_add(data_end)
+        .ok_or_else(|| invalid("tensor offsets out of range".into()))?;
+    if needed > file_len {
         return Err(invalid(format!(
-            "the tensors need {} bytes but the file has {file_len} (truncated download?)",
-            data_start + data_end
+            "the tensors need {needed} bytes but the file has {file_len} (truncated download?)"
         )));
     }
     let _ = r.inner.seek(SeekFrom::Start(0));
@@ -448,6 +466,49 @@ pub fn read_header(path: &Path) -> Result<Header, GgufError> {
 
 #[cfg(test)]
 mod tests {
+
+    /// A header of `GGUF`, version 3, no tensors, one key whose value is arrays nested `depth`
+    /// deep (each holding one array), ending in an empty u8 array.
+    fn nested_arrays(depth: usize) -> Vec<u8> {
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.push(b'k');
+        b.extend(9u32.to_le_bytes());
+        for _ in 0..depth {
+            b.extend(9u32.to_le_bytes());
+            b.extend(1u64.to_le_bytes());
+        }
+        b.extend(0u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn crafted_headers_are_refused_without_overflow_or_deep_recursion() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.gguf");
+        // Two levels, padded to the data alignment: a valid header.
+        let mut ok = nested_arrays(2);
+        ok.extend([0u8; 64]);
+        std::fs::write(&path, ok).unwrap();
+        assert!(read_header(&path).is_ok(), "{:?}", read_header(&path));
+        std::fs::write(&path, nested_arrays(200_000)).unwrap();
+        let err = read_header(&path).unwrap_err().to_string();
+        assert!(err.contains("nested too deep"), "{err}");
+        // An array of u64 whose byte length overflows.
+        let mut b = nested_arrays(0);
+        let n = b.len();
+        b.truncate(n - 12);
+        b.extend(10u32.to_le_bytes());
+        b.extend(u64::MAX.to_le_bytes());
+        std::fs::write(&path, b).unwrap();
+        let err = read_header(&path).unwrap_err().to_string();
+        assert!(err.contains("out of range"), "{err}");
+    }
+
     use super::*;
 
     #[test]

@@ -123,6 +123,9 @@ impl TemplateKind {
     }
 }
 
+/// Instructions a chat template may run per rendering (minijinja fuel).
+const CHAT_TEMPLATE_FUEL: u64 = 20_000_000;
+
 /// ChatML, the fallback for models without a template (as in llama.cpp).
 const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
@@ -145,6 +148,9 @@ fn render_jinja_with(
     add_generation_prompt: bool,
 ) -> Result<String, String> {
     let mut env = minijinja::Environment::new();
+    // The template comes from the model file: a crafted one must not loop for ever. Real chat
+    // templates spend a few thousand instructions per message.
+    env.set_fuel(Some(CHAT_TEMPLATE_FUEL));
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function(
         "raise_exception",
@@ -175,6 +181,17 @@ fn render_jinja_with(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_template_that_never_ends_runs_out_of_fuel() {
+        let endless =
+            "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}";
+        let started = std::time::Instant::now();
+        let err = super::render_jinja(endless, &[], "", "").unwrap_err();
+        assert!(err.contains("fuel"), "{err}");
+        assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+    }
+
     use super::*;
 
     #[test]
