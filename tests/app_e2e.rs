@@ -124,6 +124,15 @@ fn rss_mib_of(binary: &Path) -> Option<f64> {
     None
 }
 
+/// Import `path` exactly as a drop does: the drop handler calls `window.twinImport(paths)`.
+fn drop_import(s: &Session, path: &std::path::Path) -> Value {
+    s.run_async(&format!(
+        "const done = arguments[arguments.length - 1];
+         window.twinImport([{}]).then(r => done(r), e => done({{ error: String(e) }}));",
+        serde_json::to_string(path).unwrap()
+    ))
+}
+
 #[test]
 fn main_flow_in_a_real_webkit_window() {
     let app = PathBuf::from(env!("CARGO_BIN_EXE_twin-app"))
@@ -218,11 +227,7 @@ fn main_flow_in_a_real_webkit_window() {
 
     // Import exactly as a drop does: the drop handler calls window.twinImport(paths).
     let sample = repo_root().join("assets/sample-writing");
-    let report = s.run_async(&format!(
-        "const done = arguments[arguments.length - 1];
-         window.twinImport([{}]).then(r => done(r), e => done({{ error: String(e) }}));",
-        serde_json::to_string(&sample).unwrap()
-    ));
+    let report = drop_import(&s, &sample);
     assert!(report["error"].is_null(), "import failed: {report}");
     assert_eq!(report["added"], 31, "{report}");
     wait_until(
@@ -533,11 +538,7 @@ fn main_flow_in_a_real_webkit_window() {
         z.finish().unwrap();
     }
     s.show("library");
-    let report = s.run_async(&format!(
-        "const done = arguments[arguments.length - 1];
-         window.twinImport([{}]).then(r => done(r), e => done({{ error: String(e) }}));",
-        serde_json::to_string(&archive).unwrap()
-    ));
+    let report = drop_import(&s, &archive);
     assert!(report["error"].is_null(), "import failed: {report}");
     assert_eq!(report["added"], 2, "{report}");
     assert_eq!(report["exports"][0]["platform"], "linkedin", "{report}");

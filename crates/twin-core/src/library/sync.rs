@@ -255,7 +255,7 @@ impl Syncer<'_> {
         let title = title
             .map(|t| clean::tidy_whitespace(&clean::normalize(&t)).replace('\n', " "))
             .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| untitled(path, &body.text));
+            .unwrap_or_else(|| untitled(path, meta.kind.is_some(), &body.text));
         let simhash = dedup::simhash(&body.text);
         let near = if original.is_none() {
             simhash.and_then(|h| self.near.find(h, existing_id))
@@ -432,8 +432,8 @@ struct DocMeta {
 
 /// A title for a document that states none: the file's name, or for an export item (a post
 /// has no title) its first words.
-fn untitled(path: &Path, body: &str) -> String {
-    if path.exists() || body.is_empty() {
+fn untitled(path: &Path, from_export: bool, body: &str) -> String {
+    if !from_export || body.is_empty() {
         return path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

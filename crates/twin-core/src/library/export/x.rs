@@ -189,19 +189,9 @@ pub fn read(archive: &mut Archive) -> Export {
         }
     }
 
-    // Edits: keep the newest version of each post (the last id in its edit group present).
+    // Edits: keep the newest version of each post (the last id of its edit group that is
+    // present); every version's id maps to it, so replies to an earlier version still chain.
     let present: HashSet<String> = tweets.iter().map(|t| t.id.clone()).collect();
-    let mut superseded = HashSet::new();
-    for t in &tweets {
-        if let Some(group) = &t.edit_group {
-            if let Some(newest) = group.iter().rev().find(|id| present.contains(*id)) {
-                for id in group.iter().filter(|id| *id != newest) {
-                    superseded.insert(id.clone());
-                }
-            }
-        }
-    }
-    // Earlier versions' ids still anchor replies: map them to the kept version.
     let mut replaced: HashMap<String, String> = HashMap::new();
     for t in &tweets {
         if let Some(group) = &t.edit_group {
@@ -212,8 +202,9 @@ pub fn read(archive: &mut Archive) -> Export {
             }
         }
     }
+    let superseded = |id: &String| replaced.get(id).is_some_and(|newest| newest != id);
     let before = tweets.len();
-    tweets.retain(|t| !superseded.contains(&t.id));
+    tweets.retain(|t| !superseded(&t.id));
     for _ in 0..before - tweets.len() {
         export.skip("earlier version of an edited post");
     }
