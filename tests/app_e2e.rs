@@ -124,15 +124,6 @@ fn rss_mib_of(binary: &Path) -> Option<f64> {
     None
 }
 
-/// Import `path` exactly as a drop does: the drop handler calls `window.twinImport(paths)`.
-fn drop_import(s: &Session, path: &std::path::Path) -> Value {
-    s.run_async(&format!(
-        "const done = arguments[arguments.length - 1];
-         window.twinImport([{}]).then(r => done(r), e => done({{ error: String(e) }}));",
-        serde_json::to_string(path).unwrap()
-    ))
-}
-
 #[test]
 fn main_flow_in_a_real_webkit_window() {
     let app = PathBuf::from(env!("CARGO_BIN_EXE_twin-app"))
@@ -197,11 +188,34 @@ fn main_flow_in_a_real_webkit_window() {
         ureq::get(&format!("{root}/status")).call().is_ok()
     });
 
+    // A platform export: a LinkedIn archive as downloaded.
+    let exports = tempfile::tempdir().unwrap();
+    let archive = exports
+        .path()
+        .join("Basic_LinkedInDataExport_12-01-2026.zip");
+    {
+        use std::io::Write;
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&archive).unwrap());
+        z.start_file("Shares.csv", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(
+            "Date,ShareLink,ShareCommentary,SharedUrl,MediaUrl,Visibility\n\
+             2024-03-05 09:15:00,https://www.linkedin.com/feed/update/urn%3Ali%3Ashare%3A1,\"Price is a signal.\"\"\n\"\"Charge more.\",,,PUBLIC\n\
+             2024-03-06 09:15:00,https://www.linkedin.com/feed/update/urn%3Ali%3Ashare%3A2,\"Ship small, ship often.\",,,PUBLIC\n\
+             2024-03-07 09:15:00,https://www.linkedin.com/feed/update/urn%3Ali%3Ashare%3A3,,https://example.com/a-repost,,PUBLIC\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        z.finish().unwrap();
+    }
+    // Twin is opened with the sample writing and the archive ("Open with", `twin-app PATH…`):
+    // the page imports them as if they were dropped, and they are the only paths it may name.
+    let sample = repo_root().join("assets/sample-writing");
     let launched = Instant::now();
     let created = post_json(
         &format!("{root}/session"),
         &json!({
-            "capabilities": { "alwaysMatch": { "tauri:options": { "application": app } } }
+            "capabilities": { "alwaysMatch": { "tauri:options": { "application": app, "args": [&sample, &archive] } } }
         }),
     )
     .expect("a WebDriver session with the app");
@@ -225,21 +239,71 @@ fn main_flow_in_a_real_webkit_window() {
     s.post("/timeouts", json!({ "script": 300_000 }));
     s.screenshot("0-library-empty");
 
-    // Import exactly as a drop does: the drop handler calls window.twinImport(paths).
-    let sample = repo_root().join("assets/sample-writing");
-    let report = drop_import(&s, &sample);
-    assert!(report["error"].is_null(), "import failed: {report}");
-    assert_eq!(report["added"], 31, "{report}");
+    // The paths Twin was opened with are imported as a drop is (window.twinImport).
     wait_until(
-        "the import progress to finish",
-        Duration::from_secs(60),
+        "the import of the paths Twin was opened with",
+        Duration::from_secs(300),
         || {
-            s.run("return document.getElementById('import-progress').dataset.state")
-                == json!("done")
+            s.run("return document.getElementById('import-progress').dataset.state || ''")
+                .as_str()
+                .is_some_and(|st| st == "done" || st == "error")
         },
     );
+    let label = s.run("return document.getElementById('import-label').textContent");
+    let report = s.run("return window.twinLastImport || null");
+    assert_eq!(
+        report["added"], 33,
+        "31 sample pieces and 2 LinkedIn posts: {label} {report}"
+    );
+    assert_eq!(report["exports"][0]["platform"], "linkedin", "{report}");
     let sources = s.run("return document.querySelectorAll('#sources tbody tr').length");
-    assert_eq!(sources, json!(1));
+    assert_eq!(sources, json!(2));
+
+    // Paths the user did not pick, drop or open Twin with are refused by every command that
+    // takes one, even when the page names a real file (here: a note beside nothing granted,
+    // and the chat model itself).
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("private.md"),
+        "# Not for Twin\n\nPrivate.",
+    )
+    .unwrap();
+    let export_target = outside.path().join("overwritten.md");
+    let model = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let refusals = s.run_async(&format!(
+        "const done = arguments[arguments.length - 1];
+         const invoke = window.__TAURI_INTERNALS__.invoke;
+         const outcome = (p) => p.then(() => 'accepted', (e) => String(e));
+         Promise.all([
+           outcome(window.twinImport([{file}])),
+           outcome(window.twinWatch({dir})),
+           outcome(invoke('export_markdown', {{ path: {target}, topic: 't', format: 'linkedin', text: 'x' }})),
+           outcome(invoke('add_model', {{ path: {model}, origin: null }})),
+         ]).then(done);",
+        file = json!(outside.path().join("private.md")),
+        dir = json!(outside.path()),
+        target = json!(export_target),
+        model = json!(model),
+    ));
+    for (command, outcome) in [
+        "import_paths",
+        "watch_folder",
+        "export_markdown",
+        "add_model",
+    ]
+    .iter()
+    .zip(refusals.as_array().expect("four outcomes"))
+    {
+        assert!(
+            outcome
+                .as_str()
+                .is_some_and(|o| o.contains("not a file or folder you picked or dropped")),
+            "{command} refused a path the user never chose: {outcome}"
+        );
+    }
+    assert!(!export_target.exists(), "nothing was written");
+    let after = s.run("return document.querySelectorAll('#sources tbody tr').length");
+    assert_eq!(after, json!(2), "no source was added");
     // First run: with writing in the library and no voice adapter, the app offers to train.
     wait_until("the offer to train", Duration::from_secs(20), || {
         s.run("return document.getElementById('train-offer').hidden") == json!(false)
@@ -517,31 +581,8 @@ fn main_flow_in_a_real_webkit_window() {
     assert!(machine.as_str().unwrap().contains("GB RAM"), "{machine}");
     s.screenshot("5-settings");
 
-    // A platform export dropped on the window: a LinkedIn archive as downloaded.
-    let exports = tempfile::tempdir().unwrap();
-    let archive = exports
-        .path()
-        .join("Basic_LinkedInDataExport_12-01-2026.zip");
-    {
-        use std::io::Write;
-        let mut z = zip::ZipWriter::new(std::fs::File::create(&archive).unwrap());
-        z.start_file("Shares.csv", zip::write::SimpleFileOptions::default())
-            .unwrap();
-        z.write_all(
-            "Date,ShareLink,ShareCommentary,SharedUrl,MediaUrl,Visibility\n\
-             2024-03-05 09:15:00,https://www.linkedin.com/feed/update/urn%3Ali%3Ashare%3A1,\"Price is a signal.\"\"\n\"\"Charge more.\",,,PUBLIC\n\
-             2024-03-06 09:15:00,https://www.linkedin.com/feed/update/urn%3Ali%3Ashare%3A2,\"Ship small, ship often.\",,,PUBLIC\n\
-             2024-03-07 09:15:00,https://www.linkedin.com/feed/update/urn%3Ali%3Ashare%3A3,,https://example.com/a-repost,,PUBLIC\n"
-                .as_bytes(),
-        )
-        .unwrap();
-        z.finish().unwrap();
-    }
+    // The LinkedIn archive Twin was opened with is listed with what it held.
     s.show("library");
-    let report = drop_import(&s, &archive);
-    assert!(report["error"].is_null(), "import failed: {report}");
-    assert_eq!(report["added"], 2, "{report}");
-    assert_eq!(report["exports"][0]["platform"], "linkedin", "{report}");
     wait_until(
         "the export among the sources",
         Duration::from_secs(30),

@@ -16,6 +16,8 @@ use twin_core::models::{self, registry};
 use twin_core::train::{self, adapters, Dataset, DatasetParams, TrainEvent, TrainParams};
 use twin_core::{CancelToken, ImportOptions, Library, ProgressEvent, SearchQuery};
 
+use crate::grants::PathGrants;
+
 /// Errors reach the UI as their message.
 type CmdResult<T> = Result<T, String>;
 
@@ -45,6 +47,10 @@ pub struct AppState {
     prepared: Arc<Mutex<Option<draft::Prepared>>>,
     /// The topic and format of the preparation in flight, if one is.
     preparing: Arc<Mutex<Option<(String, String)>>>,
+    /// The paths the user picked, dropped or opened Twin with: the only ones the page may name.
+    pub grants: PathGrants,
+    /// Paths named on the command line, imported once when the window is ready.
+    launch: Mutex<Vec<PathBuf>>,
 }
 
 /// Settings the app keeps in the store.
@@ -75,6 +81,22 @@ impl AppSettings {
 }
 
 impl AppState {
+    /// Paths named on the command line: granted, and handed to the page once to import.
+    pub fn opened_with(&self, paths: Vec<PathBuf>) {
+        self.grants.grant_read(&paths);
+        if let Ok(mut launch) = self.launch.lock() {
+            *launch = paths;
+        }
+    }
+
+    /// The paths Twin was opened with, handed out once.
+    pub fn take_launch_paths(&self) -> Vec<PathBuf> {
+        self.launch
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
+
     /// The data folder from `TWIN_DATA_DIR`, else the platform's data folder (as the CLI).
     pub fn new() -> Result<Self, String> {
         let data_dir = match std::env::var_os("TWIN_DATA_DIR") {
@@ -92,6 +114,8 @@ impl AppState {
             authorship: Arc::new(Mutex::new(None)),
             prepared: Arc::new(Mutex::new(None)),
             preparing: Arc::new(Mutex::new(None)),
+            grants: PathGrants::default(),
+            launch: Mutex::new(Vec::new()),
         })
     }
 
@@ -237,6 +261,10 @@ pub async fn import_paths(
     paths: Vec<String>,
     on_event: Channel<Value>,
 ) -> CmdResult<Value> {
+    let paths = paths
+        .iter()
+        .map(|p| state.grants.readable(p))
+        .collect::<CmdResult<Vec<PathBuf>>>()?;
     let models = default_model_dirs(&app);
     with_job(&state, "import", move |lib, c| {
         // First run: a fresh library gets the embedded default models by itself.
@@ -249,7 +277,6 @@ pub async fn import_paths(
             },
         )
         .map_err(msg)?;
-        let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
         // The user's name (Settings) picks their posts out of a multi-author export.
         let name = lib.store().setting("app.author").map_err(msg)?;
         let options = ImportOptions {
@@ -284,7 +311,7 @@ pub async fn watch_folder(
     path: String,
     on_event: Channel<Value>,
 ) -> CmdResult<Value> {
-    let folder = PathBuf::from(&path);
+    let folder = state.grants.readable(&path)?;
     let report = with_library(&state, move |lib| {
         lib.store().add_source(&folder, true).map_err(msg)?;
         let report = lib
@@ -567,6 +594,7 @@ pub async fn draft_history(state: State<'_, AppState>, limit: usize) -> CmdResul
 /// Write a draft as Markdown with front matter to the file the user picked in the save dialog.
 #[tauri::command]
 pub async fn export_markdown(
+    state: State<'_, AppState>,
     path: String,
     topic: String,
     format: String,
@@ -581,17 +609,20 @@ pub async fn export_markdown(
         "---\ntitle: {}\nplatform: {platform}\ndraft: true\ncreated_days_since_epoch: {date}\ngenerated_by: Twin\n---\n\n",
         serde_json::to_string(&topic).map_err(msg)?
     );
-    std::fs::write(&path, format!("{front}{}\n", text.trim_end()))
+    let target = state.grants.writable(&path)?;
+    std::fs::write(&target, format!("{front}{}\n", text.trim_end()))
         .map_err(|e| format!("{path}: {e}"))
 }
 
 /// Registered models, the active chat model, and models found in Ollama and LM Studio.
 #[tauri::command]
 pub async fn list_models(state: State<'_, AppState>) -> CmdResult<Value> {
-    with_library(&state, |lib| {
+    let home = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf());
+    let discovered = home.map(|h| registry::discover(&h)).unwrap_or_default();
+    // Twin found these itself: the page may ask to register them.
+    state.grants.grant_read(discovered.iter().map(|d| &d.path));
+    with_library(&state, move |lib| {
         let store = lib.store();
-        let home = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf());
-        let discovered = home.map(|h| registry::discover(&h)).unwrap_or_default();
         Ok(json!({
             "registered": store.models().map_err(msg)?,
             "active_chat": registry::active(store, models::ModelKind::Chat).map_err(msg)?.map(|m| m.id),
@@ -611,10 +642,11 @@ pub async fn add_model(
     path: String,
     origin: Option<String>,
 ) -> CmdResult<Value> {
+    let path = state.grants.readable(&path)?;
     with_library(&state, move |lib| {
         let record = registry::register(
             lib.store(),
-            Path::new(&path),
+            &path,
             origin.as_deref().unwrap_or("added"),
             None,
             None,

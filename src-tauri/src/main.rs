@@ -7,6 +7,8 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod grants;
+mod pickers;
 
 fn main() {
     // Sets environment variables, so it comes before any thread starts.
@@ -19,7 +21,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let state = match commands::AppState::new() {
-        Ok(s) => s,
+        Ok(s) => {
+            s.opened_with(grants::launch_paths());
+            s
+        }
         Err(e) => {
             eprintln!("twin: {e}");
             std::process::exit(1);
@@ -28,6 +33,16 @@ fn main() {
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .manage(state)
+        // A drop is the user choosing files: granted here, before the page hears of it.
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) = event {
+                use tauri::Manager;
+                window
+                    .state::<commands::AppState>()
+                    .grants
+                    .grant_read(paths);
+            }
+        })
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
             commands::import_paths,
@@ -59,6 +74,8 @@ fn main() {
             commands::eval_runs,
             commands::eval_report,
             commands::compare_evals,
+            pickers::pick_paths,
+            pickers::launch_paths,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

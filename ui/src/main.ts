@@ -2,7 +2,6 @@
 // decision is made in twin-core; this file renders what the commands return and streams.
 import { invoke, Channel } from "@tauri-apps/api/core";
 import { getCurrentWebview } from "@tauri-apps/api/webview";
-import { open, save } from "@tauri-apps/plugin-dialog";
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -101,6 +100,11 @@ async function refreshSources() {
   }
 }
 
+/** Ask the shell for a native dialog; what the user picks is the only thing commands may name. */
+async function pick(what: "files" | "folder" | "model" | "save"): Promise<string[]> {
+  return await invoke("pick_paths", { what });
+}
+
 /** Import paths: what the drop handler, the file picker and the tests call. */
 async function importPaths(paths: string[]): Promise<Json> {
   const box = $("import-progress");
@@ -127,6 +131,7 @@ async function importPaths(paths: string[]): Promise<Json> {
       list.replaceChildren(el("strong", `${issues.length} files not imported:`), ...issues.map((i: Json) => el("div", `${i.path}: ${i.reason}`)));
     }
     box.dataset.state = "done";
+    (window as Json).twinLastImport = report;
     await Promise.all([refreshSources(), refreshInfo(), refreshTrainOffer()]);
     return report;
   } catch (e) {
@@ -148,12 +153,16 @@ getCurrentWebview().onDragDropEvent((event) => {
 });
 
 $("pick-files").addEventListener("click", async () => {
-  const picked = await open({ multiple: true, directory: false });
-  if (picked) importPaths(Array.isArray(picked) ? picked : [picked]).catch(() => {});
+  const picked = await pick("files");
+  if (picked.length) importPaths(picked).catch(() => {});
 });
 $("watch-folder").addEventListener("click", async () => {
-  const folder = await open({ directory: true });
-  if (typeof folder !== "string") return;
+  const [folder] = await pick("folder");
+  if (folder) watchFolder(folder).catch(() => {});
+});
+
+/** Watch a folder the user picked (what the button and the tests call). */
+async function watchFolder(folder: string): Promise<void> {
   const channel = new Channel<Json>();
   $("import-progress").hidden = false;
   channel.onmessage = (m) => {
@@ -165,8 +174,10 @@ $("watch-folder").addEventListener("click", async () => {
     await refreshSources();
   } catch (e) {
     showError("watch", e);
+    throw e;
   }
-});
+}
+(window as Json).twinWatch = watchFolder;
 $("import-cancel").addEventListener("click", () => invoke("cancel_job", { job: "import" }));
 
 $("search-form").addEventListener("submit", async (e) => {
@@ -372,7 +383,7 @@ $("draft-copy").addEventListener("click", async () => {
 });
 $("draft-export").addEventListener("click", async () => {
   if (!lastDraft || !lastRequest) return;
-  const path = await save({ filters: [{ name: "Markdown", extensions: ["md"] }], defaultPath: "draft.md" });
+  const [path] = await pick("save");
   if (!path) return;
   try {
     await invoke("export_markdown", { path, topic: lastRequest.topic, format: lastRequest.format, text: lastDraft.text });
@@ -731,8 +742,8 @@ async function pullModel(repo: string, file: string) {
 }
 
 $("model-add").addEventListener("click", async () => {
-  const file = await open({ filters: [{ name: "GGUF model", extensions: ["gguf"] }] });
-  if (typeof file !== "string") return;
+  const [file] = await pick("model");
+  if (!file) return;
   try {
     await invoke("add_model", { path: file, origin: null });
     loadModels();
@@ -954,3 +965,7 @@ loaders.settings = () => {
 show("library");
 refreshTrainOffer();
 document.body.dataset.ready = "yes";
+// Files Twin was opened with ("Open with", `twin-app FILE…`) are imported as if dropped.
+invoke<string[]>("launch_paths").then((paths) => {
+  if (paths.length) importPaths(paths).catch(() => {});
+});

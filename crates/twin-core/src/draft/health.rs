@@ -807,7 +807,9 @@ pub fn specifics(text: &str) -> Vec<String> {
         if line.is_empty() || is_heading(line) {
             continue;
         }
+        // A thread's "3/" and a list's "10." number the text; they assert nothing.
         let line = post_number(line).map_or(line, |(_, rest)| rest);
+        let line = strip_list_marker(line);
         for sentence in line.unicode_sentences() {
             let mut name: Vec<&str> = Vec::new();
             let mut first = true;
@@ -1095,6 +1097,9 @@ Price the whole shop, not just the cut. What did you leave out of your last quot
             )
             .passed
         );
+        // A list's own numbering is not a number the draft asserts; a number in the item is.
+        let list = "10. We tested with care.\n11. We shipped in 1964.";
+        assert_eq!(specifics(list), vec!["1964".to_string()]);
     }
 
     #[test]
