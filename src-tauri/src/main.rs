@@ -11,6 +11,8 @@ mod grants;
 mod pickers;
 
 fn main() {
+    // Started as a PDF worker (a child of an import): extract and exit, before anything else.
+    twin_core::library::parse::worker::serve_if_asked();
     // Sets environment variables, so it comes before any thread starts.
     twin_core::train::configure_process();
     tracing_subscriber::fmt()

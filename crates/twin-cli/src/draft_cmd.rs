@@ -124,7 +124,7 @@ pub fn choose_adapter(
     match &args.adapter {
         Some(q) => match adapters::find(store, q) {
             Ok(a) => {
-                adapters::check_base(&a, &record.sha256, &record.name)?;
+                adapters::check(&a, &record.sha256, &record.name)?;
                 Ok(Some((
                     a.path.clone().into(),
                     1.0,

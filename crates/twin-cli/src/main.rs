@@ -345,7 +345,8 @@ fn import(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
         cli,
         &mut library,
         twin_core::first_run::Needs {
-            embedding: !args.flags.no_embed,
+            // Chunks are cut by the embedding model's tokens, so even `--no-embed` needs it.
+            embedding: true,
             chat: true,
         },
     )?;
@@ -368,7 +369,8 @@ fn watch_cmd(cli: &Cli, paths: &[PathBuf], flags: &ImportFlags) -> Result<ExitCo
         cli,
         &mut library,
         twin_core::first_run::Needs {
-            embedding: !flags.no_embed,
+            // Chunks are cut by the embedding model's tokens, so even `--no-embed` needs it.
+            embedding: true,
             chat: true,
         },
     )?;
@@ -705,6 +707,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Started as a PDF worker (a child of an import): extract and exit, before anything else.
+    twin_core::library::parse::worker::serve_if_asked();
     // Sets environment variables, so it comes before any thread starts.
     twin_core::train::configure_process();
     tracing_subscriber::fmt()

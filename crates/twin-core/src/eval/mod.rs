@@ -332,7 +332,7 @@ fn configs_for(
     for q in &params.adapters {
         let a = crate::train::adapters::find(store, q)
             .map_err(|e| EvalError::Train(TrainError::Data(format!("adapter {q:?}: {e}"))))?;
-        crate::train::adapters::check_base(&a, &base.sha256, &base.name)
+        crate::train::adapters::check(&a, &base.sha256, &base.name)
             .map_err(|e| EvalError::Train(TrainError::Data(e.to_string())))?;
         if !adapters.iter().any(|x| x.id == a.id) {
             adapters.push(a.clone());

@@ -33,14 +33,24 @@ pub fn normalize(text: &str) -> String {
         .collect()
 }
 
+/// The longest run without a space kept in prose. Nothing a person writes is longer (a long
+/// tracking URL is a few hundred characters); what is longer is a data URI, base64 or minified
+/// code, and one such "word" would become a chunk of megabytes that no search or model can use.
+pub const MAX_WORD_CHARS: usize = 1000;
+
+fn is_runaway(word: &str) -> bool {
+    word.len() > MAX_WORD_CHARS && word.chars().count() > MAX_WORD_CHARS
+}
+
 /// Collapse runs of spaces and tabs, trim every line, and drop blank lines inside a block.
-/// Single line breaks stay: in posts they carry the writer's rhythm.
+/// Single line breaks stay: in posts they carry the writer's rhythm. Runs longer than
+/// [`MAX_WORD_CHARS`] are dropped.
 pub fn tidy_whitespace(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         let words: Vec<&str> = line
             .split([' ', '\t', '\u{a0}', '\r'])
-            .filter(|w| !w.is_empty())
+            .filter(|w| !w.is_empty() && !is_runaway(w))
             .collect();
         if words.is_empty() {
             continue;
@@ -53,8 +63,14 @@ pub fn tidy_whitespace(text: &str) -> String {
     out
 }
 
+/// Trailing spaces and blank edges go; a line holding a run longer than [`MAX_WORD_CHARS`]
+/// (minified code, an inlined blob) goes too.
 fn tidy_code(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.split_whitespace().any(is_runaway))
+        .collect();
     let start = lines
         .iter()
         .position(|l| !l.is_empty())
@@ -131,6 +147,20 @@ mod tests {
         // "𝗕𝗼𝗹𝗱 𝘪𝘵𝘢𝘭𝘪𝘤 𝟭𝟮𝟯" as pasted from a LinkedIn post, and a decomposed "é".
         let s = normalize("\u{1D5D5}\u{1D5FC}\u{1D5F9}\u{1D5F1} \u{1D62A}\u{1D635}\u{1D622}\u{1D62D}\u{1D62A}\u{1D624} \u{1D7ED}\u{1D7EE}\u{1D7EF} cafe\u{301}\u{200B}");
         assert_eq!(s, "Bold italic 123 café");
+    }
+
+    #[test]
+    fn runaway_runs_are_not_words() {
+        let blob = "A".repeat(MAX_WORD_CHARS + 1);
+        let url = format!("https://example.com/{}", "a".repeat(300));
+        assert_eq!(
+            tidy_whitespace(&format!("see {blob} and {url}")),
+            format!("see and {url}")
+        );
+        assert_eq!(
+            tidy_code(&format!("let a = 1;\n{blob}\nlet b = 2;")),
+            "let a = 1;\nlet b = 2;"
+        );
     }
 
     #[test]

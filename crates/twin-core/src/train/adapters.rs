@@ -38,6 +38,24 @@ pub enum AdapterError {
     /// The adapter file is gone.
     #[error("{0}: the adapter file is missing")]
     Missing(PathBuf),
+    /// The adapter file is not the one that was trained and registered.
+    #[error("{path}: the adapter file changed since it was trained (sha256 {actual}, registered {recorded}); it was not loaded — retrain, or roll back with `twin adapters rollback`")]
+    Changed {
+        /// The adapter file.
+        path: PathBuf,
+        /// sha256 prefix of the file now.
+        actual: String,
+        /// sha256 prefix the registry recorded.
+        recorded: String,
+    },
+    /// The adapter file could not be read.
+    #[error("{path}: the adapter file cannot be read: {reason}")]
+    Unreadable {
+        /// The adapter file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The adapter a draft will use.
@@ -119,15 +137,65 @@ pub fn for_draft(
     let Some(adapter) = active.adapter else {
         return Ok(None);
     };
-    check_base(&adapter, base_sha256, base_name)?;
-    if !std::path::Path::new(&adapter.path).exists() {
-        return Err(AdapterError::Missing(adapter.path.into()));
-    }
+    check(&adapter, base_sha256, base_name)?;
     Ok(Some(AdapterChoice {
         adapter,
         scale: active.scale,
         channel: channel.to_string(),
     }))
+}
+
+/// Refuse `adapter` unless it can be served on the base model with sha256 `base_sha256`: it
+/// was trained on that model and its file is the one registered.
+pub fn check(
+    adapter: &AdapterRecord,
+    base_sha256: &str,
+    base_name: &str,
+) -> Result<(), AdapterError> {
+    check_base(adapter, base_sha256, base_name)?;
+    check_file(adapter)
+}
+
+/// Refuse an adapter whose file is missing or is not the file that was registered (a partial
+/// copy, a disk error, a file swapped underneath): llama.cpp would load whatever tensors it
+/// finds. Hashing is skipped while the file's size and modification time are the ones last
+/// verified in this process, so a draft pays for it once.
+pub fn check_file(adapter: &AdapterRecord) -> Result<(), AdapterError> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Stamp = (u64, Option<std::time::SystemTime>);
+    static VERIFIED: Mutex<Option<HashMap<(PathBuf, String), Stamp>>> = Mutex::new(None);
+
+    let path = PathBuf::from(&adapter.path);
+    let meta = std::fs::metadata(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => AdapterError::Missing(path.clone()),
+        _ => AdapterError::Unreadable {
+            path: path.clone(),
+            reason: e.to_string(),
+        },
+    })?;
+    let stamp = (meta.len(), meta.modified().ok());
+    let key = (path.clone(), adapter.sha256.clone());
+    let known = |v: &Option<HashMap<_, Stamp>>| v.as_ref().and_then(|m| m.get(&key)).copied();
+    if VERIFIED.lock().ok().and_then(|v| known(&v)) == Some(stamp) {
+        return Ok(());
+    }
+    let actual =
+        crate::models::registry::sha256_file(&path).map_err(|e| AdapterError::Unreadable {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+    if actual != adapter.sha256 {
+        return Err(AdapterError::Changed {
+            path,
+            actual: short(&actual),
+            recorded: short(&adapter.sha256),
+        });
+    }
+    if let Ok(mut v) = VERIFIED.lock() {
+        v.get_or_insert_with(HashMap::new).insert(key, stamp);
+    }
+    Ok(())
 }
 
 /// Refuse `adapter` unless it was trained on the base model with sha256 `base_sha256`.
@@ -139,7 +207,6 @@ pub fn check_base(
     if adapter.base_sha256 == base_sha256 {
         return Ok(());
     }
-    let short = |s: &str| s[..12.min(s.len())].to_string();
     Err(AdapterError::BaseMismatch {
         path: adapter.path.clone().into(),
         name: adapter.name.clone(),
@@ -147,4 +214,56 @@ pub fn check_base(
         in_use: base_name.to_string(),
         in_use_sha: short(base_sha256),
     })
+}
+
+/// The first 12 hex digits of a sha256, as messages show it.
+fn short(sha: &str) -> String {
+    sha.chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &std::path::Path, sha256: String) -> AdapterRecord {
+        AdapterRecord {
+            id: 1,
+            name: "voice-1".into(),
+            path: path.to_string_lossy().into_owned(),
+            architecture: "llama".into(),
+            base_sha256: "b".repeat(64),
+            base_name: "base".into(),
+            dataset_id: "d".into(),
+            params: serde_json::Value::Null,
+            metrics: serde_json::Value::Null,
+            sha256,
+            size: 0,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn an_adapter_file_that_changed_or_vanished_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("voice-1.gguf");
+        std::fs::write(&path, b"GGUF adapter tensors").unwrap();
+        let sha = crate::models::registry::sha256_file(&path).unwrap();
+        let adapter = record(&path, sha);
+        check(&adapter, &"b".repeat(64), "base").unwrap();
+        // Same size, other bytes, (possibly) the same second: still caught, because the
+        // modification time is kept to the nanosecond where the file system has it.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, b"GGUF adapter tensorz").unwrap();
+        let err = check(&adapter, &"b".repeat(64), "base").unwrap_err();
+        assert!(
+            matches!(err, AdapterError::Changed { .. }),
+            "{err}: a changed file is not served"
+        );
+        assert!(err.to_string().contains("changed since it was trained"));
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            check_file(&adapter).unwrap_err(),
+            AdapterError::Missing(_)
+        ));
+    }
 }

@@ -636,13 +636,14 @@ fn read_checkpoint(
     }
 }
 
+/// The sha256 and size of the adapter file just written (one hashing routine for every file).
 fn sha256_file(path: &Path) -> Result<(String, u64), TrainError> {
-    use sha2::Digest;
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    Ok((
-        format!("{:x}", sha2::Sha256::digest(&bytes)),
-        bytes.len() as u64,
-    ))
+    let sha = crate::models::registry::sha256_file(path).map_err(|e| TrainError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let size = std::fs::metadata(path).map_err(io(path))?.len();
+    Ok((sha, size))
 }
 
 /// Train an adapter for `base` on `dataset`, register it and make it the default channel's

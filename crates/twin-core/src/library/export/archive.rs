@@ -111,13 +111,13 @@ impl Archive {
                 entry
                     .take(PART_CAP + 1)
                     .read_to_end(&mut out)
-                    .map_err(|e| format!("damaged ({e}); download the export again"))?
+                    .map_err(|e| read_error(&e, "damaged; download the export again"))?
             }
             Inner::Folder(dir) => {
                 let file = std::fs::File::open(dir.join(name)).map_err(|e| e.to_string())?;
                 file.take(PART_CAP + 1)
                     .read_to_end(&mut out)
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| read_error(&e, "cannot be read"))?
             }
         };
         if read as u64 > PART_CAP {
@@ -140,6 +140,19 @@ impl Archive {
     /// What the user gave, for messages.
     pub fn origin(&self) -> &Path {
         &self.origin
+    }
+}
+
+/// Why a part could not be read. `read_to_end` reserves what the entry claims (up to the cap)
+/// with `try_reserve`, so a bomb on a machine short of memory is an error here, never an abort.
+fn read_error(e: &std::io::Error, otherwise: &str) -> String {
+    if e.kind() == std::io::ErrorKind::OutOfMemory {
+        format!(
+            "claims more than this computer can hold in memory (up to {} MiB once unpacked: a decompression bomb, or an export too large to read here)",
+            PART_CAP / 1048576
+        )
+    } else {
+        format!("{otherwise} ({e})")
     }
 }
 

@@ -7,7 +7,9 @@ mod html;
 mod markdown;
 mod pdf;
 mod text;
+pub mod worker;
 
+use std::borrow::Cow;
 use std::path::Path;
 
 /// The structural role of a block.
@@ -111,8 +113,13 @@ pub enum ParseError {
     Skip(String),
 }
 
-/// Decode text-format bytes, refusing binary content and invalid UTF-8 with a precise reason.
-fn decode_text(bytes: &[u8], format: Format) -> Result<&str, ParseError> {
+/// Decode text-format bytes: UTF-8 (a BOM is dropped) or UTF-16 with its BOM (what Windows
+/// Notepad saves as "Unicode"); binary content and invalid UTF-8 are refused with a precise
+/// reason.
+fn decode_text(bytes: &[u8], format: Format) -> Result<Cow<'_, str>, ParseError> {
+    if let Some(text) = decode_utf16(bytes) {
+        return text.map(Cow::Owned);
+    }
     let head = &bytes[..bytes.len().min(8192)];
     if head.contains(&0) {
         return Err(ParseError::Invalid(format!(
@@ -121,13 +128,48 @@ fn decode_text(bytes: &[u8], format: Format) -> Result<&str, ParseError> {
         )));
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    std::str::from_utf8(bytes).map_err(|e| {
+    std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|e| {
         let at = e.valid_up_to();
         ParseError::Invalid(format!(
             "not valid UTF-8 (byte 0x{:02X} at offset {at}); save the file as UTF-8",
             bytes.get(at).copied().unwrap_or(0)
         ))
     })
+}
+
+/// UTF-16 text, when `bytes` open with a UTF-16 byte-order mark.
+fn decode_utf16(bytes: &[u8]) -> Option<Result<String, ParseError>> {
+    let (body, little) = match bytes {
+        [0xFF, 0xFE, rest @ ..] => (rest, true),
+        [0xFE, 0xFF, rest @ ..] => (rest, false),
+        _ => return None,
+    };
+    if body.len() % 2 != 0 {
+        return Some(Err(ParseError::Invalid(
+            "UTF-16 text with an odd number of bytes (truncated?)".into(),
+        )));
+    }
+    let units = body.chunks_exact(2).map(|p| {
+        let pair = [p[0], p[1]];
+        if little {
+            u16::from_le_bytes(pair)
+        } else {
+            u16::from_be_bytes(pair)
+        }
+    });
+    Some(
+        char::decode_utf16(units)
+            .enumerate()
+            .map(|(i, c)| {
+                c.map_err(|_| {
+                    ParseError::Invalid(format!(
+                        "not valid UTF-16 (an unpaired surrogate at offset {}); save the file as UTF-8",
+                        2 + 2 * i
+                    ))
+                })
+            })
+            .collect(),
+    )
 }
 
 /// Parse `bytes` as `format`. A parser that panics on a file it cannot handle fails that file
@@ -144,9 +186,9 @@ pub fn parse(format: Format, bytes: &[u8]) -> Result<ParsedDoc, ParseError> {
 
 fn parse_unguarded(format: Format, bytes: &[u8]) -> Result<ParsedDoc, ParseError> {
     match format {
-        Format::Markdown => Ok(markdown::parse(decode_text(bytes, format)?)),
-        Format::Text => Ok(text::parse(decode_text(bytes, format)?)),
-        Format::Html => html::parse(decode_text(bytes, format)?),
+        Format::Markdown => Ok(markdown::parse(&decode_text(bytes, format)?)),
+        Format::Text => Ok(text::parse(&decode_text(bytes, format)?)),
+        Format::Html => html::parse(&decode_text(bytes, format)?),
         Format::Docx => docx::parse(bytes),
         Format::Pdf => pdf::parse(bytes),
     }
@@ -184,4 +226,54 @@ fn paragraphs(text: &str) -> Vec<Block> {
         }
     }
     blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utf16(text: &str, little: bool) -> Vec<u8> {
+        let mut out = if little {
+            vec![0xFF, 0xFE]
+        } else {
+            vec![0xFE, 0xFF]
+        };
+        for u in text.encode_utf16() {
+            out.extend(if little {
+                u.to_le_bytes()
+            } else {
+                u.to_be_bytes()
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn utf16_with_a_byte_order_mark_is_read_and_broken_text_is_named() {
+        for little in [true, false] {
+            let doc = parse(
+                Format::Markdown,
+                &utf16("# Café\n\nNotes 🪵 on oak.", little),
+            )
+            .unwrap();
+            assert_eq!(doc.blocks[0].text, "Café");
+            assert!(doc.blocks[1].text.contains("🪵 on oak"));
+        }
+        let mut odd = utf16("abc", true);
+        odd.push(0);
+        let err = parse(Format::Text, &odd).unwrap_err().to_string();
+        assert!(err.contains("odd number of bytes"), "{err}");
+        let lone = [0xFF, 0xFE, 0x00, 0xD8, b'a', 0];
+        let err = parse(Format::Text, &lone).unwrap_err().to_string();
+        assert!(err.contains("unpaired surrogate at offset 2"), "{err}");
+        // Without a mark, UTF-16 is binary to a UTF-8 reader, and says so.
+        let err = parse(Format::Text, &utf16("abc", true)[2..])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("NUL bytes"), "{err}");
+        let err = parse(Format::Markdown, b"ok \xE2\x82 broken")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("offset 3"), "{err}");
+    }
 }

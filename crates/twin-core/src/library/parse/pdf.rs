@@ -10,22 +10,8 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDoc, ParseError> {
             "not a PDF (missing %PDF header)".into(),
         ));
     }
-    // pdf-extract panics on some damaged files instead of returning an error; contain that here so
-    // one bad file never takes the import (or the app) down.
-    let extracted = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes));
-    let text = match extracted {
-        Ok(Ok(text)) => text,
-        Ok(Err(e)) => {
-            return Err(ParseError::Invalid(format!(
-                "damaged or truncated PDF: {e}"
-            )))
-        }
-        Err(_) => {
-            return Err(ParseError::Invalid(
-                "damaged or truncated PDF (the parser gave up)".into(),
-            ))
-        }
-    };
+    // In a limited child process where the host allows it (see `worker`).
+    let text = super::worker::extract(bytes)?;
     if text.trim().is_empty() {
         return Err(ParseError::Skip(
             "the PDF has no text layer (scanned images?)".into(),
@@ -39,6 +25,17 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDoc, ParseError> {
         blocks,
         ..Default::default()
     })
+}
+
+/// Extract the text layer here, in this process. pdf-extract panics on some damaged files
+/// instead of returning an error; that is contained, so one bad file never takes the import
+/// down. Memory and loops are not: see `worker` for the limited child process.
+pub(super) fn extract_in_process(bytes: &[u8]) -> Result<String, String> {
+    match std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes)) {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(e)) => Err(format!("damaged or truncated PDF: {e}")),
+        Err(_) => Err("damaged or truncated PDF (the parser gave up)".into()),
+    }
 }
 
 fn unwrap_lines(text: &str) -> String {
