@@ -126,18 +126,7 @@ fn bad_files_are_reported_and_good_ones_imported() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report = common::json(&out);
-    let issues: Vec<(String, String)> = report["failed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(report["skipped"].as_array().unwrap())
-        .map(|i| {
-            (
-                i["path"].as_str().unwrap().to_string(),
-                i["reason"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let issues = common::import_issues(&report);
     let reason_for = |name: &str| -> String {
         issues
             .iter()

@@ -42,6 +42,22 @@ pub fn json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// The files an import report lists as failed or skipped, as (path, reason).
+pub fn import_issues(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(report["skipped"].as_array().unwrap())
+        .map(|i| {
+            (
+                i["path"].as_str().unwrap().to_string(),
+                i["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// A fresh data folder with the default embedding model imported.
 pub fn library_with_model() -> tempfile::TempDir {
     let data = tempfile::tempdir().unwrap();

@@ -244,6 +244,20 @@ fn zlib_bomb(mib: u64) -> Vec<u8> {
     out
 }
 
+/// XML whose `&l9;` expands to 10⁹ "lol"s (entity expansion), with `body` as the document.
+fn billion_laughs(root: &str, body: &str) -> String {
+    let mut x = format!("<?xml version=\"1.0\"?><!DOCTYPE {root} [<!ENTITY l0 \"lol\">");
+    for i in 1..10 {
+        x.push_str(&format!(
+            "<!ENTITY l{i} \"{}\">",
+            format!("&l{};", i - 1).repeat(10)
+        ));
+    }
+    x.push_str("]>");
+    x.push_str(body);
+    x
+}
+
 /// Tiny deterministic generator for byte flips (no dependency, same corpus every run).
 struct Lcg(u64);
 impl Lcg {
@@ -455,17 +469,10 @@ fn generate(dir: &Path) -> Corpus {
         docx_bomb(1, None, 1),
         Expect::Reported,
     );
-    let entity_bomb = {
-        let mut x = String::from("<?xml version=\"1.0\"?><!DOCTYPE w [<!ENTITY l0 \"lol\">");
-        for i in 1..10 {
-            x.push_str(&format!(
-                "<!ENTITY l{i} \"{}\">",
-                format!("&l{};", i - 1).repeat(10)
-            ));
-        }
-        x.push_str("]><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body><w:p><w:r><w:t>&l9;</w:t></w:r></w:p></w:body></w:document>");
-        x
-    };
+    let entity_bomb = billion_laughs(
+        "w",
+        "<w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body><w:p><w:r><w:t>&l9;</w:t></w:r></w:p></w:body></w:document>",
+    );
     c.put(
         "docx/entity-bomb.docx",
         zip_of(&[("word/document.xml", entity_bomb.as_bytes())]),
@@ -634,17 +641,10 @@ fn generate(dir: &Path) -> Corpus {
         ]),
         Expect::Reported,
     );
-    let wxr = {
-        let mut x = String::from("<?xml version=\"1.0\"?><!DOCTYPE rss [<!ENTITY l0 \"lol\">");
-        for i in 1..10 {
-            x.push_str(&format!(
-                "<!ENTITY l{i} \"{}\">",
-                format!("&l{};", i - 1).repeat(10)
-            ));
-        }
-        x.push_str("]><rss xmlns:wp=\"http://wordpress.org/export/1.2/\" xmlns:content=\"http://purl.org/rss/1.0/modules/content/\"><channel><wp:wxr_version>1.2</wp:wxr_version><item><title>&l9;</title><wp:post_type>post</wp:post_type><wp:status>publish</wp:status><content:encoded>&l9;</content:encoded></item></channel></rss>");
-        x
-    };
+    let wxr = billion_laughs(
+        "rss",
+        "<rss xmlns:wp=\"http://wordpress.org/export/1.2/\" xmlns:content=\"http://purl.org/rss/1.0/modules/content/\"><channel><wp:wxr_version>1.2</wp:wxr_version><item><title>&l9;</title><wp:post_type>post</wp:post_type><wp:status>publish</wp:status><content:encoded>&l9;</content:encoded></item></channel></rss>",
+    );
     c.put("exports/wordpress-entities.xml", wxr, Expect::Either);
     c.put(
         "exports/ghost-deep.json",
@@ -881,18 +881,7 @@ fn a_hostile_corpus_cannot_crash_hang_or_lose_anything() {
         out.status
     );
     let report = common::json(&out);
-    let issues: Vec<(String, String)> = report["failed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(report["skipped"].as_array().unwrap())
-        .map(|i| {
-            (
-                i["path"].as_str().unwrap().to_string(),
-                i["reason"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let issues = common::import_issues(&report);
     eprintln!(
         "import of {} hostile inputs beside good files: {:.1} s, {} reported",
         corpus.files.len(),
