@@ -510,6 +510,61 @@ mod tests {
     }
 
     use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<u32>().prop_map(Value::U32),
+            any::<i32>().prop_map(Value::I32),
+            (-1e6f32..1e6).prop_map(Value::F32),
+            any::<bool>().prop_map(Value::Bool),
+            "\\PC{0,20}".prop_map(Value::Str),
+            prop::collection::vec("\\PC{0,8}", 0..10).prop_map(Value::StrArray),
+            prop::collection::vec(any::<i32>(), 0..10).prop_map(Value::I32Array),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever Twin writes (adapters, converted embedding models) it reads back: the
+        /// same keys in order, architecture, name, tensor count and data size.
+        #[test]
+        fn what_is_written_reads_back(
+            arch in "[a-z][a-z0-9]{0,10}",
+            name in "\\PC{0,20}",
+            extra in prop::collection::vec(("[a-z]{1,8}\\.[a-z]{1,8}", value()), 0..6),
+            shapes in prop::collection::vec((1usize..9, 1usize..9, any::<bool>()), 0..5),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.gguf");
+            let mut meta = vec![
+                ("general.architecture".to_string(), Value::Str(arch.clone())),
+                ("general.name".to_string(), Value::Str(name.clone())),
+            ];
+            let mut seen = std::collections::HashSet::new();
+            for (k, v) in extra {
+                if seen.insert(k.clone()) && !k.starts_with("general.") {
+                    meta.push((k, v));
+                }
+            }
+            let tensors: Vec<Tensor> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, &(r, c, half))| {
+                    let ty = if half { TensorType::F16 } else { TensorType::F32 };
+                    Tensor::from_f32(format!("t{i}"), &[r, c], &vec![0.5; r * c], ty)
+                })
+                .collect();
+            write(&path, &meta, &tensors).unwrap();
+            let h = read_header(&path).unwrap();
+            prop_assert_eq!(h.architecture.as_deref(), Some(arch.as_str()));
+            prop_assert_eq!(h.name.as_deref(), Some(name.as_str()));
+            prop_assert_eq!(h.n_tensors, tensors.len() as u64);
+            prop_assert_eq!(h.keys, meta.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>());
+            let raw: u64 = tensors.iter().map(|t| t.data.len() as u64).sum();
+            prop_assert!(h.data_bytes >= raw && h.data_bytes < raw + 32 * (tensors.len() as u64 + 1));
+        }
+    }
 
     #[test]
     fn written_file_reads_back_and_truncation_is_caught() {

@@ -15,6 +15,8 @@ pub mod draft;
 pub mod engine;
 pub mod eval;
 pub mod first_run;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gguf;
 pub mod library;
 pub mod models;

@@ -250,6 +250,47 @@ pub fn run_embedded(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Fusion keeps every id once, orders by score (ties by id), and each score is the
+        /// sum of 1/(k + rank) over the lists the id appears in.
+        #[test]
+        fn rank_fusion_orders_by_the_summed_reciprocal_ranks(
+            lists in prop::collection::vec(
+                prop::collection::hash_set(0i64..50, 0..20)
+                    .prop_map(|s| s.into_iter().collect::<Vec<_>>()),
+                0..5,
+            ),
+            k in 1.0f64..100.0,
+        ) {
+            let refs: Vec<&[ChunkId]> = lists.iter().map(|l| l.as_slice()).collect();
+            let fused = reciprocal_rank_fusion(&refs, k);
+            let union: std::collections::HashSet<ChunkId> = lists.iter().flatten().copied().collect();
+            prop_assert_eq!(fused.len(), union.len());
+            for w in fused.windows(2) {
+                prop_assert!(w[0].1 > w[1].1 || (w[0].1 == w[1].1 && w[0].0 < w[1].0));
+            }
+            for (id, score) in &fused {
+                let expect: f64 = lists
+                    .iter()
+                    .filter_map(|l| l.iter().position(|x| x == id))
+                    .map(|r| 1.0 / (k + r as f64 + 1.0))
+                    .sum();
+                prop_assert!((score - expect).abs() < 1e-12);
+            }
+            // An id first in every list is first overall.
+            if lists.len() > 1 && lists.iter().all(|l| l.first() == lists[0].first() && !l.is_empty()) {
+                prop_assert_eq!(fused[0].0, lists[0][0]);
+            }
+        }
+
+        /// A query built from any text is safe to hand to FTS5 (see `fuzzing::fts_query`).
+        #[test]
+        fn any_text_makes_a_query_fts5_accepts(text in "\\PC{0,60}") {
+            crate::fuzzing::fts_query(text.as_bytes());
+        }
+    }
 
     #[test]
     fn rrf_rewards_agreement() {

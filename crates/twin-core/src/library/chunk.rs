@@ -232,7 +232,13 @@ pub fn chunk(
         }
         let context = counter.count_tokens(&embedding_input(title, &path.join(" > "), "")) + 2;
         let budget = config.max_tokens.saturating_sub(context).max(16);
-        section.extend(pieces(&body.text, *kind, range.clone(), budget, counter));
+        // A list item's "- " and a quote's "> " are part of the text a chunk holds, so they
+        // count against the budget (uncounted, a chunk of many items ran over it).
+        let marked = match kind {
+            BlockKind::ListItem | BlockKind::Quote => range.start.saturating_sub(2)..range.end,
+            _ => range.clone(),
+        };
+        section.extend(pieces(&body.text, *kind, marked, budget, counter));
     }
     emit_section(&mut section, &section_path, &mut raw);
 
@@ -321,6 +327,64 @@ fn pack(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A document: headings and paragraphs of sentences of words (some long, some odd).
+    fn document() -> impl Strategy<Value = Vec<(BlockKind, String)>> {
+        let word = prop_oneof![
+            "[a-z]{1,8}",
+            "[A-Z][a-z]{0,6}[.,;!?]?",
+            "[éüßçø]{1,3}",
+            "[a-z]{20,40}",
+            Just("🦀".to_string()),
+        ];
+        let sentence = prop::collection::vec(word, 1..30).prop_map(|w| w.join(" ") + ".");
+        let paragraph = prop::collection::vec(sentence, 1..6).prop_map(|s| s.join(" "));
+        let block = prop_oneof![
+            3 => paragraph.prop_map(|p| (BlockKind::Paragraph, p)),
+            1 => (1u8..4, "[A-Z][a-z]{2,10}").prop_map(|(l, h)| (BlockKind::Heading(l), h)),
+            1 => "[a-z]{2,10}( [a-z]{2,10}){0,5}".prop_map(|t| (BlockKind::ListItem, t)),
+        ];
+        prop::collection::vec(block, 1..12)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Every chunk is exactly `body[char_start..char_end]`, chunks come in order, and each
+        /// fits the budget unless a single sentence's word alone cannot.
+        #[test]
+        fn chunks_are_spans_of_the_body_within_budget(
+            blocks in document(),
+            max_tokens in 12usize..80,
+            overlap in 0usize..8,
+        ) {
+            let blocks: Vec<Block> = blocks.into_iter().map(|(k, t)| Block::new(k, t)).collect();
+            let body = render_body(&blocks);
+            let config = ChunkConfig { max_tokens, overlap_tokens: overlap };
+            let chunks = chunk(&body, "Title", &config, &Words);
+            let chars: Vec<char> = body.text.chars().collect();
+            let mut last = 0;
+            for c in &chunks {
+                prop_assert!(c.char_start < c.char_end && c.char_end <= chars.len());
+                let span: String = chars[c.char_start..c.char_end].iter().collect();
+                prop_assert_eq!(&c.text, &span);
+                prop_assert!(c.char_start >= last);
+                last = c.char_start;
+                // The budget: max_tokens less title, headings and [CLS]/[SEP], never under 16
+                // tokens of text however long the headings.
+                let input = embedding_input("Title", &c.heading_path, &c.text);
+                let context = Words.count_tokens(&embedding_input("Title", &c.heading_path, "")) + 2;
+                let used = Words.count_tokens(&input) + 2;
+                prop_assert!(
+                    used <= max_tokens.max(context + 16),
+                    "chunk over budget: {} > {}: {:?}", used, max_tokens, input
+                );
+            }
+            // A body with any text under its headings is chunked; headings alone are not.
+            let has_text = blocks.iter().any(|b| !matches!(b.kind, BlockKind::Heading(_)));
+            prop_assert_eq!(chunks.is_empty(), !has_text);
+        }
+    }
 
     /// Counts whitespace-separated words: enough to test packing rules without a model.
     struct Words;

@@ -76,6 +76,47 @@ pub fn day(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTH_NAMES: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+
+    proptest! {
+        /// One moment written in each platform's format reads back as the same timestamp.
+        #[test]
+        fn every_format_of_a_moment_reads_back_the_same(
+            y in 1970i32..2100, mo in 1u32..=12, d in 1u32..=28,
+            h in 0u32..24, mi in 0u32..60, s in 0u32..60, wd in 0usize..7,
+        ) {
+            let expect = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+            let name = MONTH_NAMES[mo as usize - 1];
+            let written = [
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.000Z"),
+                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC"),
+                format!("{} {name} {d:02} {h:02}:{mi:02}:{s:02} +0000 {y}", DAYS[wd]),
+                format!("{}, {d:02} {name} {y} {h:02}:{mi:02}:{s:02} +0000", DAYS[wd]),
+            ];
+            for w in &written {
+                prop_assert_eq!(timestamp(w), Some(expect.clone()), "{}", w);
+                prop_assert_eq!(day(w), Some(expect[..10].to_string()));
+            }
+        }
+
+        /// Any text at all: no panic, and what comes back is a well-formed timestamp.
+        #[test]
+        fn any_text_gives_nothing_or_a_well_formed_timestamp(s in "\\PC{0,40}") {
+            if let Some(t) = timestamp(&s) {
+                let b = t.as_bytes();
+                prop_assert_eq!(t.len(), 19);
+                prop_assert!(b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':');
+                let month: u32 = t[5..7].parse().unwrap();
+                let day: u32 = t[8..10].parse().unwrap();
+                prop_assert!((1..=12).contains(&month) && (1..=31).contains(&day), "{}", t);
+            }
+        }
+    }
 
     #[test]
     fn every_export_format_reads() {

@@ -184,6 +184,13 @@ pub fn parse(format: Format, bytes: &[u8]) -> Result<ParsedDoc, ParseError> {
     })
 }
 
+/// [`parse`] without the panic containment, for fuzzing: a panic in Twin's own parsers is a
+/// bug to find, not only to contain.
+#[doc(hidden)]
+pub fn parse_uncontained(format: Format, bytes: &[u8]) -> Result<ParsedDoc, ParseError> {
+    parse_unguarded(format, bytes)
+}
+
 fn parse_unguarded(format: Format, bytes: &[u8]) -> Result<ParsedDoc, ParseError> {
     match format {
         Format::Markdown => Ok(markdown::parse(&decode_text(bytes, format)?)),
