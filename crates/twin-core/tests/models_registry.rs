@@ -170,31 +170,52 @@ fn ollama_and_lm_studio_models_are_discovered_and_used_in_place() {
     registry::verify(&record, true).unwrap();
 }
 
-/// A minimal HTTP server in Hugging Face's URL layout, serving `bytes` at
-/// `/{repo}/resolve/main/tiny.gguf` with the LFS sha256 in `X-Linked-Etag` and honouring `Range`.
-/// Its first answer announces the whole file, sends half, and closes the connection. Returns
-/// the base URL and the `Range` header of every request.
-fn flaky_hub(bytes: Vec<u8>, sha256: String) -> (String, Arc<Mutex<Vec<Option<String>>>>) {
+/// What the local hub does with one request for the file.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    /// Serve `version` from the requested offset, closing after `cut` body bytes if given.
+    Serve { version: usize, cut: Option<usize> },
+    /// Accept, then send nothing (a dead server).
+    Stall,
+}
+
+/// A minimal HTTP server in Hugging Face's URL layout, serving one of `versions` at
+/// `/{repo}/resolve/main/tiny.gguf` with the LFS sha256 in `X-Linked-Etag`, honouring `Range`
+/// and `If-Range` (a changed file is sent whole, as a real CDN does). Request `n` is answered
+/// as `script(n)`. Returns the base URL and the `Range` header of every request.
+fn scripted_hub(
+    versions: Vec<Vec<u8>>,
+    script: impl Fn(usize) -> Answer + Send + 'static,
+) -> (String, Arc<Mutex<Vec<Option<String>>>>) {
+    use sha2::Digest;
+    let shas: Vec<String> = versions
+        .iter()
+        .map(|v| format!("{:x}", sha2::Sha256::digest(v)))
+        .collect();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let ranges = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&ranges);
     std::thread::spawn(move || {
-        for (served, stream) in listener.incoming().enumerate() {
+        let mut served = 0;
+        for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut request_line = String::new();
-            reader.read_line(&mut request_line).unwrap();
-            let mut range = None;
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let (mut range, mut if_range) = (None, None);
             loop {
                 let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if line.trim().is_empty() {
+                if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
                     break;
                 }
                 if let Some((k, v)) = line.split_once(':') {
                     if k.eq_ignore_ascii_case("range") {
                         range = Some(v.trim().to_string());
+                    } else if k.eq_ignore_ascii_case("if-range") {
+                        if_range = Some(v.trim().trim_matches('"').to_string());
                     }
                 }
             }
@@ -205,11 +226,28 @@ fn flaky_hub(bytes: Vec<u8>, sha256: String) -> (String, Arc<Mutex<Vec<Option<St
                 continue;
             }
             seen.lock().unwrap().push(range.clone());
+            let answer = script(served);
+            served += 1;
+            let (version, cut) = match answer {
+                Answer::Stall => {
+                    // Hold the connection open, silent, until the client gives up.
+                    std::thread::spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_secs(120));
+                        drop(stream);
+                    });
+                    continue;
+                }
+                Answer::Serve { version, cut } => (version, cut),
+            };
+            let (bytes, sha) = (&versions[version], &shas[version]);
+            let unchanged = if_range.as_deref().is_none_or(|id| id == sha);
             let start = range
                 .as_deref()
+                .filter(|_| unchanged)
                 .and_then(|r| r.strip_prefix("bytes="))
                 .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok())
-                .unwrap_or(0);
+                .unwrap_or(0)
+                .min(bytes.len());
             let body = &bytes[start..];
             let status = if start > 0 {
                 "206 Partial Content"
@@ -217,22 +255,160 @@ fn flaky_hub(bytes: Vec<u8>, sha256: String) -> (String, Arc<Mutex<Vec<Option<St
                 "200 OK"
             };
             let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Linked-Etag: \"{sha256}\"\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Linked-Etag: \"{sha}\"\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
                 body.len(),
                 bytes.len() - 1,
                 bytes.len()
             );
             let _ = stream.write_all(head.as_bytes());
-            let sent = if served == 0 {
-                body.len() / 2
-            } else {
-                body.len()
-            };
+            let sent = cut.unwrap_or(body.len()).min(body.len());
             let _ = stream.write_all(&body[..sent]);
-            // Dropping the stream closes the connection, mid-body on the first request.
+            // Dropping the stream closes the connection, mid-body when cut.
         }
     });
     (addr, ranges)
+}
+
+/// The first answer announces the whole file, sends half, and closes the connection.
+fn flaky_hub(bytes: Vec<u8>) -> (String, Arc<Mutex<Vec<Option<String>>>>) {
+    let half = bytes.len() / 2;
+    scripted_hub(vec![bytes], move |n| Answer::Serve {
+        version: 0,
+        cut: (n == 0).then_some(half),
+    })
+}
+
+fn request_for(endpoint: String) -> PullRequest {
+    PullRequest {
+        endpoint,
+        repo: "someone/Tiny-GGUF".into(),
+        file: "tiny.gguf".into(),
+        revision: "main".into(),
+        stall_timeout: models::STALL_TIMEOUT,
+    }
+}
+
+/// How many trials of each kind: a few in the test suite, the issue's numbers with
+/// `TWIN_LONG_TRIALS=1`.
+fn trials(short: usize, long: usize) -> usize {
+    if std::env::var_os("TWIN_LONG_TRIALS").is_some() {
+        long
+    } else {
+        short
+    }
+}
+
+/// Interrupted at random offsets, a pull resumes each time until the file is whole; a file
+/// that changes between tries is detected and fetched again from the start; a server that
+/// stalls fails within a minute, naming the URL.
+#[test]
+fn pulls_survive_interruptions_changed_files_and_stalls() {
+    let src = tempfile::tempdir().unwrap();
+    let (a, b) = (src.path().join("a.gguf"), src.path().join("b.gguf"));
+    tiny_gguf(&a, "tiny-a");
+    tiny_gguf(&b, "tiny-b");
+    let (va, vb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let (sha_a, sha_b) = (
+        registry::sha256_file(&a).unwrap(),
+        registry::sha256_file(&b).unwrap(),
+    );
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut random = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+
+    // Interrupted pulls: each trial cuts the first answer at a random offset.
+    let interrupted = trials(5, 20);
+    for trial in 0..interrupted {
+        let cut = random(va.len());
+        let (hub, _) = scripted_hub(vec![va.clone()], move |n| Answer::Serve {
+            version: 0,
+            cut: (n == 0).then_some(cut),
+        });
+        let dest = tempfile::tempdir().unwrap();
+        let request = request_for(hub);
+        let err = models::pull(&request, dest.path(), &NoProgress, &CancelToken::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("resolve/main/tiny.gguf"),
+            "trial {trial}: {err}"
+        );
+        let (path, sha) = models::pull(&request, dest.path(), &NoProgress, &CancelToken::new())
+            .unwrap_or_else(|e| panic!("trial {trial}, cut at {cut}: {e}"));
+        assert_eq!(sha, sha_a);
+        assert_eq!(std::fs::read(path).unwrap(), va);
+    }
+
+    // The file changes between tries: first version a, cut; then version b.
+    let changed = trials(2, 5);
+    for trial in 0..changed {
+        let cut = 1 + random(va.len() - 2);
+        let (hub, ranges) = scripted_hub(vec![va.clone(), vb.clone()], move |n| Answer::Serve {
+            version: usize::from(n > 0),
+            cut: (n == 0).then_some(cut),
+        });
+        let dest = tempfile::tempdir().unwrap();
+        let request = request_for(hub);
+        assert!(models::pull(&request, dest.path(), &NoProgress, &CancelToken::new()).is_err());
+        let (path, sha) = models::pull(&request, dest.path(), &NoProgress, &CancelToken::new())
+            .unwrap_or_else(|e| panic!("changed-file trial {trial}: {e}"));
+        assert_eq!(sha, sha_b, "the new file, not a splice of two");
+        assert_eq!(std::fs::read(path).unwrap(), vb);
+        let ranges = ranges.lock().unwrap().clone();
+        assert_eq!(ranges.len(), 2, "{ranges:?}");
+    }
+
+    // A stalled server: the pull fails within a minute (default limit), naming the URL, and
+    // with a short limit in the test suite.
+    let stall = if std::env::var_os("TWIN_LONG_TRIALS").is_some() {
+        models::STALL_TIMEOUT
+    } else {
+        std::time::Duration::from_secs(2)
+    };
+    let (hub, _) = scripted_hub(vec![va.clone()], |_| Answer::Stall);
+    let dest = tempfile::tempdir().unwrap();
+    let request = PullRequest {
+        stall_timeout: stall,
+        ..request_for(hub)
+    };
+    let started = std::time::Instant::now();
+    let err = models::pull(&request, dest.path(), &NoProgress, &CancelToken::new())
+        .unwrap_err()
+        .to_string();
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(60), "{took:?}");
+    assert!(
+        err.contains("resolve/main/tiny.gguf") && err.contains("sent nothing"),
+        "{err}"
+    );
+    // A server that stalls mid-body: what arrived is kept for the next try.
+    let half = va.len() / 2;
+    let (hub, _) = scripted_hub(vec![va.clone()], move |n| match n {
+        0 => Answer::Serve {
+            version: 0,
+            cut: Some(half),
+        },
+        _ => Answer::Serve {
+            version: 0,
+            cut: None,
+        },
+    });
+    let request = PullRequest {
+        stall_timeout: stall,
+        ..request_for(hub)
+    };
+    let _ = models::pull(&request, dest.path(), &NoProgress, &CancelToken::new());
+    let (_, sha) = models::pull(&request, dest.path(), &NoProgress, &CancelToken::new()).unwrap();
+    assert_eq!(sha, sha_a);
+    eprintln!(
+        "pull trials: {interrupted} interrupted and resumed, {changed} changed between tries \
+         and restarted, a stalled server failed in {:.1} s",
+        took.as_secs_f64()
+    );
 }
 
 #[test]
@@ -242,15 +418,10 @@ fn pull_resumes_an_interrupted_download_and_checks_the_hash() {
     tiny_gguf(&file, "tiny");
     let bytes = std::fs::read(&file).unwrap();
     let sha = registry::sha256_file(&file).unwrap();
-    let (endpoint, ranges) = flaky_hub(bytes.clone(), sha.clone());
+    let (endpoint, ranges) = flaky_hub(bytes.clone());
 
     let dest = tempfile::tempdir().unwrap();
-    let request = PullRequest {
-        endpoint,
-        repo: "someone/Tiny-GGUF".into(),
-        file: "tiny.gguf".into(),
-        revision: "main".into(),
-    };
+    let request = request_for(endpoint);
     let first = models::pull(&request, dest.path(), &NoProgress, &CancelToken::new());
     let err = first.unwrap_err().to_string();
     assert!(

@@ -11,7 +11,7 @@ pub use bert_convert::{
     convert_sentence_transformer, ConvertError, ConvertOptions, ConvertedModel,
 };
 pub use catalog::{recommend, Catalog, CatalogEntry, Machine, Recommendation};
-pub use pull::{pull, PullRequest};
+pub use pull::{pull, PullRequest, STALL_TIMEOUT};
 pub use registry::{discover, Discovered, ModelKind};
 
 use std::path::PathBuf;

@@ -2,13 +2,22 @@
 //!
 //! The file goes to `<name>.part` first and is renamed only once it is complete, a valid GGUF
 //! and, when the server names it (`X-Linked-Etag`, the LFS object id), has the right sha256.
-//! A `.part` left by an interrupted pull is continued with an HTTP `Range` request.
+//! A `.part` left by an interrupted pull is continued with an HTTP `Range` request guarded by
+//! `If-Range` (the file's id, kept beside the `.part`): a file that changed on the server
+//! since is downloaded again from the start instead of being spliced onto the old bytes. A
+//! server that stops sending for [`STALL_TIMEOUT`] fails the pull, naming the URL; what
+//! arrived is kept for the next try.
 
 use super::ModelError;
 use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a download may receive nothing before it fails (hotel Wi-Fi recovers in less;
+/// a dead server never does).
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where a file comes from.
 #[derive(Clone, Debug)]
@@ -21,6 +30,8 @@ pub struct PullRequest {
     pub file: String,
     /// Branch, tag or commit.
     pub revision: String,
+    /// See [`STALL_TIMEOUT`].
+    pub stall_timeout: Duration,
 }
 
 impl PullRequest {
@@ -32,6 +43,7 @@ impl PullRequest {
             repo: repo.into(),
             file: file.into(),
             revision: "main".into(),
+            stall_timeout: STALL_TIMEOUT,
         }
     }
 
@@ -71,17 +83,36 @@ pub fn pull(
         url: url.clone(),
         reason,
     };
+    // The id of the file the .part holds the start of (its LFS sha256 or ETag).
+    let id_file = folder.join(format!("{}.part.id", file_name.to_string_lossy()));
+    let part_id = std::fs::read_to_string(&id_file)
+        .ok()
+        .map(|s| s.trim().to_string());
     let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_connect(Some(std::time::Duration::from_secs(20)))
+        .timeout_connect(Some(Duration::from_secs(20)))
+        .timeout_recv_response(Some(request.stall_timeout))
+        .timeout_per_read(Some(request.stall_timeout))
         .build()
         .into();
+    let stalled = |e: &ureq::Error| match e {
+        ureq::Error::Timeout(_) => format!(
+            "the server sent nothing for {} s; run the same pull again to resume",
+            request.stall_timeout.as_secs()
+        ),
+        other => other.to_string(),
+    };
     let mut call = agent.get(&url);
     if have > 0 {
         call = call.header("Range", format!("bytes={have}-"));
+        if let Some(id) = &part_id {
+            // Only continue if the file is still the one the .part began; else a 200 and all
+            // of the new file.
+            call = call.header("If-Range", format!("\"{id}\""));
+        }
     }
-    let mut response = call.call().map_err(|e| download_err(e.to_string()))?;
+    let mut response = call.call().map_err(|e| download_err(stalled(&e)))?;
     let status = response.status().as_u16();
     let resumed = match status {
         206 => true,
@@ -109,6 +140,31 @@ pub fn pull(
     };
     let expected_sha = header("x-linked-etag")
         .filter(|v| v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()));
+    let file_id = expected_sha.clone().or_else(|| header("etag"));
+    // A server that ignores If-Range may still answer 206 for a file that changed: its id
+    // tells. Start over without the old bytes.
+    if resumed && status == 206 {
+        if let (Some(was), Some(now)) = (&part_id, &file_id) {
+            if was != now {
+                drop(response);
+                let _ = std::fs::remove_file(&part);
+                let _ = std::fs::remove_file(&id_file);
+                tracing::warn!(url = %url, "the file changed on the server since the last try; starting over");
+                return pull(request, dir, progress, cancel);
+            }
+        }
+    }
+    if !resumed {
+        match &file_id {
+            Some(id) => std::fs::write(&id_file, id).map_err(|source| ModelError::Io {
+                path: id_file.clone(),
+                source,
+            })?,
+            None => {
+                let _ = std::fs::remove_file(&id_file);
+            }
+        }
+    }
     let remaining = header("content-length").and_then(|v| v.parse::<u64>().ok());
     let total = if status == 416 {
         have
@@ -152,8 +208,15 @@ pub fn pull(
                 return Err(ModelError::Cancelled);
             }
             let n = body.read(&mut buf).map_err(|e| {
+                let why = if e.kind() == std::io::ErrorKind::TimedOut
+                    || e.to_string().contains("timeout")
+                {
+                    format!("nothing for {} s", request.stall_timeout.as_secs())
+                } else {
+                    e.to_string()
+                };
                 download_err(format!(
-                    "interrupted after {done} bytes ({e}); run the same pull again to resume"
+                    "interrupted after {done} bytes ({why}); run the same pull again to resume"
                 ))
             })?;
             if n == 0 {
@@ -191,6 +254,7 @@ pub fn pull(
         if expected != sha256 {
             // A corrupt partial download would poison every resume; start over next time.
             let _ = std::fs::remove_file(&part);
+            let _ = std::fs::remove_file(&id_file);
             return Err(ModelError::Checksum {
                 path: part,
                 expected,
@@ -203,5 +267,6 @@ pub fn pull(
         path: target.clone(),
         source,
     })?;
+    let _ = std::fs::remove_file(&id_file);
     Ok((target, sha256))
 }
