@@ -58,7 +58,12 @@ enum Command {
     /// List the library's sources.
     Sources,
     /// Show what the library holds.
-    Status,
+    Status {
+        /// Also check the library file: SQLite's integrity check, the search index, and one
+        /// vector per embedded chunk (reads the whole file; exits 1 if anything is wrong).
+        #[arg(long)]
+        check: bool,
+    },
     /// Search the library.
     Search(SearchArgs),
     /// Manage models: list, add, pull from Hugging Face, use models from Ollama and LM Studio.
@@ -470,12 +475,23 @@ fn sources(cli: &Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn status(cli: &Cli) -> Result<ExitCode> {
+fn status(cli: &Cli, check: bool) -> Result<ExitCode> {
     let library = open_library(cli)?;
     let stats = library.store().stats()?;
+    let consistency = check.then(|| library.store().check()).transpose()?;
+    let code = match &consistency {
+        Some(c) if !c.ok => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    };
     if cli.json {
-        print_json(&serde_json::json!({"data_dir": library.data_dir(), "library": stats}))?;
-    } else {
+        let mut out = serde_json::json!({"data_dir": library.data_dir(), "library": stats});
+        if let Some(c) = &consistency {
+            out["check"] = serde_json::to_value(c)?;
+        }
+        print_json(&out)?;
+        return Ok(code);
+    }
+    {
         println!("data folder     {}", library.data_dir().display());
         println!("sources         {}", stats.sources);
         println!(
@@ -503,7 +519,27 @@ fn status(cli: &Cli) -> Result<ExitCode> {
             stats.database_bytes as f64 / 1048576.0
         );
     }
-    Ok(ExitCode::SUCCESS)
+    if let Some(c) = &consistency {
+        println!(
+            "check           {}: integrity {}, search index {} ({} of {} chunks), {} vectors for {} embedded chunks{}",
+            if c.ok { "ok" } else { "PROBLEMS" },
+            c.integrity,
+            c.fts_integrity,
+            c.fts_rows,
+            c.chunks,
+            c.vectors,
+            c.embedded_chunks,
+            if c.orphan_vectors + c.embedded_without_vector > 0 {
+                format!(
+                    ", {} vectors without a chunk, {} embedded chunks without a vector",
+                    c.orphan_vectors, c.embedded_without_vector
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(code)
 }
 
 fn search(cli: &Cli, args: &SearchArgs) -> Result<ExitCode> {
@@ -692,7 +728,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Import(args) => import(cli, args),
         Command::Watch { paths, import } => watch_cmd(cli, paths, import),
         Command::Sources => sources(cli),
-        Command::Status => status(cli),
+        Command::Status { check } => status(cli, *check),
         Command::Search(args) => search(cli, args),
         Command::Models(cmd) => models_cmd::run(cli, cmd),
         Command::Draft(args) => draft_cmd::draft_cmd(cli, args),

@@ -999,6 +999,56 @@ impl Store {
         })
     }
 
+    /// A full consistency check of the library file: SQLite's `integrity_check`, the
+    /// full-text index's own check, and that every chunk is indexed once, every embedded chunk
+    /// has exactly one vector and no vector outlives its chunk. What `twin status --check` and
+    /// the crash trials run.
+    pub fn check(&self) -> Result<Consistency> {
+        let q = |sql: &str| -> Result<u64> {
+            self.conn
+                .query_row(sql, [], |r| r.get(0))
+                .map_err(|e| self.err(e))
+        };
+        let integrity: Vec<String> = self.rows("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let fts_integrity = match self.conn.execute(
+            "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 0)",
+            [],
+        ) {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let vectors_exist = vector_table_exists(&self.conn).map_err(|e| self.err(e))?;
+        let (orphan_vectors, embedded_without_vector) = if vectors_exist {
+            (
+                q("SELECT COUNT(*) FROM chunks_vec WHERE chunk_id NOT IN (SELECT id FROM chunks)")?,
+                q("SELECT COUNT(*) FROM chunks WHERE embedded = 1
+                   AND id NOT IN (SELECT chunk_id FROM chunks_vec)")?,
+            )
+        } else {
+            (0, q("SELECT COUNT(*) FROM chunks WHERE embedded = 1")?)
+        };
+        let c = Consistency {
+            integrity: integrity.join("; "),
+            fts_integrity,
+            chunks: q("SELECT COUNT(*) FROM chunks")?,
+            fts_rows: self.fts_count()?,
+            embedded_chunks: q("SELECT COUNT(*) FROM chunks WHERE embedded = 1")?,
+            vectors: self.vector_count()?,
+            orphan_vectors,
+            embedded_without_vector,
+            ok: false,
+        };
+        Ok(Consistency {
+            ok: c.integrity == "ok"
+                && c.fts_integrity == "ok"
+                && c.fts_rows == c.chunks
+                && c.vectors == c.embedded_chunks
+                && c.orphan_vectors == 0
+                && c.embedded_without_vector == 0,
+            ..c
+        })
+    }
+
     /// Whether any chunk has its embedding: what drafting needs, at the cost of finding one row
     /// (the counts of [`Store::stats`] scan whole tables, on every draft's path to its first
     /// token).

@@ -285,6 +285,29 @@ pub struct Revision {
     pub others: u64,
 }
 
+/// The result of [`super::Store::check`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Consistency {
+    /// Whether everything below holds.
+    pub ok: bool,
+    /// `PRAGMA integrity_check`: "ok", or what SQLite found.
+    pub integrity: String,
+    /// The full-text index's own check: "ok", or the error.
+    pub fts_integrity: String,
+    /// Chunks stored.
+    pub chunks: u64,
+    /// Rows in the full-text index (one per chunk).
+    pub fts_rows: u64,
+    /// Chunks marked embedded.
+    pub embedded_chunks: u64,
+    /// Rows in the vector index (one per embedded chunk).
+    pub vectors: u64,
+    /// Vectors whose chunk is gone.
+    pub orphan_vectors: u64,
+    /// Chunks marked embedded with no vector.
+    pub embedded_without_vector: u64,
+}
+
 /// Library-wide counts.
 #[derive(Clone, Debug, Serialize)]
 pub struct LibraryStats {
