@@ -225,3 +225,73 @@ fn training_killed_at_random_moments_always_resumes() {
          {resumed} resumed from a checkpoint"
     );
 }
+
+/// `twin watch` and `twin import` on overlapping folders at the same time, while files change:
+/// every import succeeds, and the library ends consistent with one vector per chunk.
+#[test]
+fn watch_and_import_on_overlapping_folders_at_once() {
+    let data = common::library_with_model();
+    let src = tempfile::tempdir().unwrap();
+    let copy = |from: &Path, to: &Path| {
+        for entry in common::walkdir_all(from) {
+            let rel = entry.strip_prefix(from).unwrap();
+            let target = to.join(rel);
+            if entry.is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+            } else {
+                std::fs::copy(&entry, &target).unwrap();
+            }
+        }
+    };
+    copy(&repo_root().join("assets/sample-writing"), src.path());
+    let mut watch = twin(data.path())
+        .arg("watch")
+        .arg(src.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runs = if long() { 20 } else { 3 };
+    let linkedin = src.path().join("linkedin");
+    let notes: Vec<_> = common::walkdir_all(&linkedin)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    for run in 0..runs {
+        // An edit the watcher sees while the import runs over the same files.
+        let note = &notes[run % notes.len()];
+        let mut text = std::fs::read_to_string(note).unwrap();
+        text.push_str(&format!(
+            "\n\nEdited in run {run}: a line about sharpening.\n"
+        ));
+        std::fs::write(note, text).unwrap();
+        let out = twin(data.path())
+            .args(["--json", "import"])
+            .arg(&linkedin)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "run {run}: import beside the watcher failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Let the watcher catch up, then stop it.
+    std::thread::sleep(Duration::from_secs(4));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !said.contains("error") && !said.contains("panicked"),
+        "the watcher reported: {said}"
+    );
+    let final_import = json(&run_ok(
+        twin(data.path()).args(["--json", "import"]).arg(src.path()),
+    ));
+    let status = check(data.path());
+    assert_eq!(
+        status["check"]["vectors"], status["check"]["chunks"],
+        "{status:#} after {final_import:#}"
+    );
+    eprintln!("concurrency trial: {runs} imports beside a watcher on the same files; check ok");
+}
