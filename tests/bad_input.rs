@@ -224,3 +224,67 @@ fn a_missing_path_and_a_missing_model_are_clear_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/model"));
 }
+
+/// A source folder that comes back empty (an unmounted share, a cloud folder not synced yet)
+/// keeps its documents and says why; forgetting it is one explicit command.
+#[test]
+fn an_empty_or_missing_source_keeps_its_documents() {
+    let data = common::library_with_model();
+    let src = tempfile::tempdir().unwrap();
+    let share = src.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    std::fs::write(share.join("a.md"), "# A\n\nNotes on a bench vise.").unwrap();
+    std::fs::write(share.join("b.md"), "# B\n\nNotes on a leg vise.").unwrap();
+    let first = common::json(&common::run_ok(
+        common::twin(data.path())
+            .args(["--json", "import"])
+            .arg(&share),
+    ));
+    assert_eq!(first["added"], 2, "{first:#}");
+
+    // The share is unmounted: its mount point is empty.
+    let away = src.path().join("away");
+    std::fs::create_dir(&away).unwrap();
+    for f in ["a.md", "b.md"] {
+        std::fs::rename(share.join(f), away.join(f)).unwrap();
+    }
+    let out = common::twin(data.path())
+        .args(["--json", "import"])
+        .arg(&share)
+        .output()
+        .unwrap();
+    let report = common::json(&out);
+    assert_eq!(report["deleted"], 0, "{report:#}");
+    let issues = common::import_issues(&report);
+    assert!(
+        issues.iter().any(|(p, r)| p.ends_with("share")
+            && r.contains("unmounted")
+            && r.contains("2 documents are kept")),
+        "{issues:?}"
+    );
+    let status = common::json(&common::run_ok(
+        common::twin(data.path()).args(["--json", "status"]),
+    ));
+    assert_eq!(status["library"]["documents"], 2, "{status:#}");
+
+    // One file deleted while the rest is there still leaves the library.
+    std::fs::rename(away.join("a.md"), share.join("a.md")).unwrap();
+    let report = common::json(&common::run_ok(
+        common::twin(data.path())
+            .args(["--json", "import"])
+            .arg(&share),
+    ));
+    assert_eq!(report["deleted"], 1, "{report:#}");
+
+    // Forgetting a source is explicit.
+    let removed = common::run_ok(
+        common::twin(data.path())
+            .args(["sources", "--remove"])
+            .arg(&share),
+    );
+    assert!(String::from_utf8_lossy(&removed.stdout).contains("removed source"));
+    let status = common::json(&common::run_ok(
+        common::twin(data.path()).args(["--json", "status"]),
+    ));
+    assert_eq!(status["library"]["documents"], 0, "{status:#}");
+}

@@ -56,7 +56,11 @@ enum Command {
         import: ImportFlags,
     },
     /// List the library's sources.
-    Sources,
+    Sources {
+        /// Forget a source (by its id or path) and everything imported from it.
+        #[arg(long, value_name = "ID|PATH")]
+        remove: Option<String>,
+    },
     /// Show what the library holds.
     Status {
         /// Also check the library file: SQLite's integrity check, the search index, and one
@@ -445,8 +449,18 @@ fn watch_cmd(cli: &Cli, paths: &[PathBuf], flags: &ImportFlags) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-fn sources(cli: &Cli) -> Result<ExitCode> {
-    let library = open_library(cli)?;
+fn sources(cli: &Cli, remove: Option<&str>) -> Result<ExitCode> {
+    let mut library = open_library(cli)?;
+    if let Some(which) = remove {
+        let gone = library.remove_source(which)?;
+        println!(
+            "removed source {} ({}) and its {} documents",
+            gone.id,
+            gone.path.display(),
+            gone.documents
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let sources = library.sources()?;
     if cli.json {
         print_json(&sources)?;
@@ -727,7 +741,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Import(args) => import(cli, args),
         Command::Watch { paths, import } => watch_cmd(cli, paths, import),
-        Command::Sources => sources(cli),
+        Command::Sources { remove } => sources(cli, remove.as_deref()),
         Command::Status { check } => status(cli, *check),
         Command::Search(args) => search(cli, args),
         Command::Models(cmd) => models_cmd::run(cli, cmd),

@@ -323,6 +323,25 @@ impl Library {
     pub fn sources(&self) -> Result<Vec<Source>, LibraryError> {
         Ok(self.store.sources()?)
     }
+
+    /// Forget the source named by `which` (its id, or its path as given or as stored) and
+    /// everything imported from it; the source as it was.
+    pub fn remove_source(&mut self, which: &str) -> Result<Source, LibraryError> {
+        let wanted = std::path::Path::new(which);
+        let canonical = std::fs::canonicalize(wanted).ok();
+        let source = self
+            .store
+            .sources()?
+            .into_iter()
+            .find(|s| {
+                which.parse::<i64>().is_ok_and(|id| id == s.id)
+                    || s.path == wanted
+                    || canonical.as_deref() == Some(s.path.as_path())
+            })
+            .ok_or_else(|| LibraryError::NotFound(wanted.to_path_buf()))?;
+        self.store.remove_source(source.id)?;
+        Ok(source)
+    }
 }
 
 fn stored_model(e: &Embedder) -> StoredModel {

@@ -564,6 +564,23 @@ pub(super) fn sync(
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup_by(|a, b| a.path == b.path);
+    // A whole source that is missing or empty while the library holds its writing is far more
+    // often an unmounted drive or share (or a cloud folder not synced yet) than years of
+    // writing deleted at once: keep what is stored and say so. Files deleted one by one still
+    // leave the library.
+    if roots.contains(&source.path) && files.is_empty() && unreadable.is_empty() {
+        let held = store.documents_under(&roots)?.len();
+        if held > 0 {
+            unreadable.push(source.path.clone());
+            report.skipped.push(FileIssue {
+                path: source.path.clone(),
+                reason: format!(
+                    "the folder is missing or empty (an unmounted drive or share?); its {held} documents are kept. If you deleted it, run `twin sources --remove {}`",
+                    source.path.display()
+                ),
+            });
+        }
+    }
     report.scanned = files.len();
     progress.report(ProgressEvent {
         stage: Stage::Scan,
