@@ -698,11 +698,20 @@ pub async fn pull_model(
     file: String,
     on_event: Channel<Value>,
 ) -> CmdResult<Value> {
-    with_job(&state, "pull", move |lib, c| {
-        let request = models::PullRequest::new(&repo, &file);
-        let dir = lib.data_dir().join("models");
-        let (path, sha256) =
-            models::pull(&request, &dir, &progress_sink(on_event), c).map_err(msg)?;
+    // A multi-GB download must not hold the library: search, drafts and imports go on while
+    // it runs. Only registering the finished file takes the library.
+    let cancel = state.start_job("pull");
+    let token = cancel.clone();
+    let dir = state.data_dir.join("models");
+    let request = models::PullRequest::new(&repo, &file);
+    let pulled = tauri::async_runtime::spawn_blocking(move || {
+        models::pull(&request, &dir, &progress_sink(on_event), &cancel).map_err(msg)
+    })
+    .await
+    .map_err(msg);
+    state.end_job("pull", &token);
+    let (path, sha256) = pulled??;
+    with_library(&state, move |lib| {
         let record =
             registry::register(lib.store(), &path, "pulled", None, Some(&sha256)).map_err(msg)?;
         serde_json::to_value(record).map_err(msg)

@@ -290,7 +290,8 @@ pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
                 &found.path,
                 &found.origin,
                 Some(&found.name),
-                found.sha256.as_deref(),
+                // Hashed and checked against the blob's digest, not taken on its word.
+                None,
             )?;
             if cli.json {
                 print_json(&record)?;

@@ -152,14 +152,8 @@ fn ollama_and_lm_studio_models_are_discovered_and_used_in_place() {
 
     let data = tempfile::tempdir().unwrap();
     let store = Store::open(&data.path().join("lib.sqlite3")).unwrap();
-    let record = registry::register(
-        &store,
-        &smol.path,
-        "ollama",
-        Some(&smol.name),
-        smol.sha256.as_deref(),
-    )
-    .unwrap();
+    let record = registry::register(&store, &smol.path, "ollama", Some(&smol.name), None).unwrap();
+    assert_eq!(record.sha256, sha, "hashed, and equal to the blob's name");
     // In place: the registry points at Ollama's blob, nothing was copied.
     assert_eq!(PathBuf::from(&record.path), blob.canonicalize().unwrap());
     assert_eq!(
@@ -168,6 +162,17 @@ fn ollama_and_lm_studio_models_are_discovered_and_used_in_place() {
         "db, -wal, -shm only"
     );
     registry::verify(&record, true).unwrap();
+
+    // A blob whose bytes no longer match its digest name is refused, not served.
+    let other = ollama.join(format!("blobs/sha256-{}", "0".repeat(64)));
+    std::fs::copy(&blob, &other).unwrap();
+    let err = registry::register(&store, &other, "ollama", Some("swapped"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sha256") && err.contains(&"0".repeat(12)),
+        "{err}"
+    );
 }
 
 /// What the local hub does with one request for the file.

@@ -256,7 +256,7 @@ fn spawn_worker(
     pooled: Pooled,
 ) -> Result<super::worker::Worker<Job>, EngineError> {
     super::worker::Worker::spawn("twin-embed", move |inbox: mpsc::Receiver<Job>, ready_tx| {
-        let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
+        let threads = super::llama_threads(config.threads);
         let n = config.batch_tokens as u32;
         let seqs = config.max_sequences.max(1) as u32;
         let params = LlamaContextParams::default()

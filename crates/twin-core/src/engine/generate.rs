@@ -535,7 +535,7 @@ fn spawn_worker(
     context: u32,
     mut adapter: Option<LlamaLoraAdapter>,
 ) -> Result<super::worker::Worker<Job>, EngineError> {
-    let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
+    let threads = super::llama_threads(config.threads);
     let batch_tokens = config.batch_tokens.clamp(8, context);
     super::worker::Worker::spawn(
         "twin-generate",
@@ -1080,7 +1080,7 @@ pub fn bare_decode(
         0 => model.n_ctx_train().min(8192),
         n => n,
     };
-    let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
+    let threads = super::llama_threads(config.threads);
     let batch_tokens = config.batch_tokens.clamp(8, context);
     let params = context_params(context, batch_tokens, threads);
     let mut ctx = model.new_context(backend, params).map_err(runtime)?;

@@ -92,3 +92,10 @@ pub fn default_threads() -> usize {
         .map(|n| n.get())
         .unwrap_or(2)
 }
+
+/// The thread count llama.cpp gets for `asked`: at least one, at most twice the cores (a
+/// setting of thousands, from a shell or a page, would otherwise start thousands of threads).
+pub(crate) fn llama_threads(asked: usize) -> i32 {
+    let most = default_threads().saturating_mul(2);
+    i32::try_from(asked.clamp(1, most.max(1))).unwrap_or(1)
+}

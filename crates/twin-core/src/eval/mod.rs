@@ -178,6 +178,12 @@ pub fn run(
     cancel: &CancelToken,
 ) -> Result<EvalOutcome, EvalError> {
     let _span = tracing::info_span!("eval").entered();
+    if params.drafts > 200 || params.queries > 10_000 {
+        return Err(EvalError::Train(TrainError::Data(format!(
+            "{} drafts and {} queries per configuration is more than an evaluation needs (at most 200 and 10,000)",
+            params.drafts, params.queries
+        ))));
+    }
     let dataset = Dataset::load(library.store(), params.dataset.as_deref())?;
     if dataset.record.base_model != base.sha256 {
         return Err(EvalError::OtherBase {

@@ -645,8 +645,18 @@ pub(super) fn sync(
             }
         }
         let _s = tracing::debug_span!("file", path = %file.path.display()).entered();
-        let bytes = match std::fs::read(&file.path) {
-            Ok(b) => b,
+        let bytes = match read_bounded(&file.path, syncer.options.max_file_size) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                report.skipped.push(FileIssue {
+                    path: file.path.clone(),
+                    reason: format!(
+                        "grew past the {} MiB size limit while it was being read",
+                        syncer.options.max_file_size / 1048576
+                    ),
+                });
+                continue;
+            }
             Err(e) => {
                 let reason = if e.kind() == std::io::ErrorKind::PermissionDenied {
                     "permission denied".to_string()
@@ -739,6 +749,17 @@ pub(super) fn sync(
         syncer.store.mark_synced(source.id)?;
     }
     Ok(report)
+}
+
+/// A file's bytes, at most `limit` of them: the scan checked its size, but a file can grow
+/// (a log, a sync in progress) before it is read. `None` when it is now over the limit.
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 #[cfg(test)]

@@ -135,7 +135,8 @@ pub fn inspect(path: &Path) -> Result<(Header, ModelKind), ModelError> {
 }
 
 /// Register the GGUF file at `path` (validated and hashed; `known_sha256` skips hashing when
-/// the origin already names the file by its hash).
+/// Twin itself hashed the file, as a pull does). A file named by its digest (Ollama's
+/// `sha256-…` blobs) must match it.
 pub fn register(
     store: &Store,
     path: &Path,
@@ -150,6 +151,23 @@ pub fn register(
         Some(h) => h.to_string(),
         None => sha256_file(&path)?,
     };
+    // Ollama names each blob by its sha256: a blob that does not match its name is damaged (or
+    // was swapped), and a model picked by that name must not be served from it.
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("sha256-"))
+        .filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+        .map(str::to_string);
+    if let Some(expected) = named {
+        if !expected.eq_ignore_ascii_case(&sha256) {
+            return Err(ModelError::Checksum {
+                path,
+                expected,
+                actual: sha256,
+            });
+        }
+    }
     let name = name.map(str::to_string).unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())

@@ -355,11 +355,61 @@ impl Prepared {
     }
 }
 
+impl TrainParams {
+    /// Refuse settings no run should start with: a shell (or a page) may pass anything, and
+    /// a rank of a million or a sequence of a billion tokens would exhaust memory before the
+    /// first step instead of failing with a reason.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |what: String| Err(TrainError::Data(what));
+        if !(1..=256).contains(&self.lora.rank) {
+            return bad(format!(
+                "LoRA rank {} is out of range (1 to 256)",
+                self.lora.rank
+            ));
+        }
+        if !(self.epochs.is_finite() && self.epochs > 0.0 && self.epochs <= 1000.0) {
+            return bad(format!(
+                "{} epochs is out of range (above 0, at most 1000)",
+                self.epochs
+            ));
+        }
+        if self.max_steps.is_some_and(|s| s == 0 || s > 10_000_000) {
+            return bad("max steps must be between 1 and 10,000,000".into());
+        }
+        if !(16..=32_768).contains(&self.sequence_tokens) {
+            return bad(format!(
+                "sequence length {} tokens is out of range (16 to 32768)",
+                self.sequence_tokens
+            ));
+        }
+        if !(1..=1024).contains(&self.accumulation) {
+            return bad(format!(
+                "accumulation {} is out of range (1 to 1024)",
+                self.accumulation
+            ));
+        }
+        let lr = self.optimizer.learning_rate;
+        if !(lr.is_finite() && lr > 0.0 && lr < 1.0) {
+            return bad(format!(
+                "learning rate {lr} is out of range (above 0, below 1)"
+            ));
+        }
+        if !(0.0..1.0).contains(&self.warmup_fraction) {
+            return bad(format!(
+                "warm-up share {} is out of range (0 to below 1)",
+                self.warmup_fraction
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn prepare(
     base_path: &Path,
     dataset: &Dataset,
     params: &TrainParams,
 ) -> Result<Prepared, TrainError> {
+    params.validate()?;
     let shape = read_shape(base_path)?;
     let tokenizer = ChatTokenizer::load(base_path)?;
     let train_ex: Vec<&Example> = dataset.split("train").collect();
@@ -1059,6 +1109,37 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn settings_no_run_should_start_with_are_refused_with_a_reason() {
+        assert!(TrainParams::default().validate().is_ok());
+        let mut p = TrainParams::default();
+        p.lora.rank = 1_000_000;
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("rank 1000000"));
+        let p = TrainParams {
+            sequence_tokens: 1 << 30,
+            ..TrainParams::default()
+        };
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("sequence length"));
+        let p = TrainParams {
+            epochs: f64::NAN,
+            ..TrainParams::default()
+        };
+        assert!(p.validate().is_err());
+        let p = TrainParams {
+            max_steps: Some(0),
+            ..TrainParams::default()
+        };
+        assert!(p.validate().is_err());
+    }
 
     #[test]
     fn packing_keeps_examples_whole_and_under_the_limit() {
