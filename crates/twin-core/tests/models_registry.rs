@@ -182,6 +182,9 @@ enum Answer {
     Serve { version: usize, cut: Option<usize> },
     /// Accept, then send nothing (a dead server).
     Stall,
+    /// Redirect to `/cdn/tiny.gguf` (served without `X-Linked-Etag`, as a CDN does), naming
+    /// `etag` as the file's sha256 on the redirect, as the hub does.
+    Redirect { etag: &'static str },
 }
 
 /// A minimal HTTP server in Hugging Face's URL layout, serving one of `versions` at
@@ -224,15 +227,24 @@ fn scripted_hub(
                     }
                 }
             }
-            if !request_line.contains("/resolve/main/tiny.gguf ") {
+            let from_cdn = request_line.contains(" /cdn/tiny.gguf ");
+            if !request_line.contains("/resolve/main/tiny.gguf ") && !from_cdn {
                 let _ = stream.write_all(
                     b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
                 continue;
             }
             seen.lock().unwrap().push(range.clone());
-            let answer = script(served);
-            served += 1;
+            let answer = if from_cdn {
+                Answer::Serve {
+                    version: 0,
+                    cut: None,
+                }
+            } else {
+                let a = script(served);
+                served += 1;
+                a
+            };
             let (version, cut) = match answer {
                 Answer::Stall => {
                     // Hold the connection open, silent, until the client gives up.
@@ -240,6 +252,20 @@ fn scripted_hub(
                         std::thread::sleep(std::time::Duration::from_secs(120));
                         drop(stream);
                     });
+                    continue;
+                }
+                Answer::Redirect { etag } => {
+                    let etag = if etag.is_empty() {
+                        shas[0].as_str()
+                    } else {
+                        etag
+                    };
+                    let _ = stream.write_all(
+                        format!(
+                            "HTTP/1.1 302 Found\r\nLocation: /cdn/tiny.gguf\r\nX-Linked-Etag: \"{etag}\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    );
                     continue;
                 }
                 Answer::Serve { version, cut } => (version, cut),
@@ -259,8 +285,13 @@ fn scripted_hub(
             } else {
                 "200 OK"
             };
+            let etag = if from_cdn {
+                String::new()
+            } else {
+                format!("X-Linked-Etag: \"{sha}\"\r\n")
+            };
             let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Linked-Etag: \"{sha}\"\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{etag}Content-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
                 body.len(),
                 bytes.len() - 1,
                 bytes.len()
@@ -366,6 +397,34 @@ fn pulls_survive_interruptions_changed_files_and_stalls() {
         let ranges = ranges.lock().unwrap().clone();
         assert_eq!(ranges.len(), 2, "{ranges:?}");
     }
+
+    // The hub names the sha256 on its redirect to the CDN: it is checked (a wrong one is
+    // caught), and the right one passes.
+    let (hub, _) = scripted_hub(vec![va.clone()], |_| Answer::Redirect { etag: "" });
+    let dest = tempfile::tempdir().unwrap();
+    let (_, sha) = models::pull(
+        &request_for(hub),
+        dest.path(),
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    assert_eq!(sha, sha_a);
+    const WRONG: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+    let (hub, _) = scripted_hub(vec![va.clone()], |_| Answer::Redirect { etag: WRONG });
+    let dest = tempfile::tempdir().unwrap();
+    let err = models::pull(
+        &request_for(hub),
+        dest.path(),
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("000000000000"),
+        "the redirect's sha256 is checked: {err}"
+    );
 
     // A stalled server: the pull fails within a minute (default limit), naming the URL, and
     // with a short limit in the test suite.

@@ -59,6 +59,49 @@ impl PullRequest {
     }
 }
 
+/// An absolute URL for a redirect's `Location`, relative to `base`.
+fn resolve_location(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_string();
+    }
+    // scheme://host[:port]
+    let origin_end = base
+        .find("://")
+        .and_then(|i| base[i + 3..].find('/').map(|j| i + 3 + j))
+        .unwrap_or(base.len());
+    if location.starts_with('/') {
+        format!("{}{location}", &base[..origin_end])
+    } else {
+        let dir = base
+            .rfind('/')
+            .filter(|&i| i >= origin_end)
+            .unwrap_or(base.len());
+        format!("{}/{location}", &base[..dir])
+    }
+}
+
+/// Whether `repo` is `owner/name` as Hugging Face spells repositories, and `file` a relative
+/// path inside one: no `..`, no absolute paths, nothing a URL or a folder name could misread.
+fn check_names(repo: &str, file: &str) -> Result<(), String> {
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let repo_parts: Vec<&str> = repo.split('/').collect();
+    if repo_parts.len() != 2 || !repo_parts.iter().all(|p| part_ok(p)) {
+        return Err(format!(
+            "{repo:?} is not a Hugging Face repository (owner/name, letters, digits, - _ .)"
+        ));
+    }
+    if file.starts_with('/') || !file.split('/').all(|p| part_ok(p)) {
+        return Err(format!("{file:?} is not a file path inside a repository"));
+    }
+    Ok(())
+}
+
 /// Download `request` into `dir/<owner>__<name>/<file>`; returns the final path and its sha256.
 /// Reports [`Stage::Download`] progress in bytes.
 pub fn pull(
@@ -68,6 +111,10 @@ pub fn pull(
     cancel: &CancelToken,
 ) -> Result<(PathBuf, String), ModelError> {
     let _span = tracing::info_span!("pull", url = %request.url()).entered();
+    check_names(&request.repo, &request.file).map_err(|reason| ModelError::Download {
+        url: request.url(),
+        reason,
+    })?;
     let folder = dir.join(request.repo.replace('/', "__"));
     let file_name = Path::new(&request.file)
         .file_name()
@@ -91,6 +138,9 @@ pub fn pull(
     let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        // Redirects are followed here, not by ureq: the hub names the file's sha256
+        // (`X-Linked-Etag`) on its redirect to the CDN, not on the CDN's answer.
+        .max_redirects(0)
         .timeout_connect(Some(Duration::from_secs(20)))
         .timeout_recv_response(Some(request.stall_timeout))
         .timeout_per_read(Some(request.stall_timeout))
@@ -103,16 +153,41 @@ pub fn pull(
         ),
         other => other.to_string(),
     };
-    let mut call = agent.get(&url);
-    if have > 0 {
-        call = call.header("Range", format!("bytes={have}-"));
-        if let Some(id) = &part_id {
-            // Only continue if the file is still the one the .part began; else a 200 and all
-            // of the new file.
-            call = call.header("If-Range", format!("\"{id}\""));
+    let mut linked_etag: Option<String> = None;
+    let mut at = url.clone();
+    let mut hops = 0;
+    let mut response = loop {
+        let mut call = agent.get(&at);
+        if have > 0 {
+            call = call.header("Range", format!("bytes={have}-"));
+            if let Some(id) = &part_id {
+                // Only continue if the file is still the one the .part began; else a 200 and
+                // all of the new file.
+                call = call.header("If-Range", format!("\"{id}\""));
+            }
         }
-    }
-    let mut response = call.call().map_err(|e| download_err(stalled(&e)))?;
+        let response = call.call().map_err(|e| download_err(stalled(&e)))?;
+        let status = response.status().as_u16();
+        if !(300..400).contains(&status) || status == 304 {
+            break response;
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim_matches('"').to_string())
+        };
+        linked_etag = linked_etag.or_else(|| header("x-linked-etag"));
+        let Some(location) = header("location") else {
+            return Err(download_err(format!("HTTP {status} without a Location")));
+        };
+        hops += 1;
+        if hops > 10 {
+            return Err(download_err("more than 10 redirects".into()));
+        }
+        at = resolve_location(&at, &location);
+    };
     let status = response.status().as_u16();
     let resumed = match status {
         206 => true,
@@ -139,7 +214,26 @@ pub fn pull(
             .map(|v| v.trim_matches('"').to_string())
     };
     let expected_sha = header("x-linked-etag")
+        .or(linked_etag)
         .filter(|v| v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()));
+    // A 206 must continue exactly where the .part ends; anything else would splice.
+    if status == 206 {
+        let starts_at = header("content-range")
+            .and_then(|r| r.strip_prefix("bytes ").map(str::to_string))
+            .and_then(|r| {
+                r.split('-')
+                    .next()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+            });
+        if starts_at != Some(have) {
+            drop(response);
+            let _ = std::fs::remove_file(&part);
+            let _ = std::fs::remove_file(&id_file);
+            return Err(download_err(format!(
+                "the server resumed at {starts_at:?}, not at byte {have}; the partial file was discarded, run the same pull again"
+            )));
+        }
+    }
     let file_id = expected_sha.clone().or_else(|| header("etag"));
     // A server that ignores If-Range may still answer 206 for a file that changed: its id
     // tells. Start over without the old bytes.
@@ -269,4 +363,42 @@ pub fn pull(
     })?;
     let _ = std::fs::remove_file(&id_file);
     Ok((target, sha256))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_resolve_and_names_are_checked() {
+        let base = "https://huggingface.co/a/b/resolve/main/x.gguf";
+        assert_eq!(
+            resolve_location(base, "https://cdn.example/obj?sig=1"),
+            "https://cdn.example/obj?sig=1"
+        );
+        assert_eq!(
+            resolve_location(base, "/api/resolve-cache/x"),
+            "https://huggingface.co/api/resolve-cache/x"
+        );
+        assert_eq!(
+            resolve_location(base, "y.gguf"),
+            "https://huggingface.co/a/b/resolve/main/y.gguf"
+        );
+        assert!(check_names(
+            "bartowski/SmolLM2-1.7B-Instruct-GGUF",
+            "q4/SmolLM2.Q4_K_M.gguf"
+        )
+        .is_ok());
+        for (repo, file) in [
+            ("../etc", "x.gguf"),
+            ("a/b/c", "x.gguf"),
+            ("a", "x.gguf"),
+            ("a/b", "../../x.gguf"),
+            ("a/b", "/etc/passwd"),
+            ("a/b c", "x.gguf"),
+            ("a/b", "x.gguf?download=1"),
+        ] {
+            assert!(check_names(repo, file).is_err(), "{repo} {file}");
+        }
+    }
 }

@@ -974,13 +974,9 @@ pub fn train(
         size,
         created_at: crate::store::now_secs(),
     };
-    record.id = store.put_adapter(&record)?;
-    store.activate_adapter(super::adapters::DEFAULT_CHANNEL, Some(record.id), 1.0)?;
-    run.status = "done".into();
     run.step = step as i64;
-    run.adapter_id = Some(record.id);
     run.history = serde_json::to_value(&state.0.history).unwrap_or_default();
-    store.update_run(&run)?;
+    record.id = store.finish_run(&record, &run, super::adapters::DEFAULT_CHANNEL)?;
     // The checkpoints served their purpose; the adapter and the run record remain.
     let _ = std::fs::remove_dir_all(&dir);
     Ok(TrainOutcome {
