@@ -96,7 +96,7 @@ fn check_names(repo: &str, file: &str) -> Result<(), String> {
             "{repo:?} is not a Hugging Face repository (owner/name, letters, digits, - _ .)"
         ));
     }
-    if file.starts_with('/') || !file.split('/').all(|p| part_ok(p)) {
+    if file.starts_with('/') || !file.split('/').all(part_ok) {
         return Err(format!("{file:?} is not a file path inside a repository"));
     }
     Ok(())
