@@ -218,7 +218,11 @@ pub fn chunk(
                 config,
                 counter.count_tokens(&embedding_input(title, &heading, "")) + 2,
                 &mut |range, tokens| {
-                    chunks.push((heading.clone(), trimmed(&body.text, range), tokens))
+                    // A span of nothing but spaces is no chunk (nothing to search or embed).
+                    let range = trimmed(&body.text, range);
+                    if !range.is_empty() {
+                        chunks.push((heading.clone(), range, tokens))
+                    }
                 },
             );
             pieces.clear();

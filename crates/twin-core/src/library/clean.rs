@@ -48,8 +48,11 @@ fn is_runaway(word: &str) -> bool {
 pub fn tidy_whitespace(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
+        // Every Unicode space (en quad, thin space, ideographic space…), not only ASCII ones:
+        // a line of U+2000s is blank, not a word (fuzzing found such lines becoming empty
+        // chunks).
         let words: Vec<&str> = line
-            .split([' ', '\t', '\u{a0}', '\r'])
+            .split(char::is_whitespace)
             .filter(|w| !w.is_empty() && !is_runaway(w))
             .collect();
         if words.is_empty() {
@@ -166,6 +169,8 @@ mod tests {
     #[test]
     fn whitespace_and_boilerplate() {
         assert_eq!(tidy_whitespace("  a   b\t c \n\n  d  "), "a b c\nd");
+        assert_eq!(tidy_whitespace("\u{2000}\u{2009}\u{3000}"), "");
+        assert_eq!(tidy_whitespace("a\u{2009}b\u{a0}c"), "a b c");
         let blocks = clean_blocks(vec![
             Block::new(BlockKind::Paragraph, "Real   writing here."),
             Block::new(BlockKind::Paragraph, "Share this post on social media"),
