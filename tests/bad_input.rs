@@ -217,6 +217,20 @@ fn a_missing_path_and_a_missing_model_are_clear_errors() {
         String::from_utf8_lossy(&out.stderr).contains("/no/such/folder: no such file or folder")
     );
 
+    // A link to / given by mistake is not "import the whole computer".
+    let links = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/", links.path().join("everything")).unwrap();
+    for path in [links.path().join("everything"), "/proc".into()] {
+        let out = common::twin(data.path())
+            .arg("import")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("a system folder"), "{err}");
+    }
+
     let out = common::twin(data.path())
         .args(["models", "import", "/no/such/model"])
         .output()

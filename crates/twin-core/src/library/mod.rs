@@ -48,6 +48,19 @@ pub enum LibraryError {
     /// The recorded embedding model file is gone.
     #[error("{0}: the library's embedding model file is missing; import it again with `twin models import`")]
     ModelFileMissing(PathBuf),
+    /// The path is the whole computer or a system folder, not a folder of writing.
+    #[error("{0}: a system folder (the whole disk, /proc, /sys, /dev…), not writing; import the folders that hold your writing")]
+    SystemFolder(PathBuf),
+}
+
+/// Whether `path` (canonical) is the file-system root or a folder of the system's own: a
+/// link to `/` given by mistake would otherwise scan millions of files, and /proc's files
+/// never end.
+fn is_system_folder(path: &Path) -> bool {
+    path.parent().is_none()
+        || ["/proc", "/sys", "/dev", "/run", "/boot"]
+            .iter()
+            .any(|sys| path.starts_with(sys))
 }
 
 /// The user's library: a store plus the embedding model its vectors come from.
@@ -170,6 +183,9 @@ impl Library {
         for path in paths {
             let path =
                 std::fs::canonicalize(path).map_err(|_| LibraryError::NotFound(path.clone()))?;
+            if is_system_folder(&path) {
+                return Err(LibraryError::SystemFolder(path));
+            }
             let existing = self
                 .store
                 .sources()?
