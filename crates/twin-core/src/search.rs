@@ -146,9 +146,12 @@ pub fn snippet(text: &str, terms: &[String], width: usize) -> String {
         start -= 1;
     }
     if start > 0 {
+        // Past the whitespace character, whatever its width (U+0085 and U+3000 are not one
+        // byte: fuzzing found `+ 1` landing inside one).
         start = text[start..]
-            .find(char::is_whitespace)
-            .map_or(start, |i| start + i + 1);
+            .char_indices()
+            .find(|(_, c)| c.is_whitespace())
+            .map_or(start, |(i, c)| start + i + c.len_utf8());
     }
     let mut end = (start + width).min(text.len());
     while !text.is_char_boundary(end) {
@@ -307,6 +310,17 @@ mod tests {
             "\"use\" OR \"traits\" OR \"not\""
         );
         assert_eq!(fts_query("the"), "\"the\"");
+    }
+
+    #[test]
+    fn snippet_steps_over_wide_spaces() {
+        // U+0085 (NEL) and U+3000 are whitespace wider than a byte.
+        for space in ['\u{85}', '\u{3000}', '\u{2009}'] {
+            let text = format!("Ça coİoİstanbul{space}a{space}b more words about oak {space}end");
+            let terms = vec!["oak".to_string()];
+            let s = snippet(&text, &terms, 12);
+            assert!(s.contains("oak"), "{s}");
+        }
     }
 
     #[test]
