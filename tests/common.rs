@@ -42,6 +42,22 @@ pub fn json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// A library with the sample writing's LinkedIn posts and X threads (enough for a short
+/// training run, and a quick dataset) and the default chat model.
+pub fn library_for_training() -> tempfile::TempDir {
+    let data = library_with_model();
+    for folder in ["linkedin", "x"] {
+        run_ok(
+            twin(data.path())
+                .arg("import")
+                .arg(repo_root().join("assets/sample-writing").join(folder)),
+        );
+    }
+    let smol = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    run_ok(twin(data.path()).args(["models", "add"]).arg(&smol));
+    data
+}
+
 /// The files an import report lists as failed or skipped, as (path, reason).
 pub fn import_issues(report: &serde_json::Value) -> Vec<(String, String)> {
     report["failed"]

@@ -146,16 +146,7 @@ fn training_killed_at_random_moments_always_resumes() {
         eprintln!("skipped: set TWIN_LONG_TRIALS=1 (the short version runs in train_cli)");
         return;
     }
-    let data = common::library_with_model();
-    for folder in ["linkedin", "x"] {
-        run_ok(
-            twin(data.path())
-                .arg("import")
-                .arg(repo_root().join("assets/sample-writing").join(folder)),
-        );
-    }
-    let smol = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    run_ok(twin(data.path()).args(["models", "add"]).arg(&smol));
+    let data = common::library_for_training();
     run_ok(twin(data.path()).args(["dataset", "build", "--author", "Nell"]));
     let mut random = Random(0xD1B5_4A32_D192_ED03);
     let (mut kills, mut cancels, mut finished, mut resumed) = (0, 0, 0, 0);

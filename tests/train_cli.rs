@@ -5,23 +5,13 @@
 
 mod common;
 
-use common::{json, repo_root, run_ok, twin};
+use common::{json, run_ok, twin};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 #[test]
 fn a_killed_training_run_resumes_from_its_checkpoint() {
-    let data = common::library_with_model();
-    // The LinkedIn posts and X threads are enough for a short run and keep the dataset quick.
-    for folder in ["linkedin", "x"] {
-        run_ok(
-            twin(data.path())
-                .arg("import")
-                .arg(repo_root().join("assets/sample-writing").join(folder)),
-        );
-    }
-    let smol = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    run_ok(twin(data.path()).args(["models", "add"]).arg(&smol));
+    let data = common::library_for_training();
     let ds = json(&run_ok(
         twin(data.path()).args(["--json", "dataset", "build", "--author", "Nell"]),
     ));

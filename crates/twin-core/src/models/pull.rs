@@ -59,6 +59,15 @@ impl PullRequest {
     }
 }
 
+/// A response header's value, quotes trimmed (ETags come quoted).
+fn header_of(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_matches('"').to_string())
+}
+
 /// An absolute URL for a redirect's `Location`, relative to `base`.
 fn resolve_location(base: &str, location: &str) -> String {
     if location.starts_with("http://") || location.starts_with("https://") {
@@ -171,13 +180,7 @@ pub fn pull(
         if !(300..400).contains(&status) || status == 304 {
             break response;
         }
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.trim_matches('"').to_string())
-        };
+        let header = |name: &str| header_of(&response, name);
         linked_etag = linked_etag.or_else(|| header("x-linked-etag"));
         let Some(location) = header("location") else {
             return Err(download_err(format!("HTTP {status} without a Location")));
@@ -206,13 +209,7 @@ pub fn pull(
         }
         other => return Err(download_err(format!("the server answered HTTP {other}"))),
     };
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim_matches('"').to_string())
-    };
+    let header = |name: &str| header_of(&response, name);
     let expected_sha = header("x-linked-etag")
         .or(linked_etag)
         .filter(|v| v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()));
