@@ -172,6 +172,22 @@ fn a_killed_training_run_resumes_from_its_checkpoint() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no evaluation run 99"));
 
+    // Training again with the same settings makes a second adapter beside the first: the
+    // first one's file is neither overwritten nor registered twice (this once failed at the
+    // very end of the run, on the adapters table's unique path).
+    run_ok(twin(data.path()).args(args));
+    let list = json(&run_ok(
+        twin(data.path()).args(["--json", "adapters", "list"]),
+    ));
+    let adapters = list["adapters"].as_array().unwrap();
+    assert_eq!(adapters.len(), 2, "{list}");
+    assert_ne!(adapters[0]["path"], adapters[1]["path"]);
+    let second = adapters
+        .iter()
+        .find(|a| a["path"] != adapter_path.as_str())
+        .unwrap();
+    run_ok(twin(data.path()).args(["adapters", "rm", &second["id"].to_string()]));
+
     run_ok(twin(data.path()).args(["adapters", "rm", "crash-test"]));
     assert!(!std::path::Path::new(&adapter_path).exists());
     let list = json(&run_ok(

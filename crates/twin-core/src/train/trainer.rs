@@ -934,7 +934,10 @@ pub fn train(
             }
         })
         .collect();
-    let path = adapters_dir.join(format!("{file_name}-{}.gguf", &key[..8]));
+    // The run's id too: a second run with the same settings (a re-train after the first one
+    // finished) must not overwrite the first adapter's file, nor collide with its record —
+    // the training kill trials found both.
+    let path = adapters_dir.join(format!("{file_name}-{}-{}.gguf", &key[..8], run.id));
     write_adapter(
         &path,
         &AdapterMeta {
