@@ -733,7 +733,7 @@ pub(super) fn sync(
         report.deleted += 1;
     }
     for dup in promote {
-        if let Ok(bytes) = std::fs::read(&dup.path) {
+        if let Ok(Some(bytes)) = read_bounded(&dup.path, syncer.options.max_file_size) {
             let file = Candidate {
                 path: dup.path.clone(),
                 size: dup.size as u64,
