@@ -186,30 +186,9 @@ fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     buf.into_inner()
 }
 
-/// A PDF from raw object bodies (1-based), its xref computed unless `xref` says otherwise.
+/// A PDF from raw object bodies (1-based), its xref computed unless `broken_xref`.
 fn pdf_objects(objects: &[Vec<u8>], broken_xref: bool, trailer_extra: &str) -> Vec<u8> {
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend(format!("{} 0 obj\n", i + 1).as_bytes());
-        out.extend(o);
-        out.extend(b"\nendobj\n");
-    }
-    let xref = out.len();
-    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
-    for off in offsets {
-        let off = if broken_xref { off * 7 + 3 } else { off };
-        out.extend(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R {trailer_extra}>>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    twin_core::fuzzing::pdf_file(objects, broken_xref, trailer_extra)
 }
 
 fn page_objects(pages_body: &str, contents: Vec<u8>, length: Option<usize>) -> Vec<Vec<u8>> {
@@ -557,6 +536,15 @@ fn generate(dir: &Path) -> Corpus {
             "",
         ),
         Expect::Either,
+    );
+    // A page that is its own parent and inherits its media box: pdf-extract's lookup of
+    // inherited attributes would recurse forever (found by fuzzing).
+    let mut self_parent = page_objects(pages, text.clone(), None);
+    self_parent[2] = b"<< /Type /Page /Parent 3 0 R /Contents 4 0 R >>".to_vec();
+    c.put(
+        "pdf/page-is-its-own-parent.pdf",
+        pdf_objects(&self_parent, false, ""),
+        Expect::Reported,
     );
     c.put(
         "pdf/broken-xref.pdf",

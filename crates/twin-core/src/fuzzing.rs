@@ -195,6 +195,34 @@ pub fn seeds(dir: &Path, target: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A PDF file from raw object bodies (object 1 is the catalog), with its cross-reference
+/// table computed, for seeds and tests. `broken_xref` writes wrong offsets on purpose;
+/// `trailer_extra` is added to the trailer dictionary (an `/Encrypt`, say).
+pub fn pdf_file<B: AsRef<[u8]>>(objects: &[B], broken_xref: bool, trailer_extra: &str) -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend(body.as_ref());
+        out.extend(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        let offset = if broken_xref { offset * 7 + 3 } else { offset };
+        out.extend(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R {trailer_extra}>>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
