@@ -56,7 +56,7 @@ fn a_thread_is_drafted_streamed_traced_and_listed() {
         .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_digit()) && l.contains("/ "))
     {
         let post = line.split(" [").next().unwrap_or(line);
-        assert!(twin_core::draft::format::x_length(post) <= 280, "{post}");
+        assert!(twin_core::prompt::format::x_length(post) <= 280, "{post}");
     }
 
     // JSON mode.

@@ -493,7 +493,7 @@ pub struct QualityArgs {
 
 /// `twin bench quality`.
 pub fn bench_quality(cli: &Cli, args: &QualityArgs) -> Result<ExitCode> {
-    use twin_core::bench_quality::{self, QualitySpec};
+    use twin_core::bench::quality::{self as bench_quality, QualitySpec};
     let mut library = open_library(cli)?;
     let (record, adapter, model) = load_drafting_model(
         cli,

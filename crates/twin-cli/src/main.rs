@@ -667,7 +667,7 @@ fn bench_draft(
         "{}: no such folder; pass --writing",
         writing.display()
     );
-    let spec = twin_core::bench_draft::DraftBench {
+    let spec = twin_core::bench::draft::DraftBench {
         model: PathBuf::from(chat.path),
         config: model.config(cli),
         embedding_model: PathBuf::from(embedding.path),
@@ -676,7 +676,7 @@ fn bench_draft(
         tokens,
         runs,
     };
-    let rows = twin_core::bench_draft::draft(&spec)?;
+    let rows = twin_core::bench::draft::draft(&spec)?;
     if cli.json {
         print_json(&rows)?;
     } else {

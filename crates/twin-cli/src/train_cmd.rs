@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use twin_core::draft::templates::Templates;
+use twin_core::prompt::templates::Templates;
 use twin_core::store::Store;
 use twin_core::train::{
     self, adapters, Dataset, DatasetParams, TrainError, TrainEvent, TrainParams,
@@ -550,7 +550,12 @@ pub fn bench_train(
     let mut params = TrainParams::default();
     params.lora.targets = targets.to_vec();
     params.sequence_tokens = sequence_tokens;
-    let rows = train::trainer::bench(std::path::Path::new(&record.path), &dataset, &params, steps)?;
+    let rows = twin_core::bench::train::train(
+        std::path::Path::new(&record.path),
+        &dataset,
+        &params,
+        steps,
+    )?;
     if cli.json {
         print_json(&rows)?;
     } else {

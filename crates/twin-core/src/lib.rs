@@ -9,8 +9,6 @@
 #![warn(missing_docs)]
 
 pub mod bench;
-pub mod bench_draft;
-pub mod bench_quality;
 pub mod draft;
 pub mod engine;
 pub mod eval;
@@ -21,6 +19,7 @@ pub mod gguf;
 pub mod library;
 pub mod models;
 pub mod progress;
+pub mod prompt;
 pub mod search;
 pub mod store;
 pub mod train;

@@ -5,10 +5,27 @@
 //! unrelated scales, but ranks compare directly.
 
 use crate::engine::Embedder;
-use crate::library::LibraryError;
 use crate::store::{ChunkHit, ChunkId, SearchFilter, Store};
 use serde::Serialize;
 use std::collections::HashMap;
+
+/// Why the library holds no embedding model yet, and what to do (search and import share it).
+pub const NO_EMBEDDING_MODEL: &str =
+    "no embedding model is set; import one first: twin models import models/all-MiniLM-L6-v2";
+
+/// What can go wrong in a search.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The embedding model failed.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// A vector or hybrid search without an embedding model.
+    #[error("{}", NO_EMBEDDING_MODEL)]
+    NoEmbeddingModel,
+}
 
 /// The RRF constant from the original paper (Cormack et al., 2009).
 pub const RRF_K: f64 = 60.0;
@@ -180,20 +197,20 @@ pub fn run(
     store: &Store,
     embedder: Option<&Embedder>,
     query: &SearchQuery,
-) -> Result<Vec<SearchResult>, LibraryError> {
+) -> Result<Vec<SearchResult>, SearchError> {
     let vector = match (query.mode, embedder) {
         (SearchMode::Bm25, _) => None,
         (_, Some(e)) => {
             check_embedder(store, e)?;
             Some(e.embed(&[query.text.as_str()])?.pop().unwrap_or_default())
         }
-        (_, None) => return Err(LibraryError::NoEmbeddingModel),
+        (_, None) => return Err(SearchError::NoEmbeddingModel),
     };
     run_embedded(store, query, vector.as_deref())
 }
 
 /// Fail unless the library's vectors were made by `embedder`: vectors of two models never mix.
-pub fn check_embedder(store: &Store, embedder: &Embedder) -> Result<(), LibraryError> {
+pub fn check_embedder(store: &Store, embedder: &Embedder) -> Result<(), SearchError> {
     match store.embedding_model()? {
         Some(model) if model.hash != embedder.identity().hash => {
             Err(crate::store::StoreError::ModelMismatch {
@@ -212,7 +229,7 @@ pub fn run_embedded(
     store: &Store,
     query: &SearchQuery,
     vector: Option<&[f32]>,
-) -> Result<Vec<SearchResult>, LibraryError> {
+) -> Result<Vec<SearchResult>, SearchError> {
     let _span = tracing::info_span!("search", mode = ?query.mode).entered();
     let depth = (query.limit * 5).max(50);
     let bm25: Vec<(ChunkId, f64)> = if query.mode != SearchMode::Vector {
@@ -223,7 +240,7 @@ pub fn run_embedded(
     let vector: Vec<(ChunkId, f64)> = match (query.mode, vector) {
         (SearchMode::Bm25, _) => Vec::new(),
         (_, Some(v)) => store.search_vector(v, &query.filter, depth)?,
-        (_, None) => return Err(LibraryError::NoEmbeddingModel),
+        (_, None) => return Err(SearchError::NoEmbeddingModel),
     };
     let bm25_ids: Vec<ChunkId> = bm25.iter().map(|(id, _)| *id).collect();
     let vector_ids: Vec<ChunkId> = vector.iter().map(|(id, _)| *id).collect();

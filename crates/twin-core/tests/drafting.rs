@@ -7,12 +7,12 @@ mod common;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use twin_core::draft::format::{x_length, X_POST_LIMIT};
-use twin_core::draft::grammar::{self, Expansion, SelfQuery};
 use twin_core::draft::{self, DraftRequest, Format, Templates};
 use twin_core::engine::{
     ChatMessage, ChatModel, ChatModelConfig, FinishReason, GenerateRequest, Sampling,
 };
+use twin_core::prompt::format::{x_length, X_POST_LIMIT};
+use twin_core::prompt::grammar::{self, Expansion, SelfQuery};
 use twin_core::{CancelToken, Library};
 
 use common::smollm2;
@@ -277,7 +277,7 @@ fn grammar_constrained_steps_parse_in_20_of_20_runs() {
     ];
     let mut parsed = 0;
     for topic in topics {
-        let q: SelfQuery = draft::structured_step(
+        let q: SelfQuery = twin_core::prompt::structured::step(
             model(),
             &templates,
             "self_query",
@@ -291,7 +291,7 @@ fn grammar_constrained_steps_parse_in_20_of_20_runs() {
             assert!(platforms.contains(p), "{p}");
         }
         parsed += 1;
-        let e: Expansion = draft::structured_step(
+        let e: Expansion = twin_core::prompt::structured::step(
             model(),
             &templates,
             "expand",

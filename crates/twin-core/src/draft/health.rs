@@ -11,7 +11,7 @@
 //! user has written, embedding similarities, the authorship score) comes in through
 //! [`Evidence`], so each check is unit-tested on hand-made drafts.
 
-use super::format::{self, Format, X_POST_LIMIT};
+use crate::prompt::format::{self, Format, X_POST_LIMIT};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use unicode_segmentation::UnicodeSegmentation;

@@ -19,26 +19,25 @@
 //! so the engine's KV cache reuses it and only each step's instruction is evaluated anew.
 
 pub mod cite;
-pub mod format;
-pub mod grammar;
 pub mod health;
 pub mod profile;
 pub mod retrieve;
 pub mod style;
-pub mod templates;
 pub mod tidy;
 
+pub use crate::prompt::format::{Format, LengthTarget};
+pub use crate::prompt::templates::{TemplateUse, Templates};
+use crate::prompt::{format, grammar, templates, PromptError};
 pub use cite::Paragraph;
-pub use format::{Format, LengthTarget};
 pub use profile::Chain;
 pub use style::{StyleCard, STYLE_CARD_SETTING};
-pub use templates::{TemplateUse, Templates};
 
 use crate::engine::{
     ChatMessage, ChatModel, EngineError, FinishReason, GenerateRequest, GenerationStats, Sampling,
 };
 use crate::library::{Library, LibraryError};
 use crate::progress::CancelToken;
+use crate::prompt::structured;
 use crate::store::{ChunkHit, SearchFilter, StoreError, TraceId, TraceRecord};
 use grammar::{ArticlePlan, Expansion, SelfQuery};
 use retrieve::ContextChunk;
@@ -48,9 +47,12 @@ use std::time::Instant;
 /// Errors from drafting.
 #[derive(Debug, thiserror::Error)]
 pub enum DraftError {
-    /// The library failed (search, embeddings).
+    /// The library failed (embeddings, the reranker).
     #[error(transparent)]
     Library(#[from] LibraryError),
+    /// A search failed.
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
     /// The chat model failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -60,22 +62,9 @@ pub enum DraftError {
     /// The model registry failed (resolving the reranker).
     #[error(transparent)]
     Model(#[from] crate::models::ModelError),
-    /// A prompt template is broken.
-    #[error("prompt template {name}: {reason}")]
-    Template {
-        /// Template name or file.
-        name: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A grammar-constrained step produced text that does not parse (should not happen).
-    #[error("the {step} step returned malformed JSON: {reason}")]
-    Structured {
-        /// The step.
-        step: &'static str,
-        /// The parse error.
-        reason: String,
-    },
+    /// A prompt template is broken, or a structured step answered malformed JSON.
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
     /// The library holds nothing to draw on.
     #[error("the library is empty; import some writing first (twin import <folder>)")]
     EmptyLibrary,
@@ -433,9 +422,9 @@ impl Run<'_> {
             &system,
             template,
             extra,
-            structured_request(grammar, max_tokens),
+            structured::request(grammar, max_tokens),
         )?;
-        parse_structured(step, &text)
+        Ok(structured::parse(step, &text)?)
     }
 
     fn writing_request(&self, words: (usize, usize)) -> GenerateRequest {
@@ -460,75 +449,7 @@ fn echo_source(
     ctx: &minijinja::Value,
 ) -> Result<String, DraftError> {
     let blank = minijinja::context! { outline => "", draft => "", critique => "" };
-    templates.render(template, templates::layered(&[ctx, &blank]))
-}
-
-/// Greedy, grammar-constrained, base model only: structured steps should be exact, not
-/// creative, and the adapter is trained on the user's prose, not on JSON.
-fn structured_request(grammar: String, max_tokens: usize) -> GenerateRequest {
-    GenerateRequest {
-        max_tokens,
-        sampling: Sampling::greedy(),
-        grammar: Some(grammar),
-        adapter_scale: 0.0,
-        ..Default::default()
-    }
-}
-
-fn parse_structured<T: serde::de::DeserializeOwned>(
-    step: &'static str,
-    text: &str,
-) -> Result<T, DraftError> {
-    serde_json::from_str(text).map_err(|e| DraftError::Structured {
-        step,
-        reason: format!("{e}: {text}"),
-    })
-}
-
-/// Run one grammar-constrained step outside a draft: `template` rendered with `context`,
-/// answered under `grammar`, parsed into `T`. The chain's own steps go through the same
-/// request and parser.
-pub fn structured_step<T: serde::de::DeserializeOwned>(
-    model: &ChatModel,
-    templates: &Templates,
-    step: &'static str,
-    template: &str,
-    context: minijinja::Value,
-    grammar: String,
-    max_tokens: usize,
-) -> Result<T, DraftError> {
-    structured_step_sampled(
-        model,
-        templates,
-        (step, template),
-        context,
-        grammar,
-        max_tokens,
-        Sampling::greedy(),
-    )
-}
-
-/// [`structured_step`] with its own sampling: a second try at a step whose greedy answer was
-/// refused needs a different answer, not the same one again.
-pub fn structured_step_sampled<T: serde::de::DeserializeOwned>(
-    model: &ChatModel,
-    templates: &Templates,
-    (step, template): (&'static str, &str),
-    context: minijinja::Value,
-    grammar: String,
-    max_tokens: usize,
-    sampling: Sampling,
-) -> Result<T, DraftError> {
-    let request = GenerateRequest {
-        messages: vec![
-            ChatMessage::system(templates.render("json_system", minijinja::context! {})?),
-            ChatMessage::user(templates.render(template, context)?),
-        ],
-        sampling,
-        ..structured_request(grammar, max_tokens)
-    };
-    let generation = model.generate(&request, &CancelToken::new(), &mut |_| {})?;
-    parse_structured(step, generation.text.trim())
+    Ok(templates.render(template, templates::layered(&[ctx, &blank]))?)
 }
 
 /// Filters from the self-query step, kept only where the request supports them: a small model

@@ -11,12 +11,12 @@
 //!   on its last line;
 //! - Markdown a platform shows as plain text (headings in a post, `**bold**`, `---`) is removed.
 
-use super::format::Format;
 use super::health::{
     allows_headings, ends_as_sentence, is_full_sentence, is_hashtag_line, is_heading, is_list_item,
     is_run_together_hashtag, is_sign_off, last_word, post_number, strip_list_marker,
     without_citations, DANGLING,
 };
+use crate::prompt::format::Format;
 use unicode_segmentation::UnicodeSegmentation;
 
 /// Hashtags a post keeps at most.

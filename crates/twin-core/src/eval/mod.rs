@@ -17,13 +17,13 @@ pub mod authorship;
 pub mod report;
 pub mod style;
 
-use crate::draft::grammar::{judge_grammar, Judgement};
-use crate::draft::templates::Templates;
 use crate::draft::{self, DraftError, DraftRequest};
 use crate::engine::{ChatModel, ChatModelConfig, Sampling};
 use crate::library::{Library, LibraryError};
 use crate::models::{self, ModelError};
 use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
+use crate::prompt::grammar::{judge_grammar, Judgement};
+use crate::prompt::templates::Templates;
 use crate::search::{SearchMode, SearchQuery};
 use crate::store::{AdapterRecord, EvalItem, EvalRunId, EvalRunRecord, ModelRecord, StoreError};
 use crate::train::{Dataset, TrainError};
@@ -51,6 +51,9 @@ pub enum EvalError {
     /// Drafting failed.
     #[error(transparent)]
     Draft(#[from] DraftError),
+    /// The judge's prompt or answer failed.
+    #[error(transparent)]
+    Prompt(#[from] crate::prompt::PromptError),
     /// llama.cpp failed while scoring.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
@@ -763,7 +766,7 @@ fn judge_drafts(
             .find(|(idx, _)| idx.to_string() == d.key)
             .map(|(_, e)| excerpt(&e.reply, 150))
             .unwrap_or_default();
-        let verdict: Judgement = draft::structured_step(
+        let verdict: Judgement = crate::prompt::structured::step(
             job.model,
             job.templates,
             "judge",

@@ -8,18 +8,7 @@
 use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
 
-/// English function words whose rates Burrows' Delta compares.
-pub const FUNCTION_WORDS: [&str; 100] = [
-    "the", "of", "and", "to", "a", "in", "that", "it", "is", "was", "i", "for", "on", "you", "he",
-    "be", "with", "as", "by", "at", "have", "are", "this", "not", "but", "had", "his", "they",
-    "from", "she", "which", "or", "we", "an", "there", "her", "were", "one", "do", "been", "all",
-    "their", "has", "would", "will", "what", "if", "can", "when", "so", "no", "my", "more", "who",
-    "out", "up", "them", "some", "could", "me", "into", "than", "then", "its", "now", "only",
-    "our", "any", "just", "about", "because", "how", "most", "your", "very", "also", "after",
-    "where", "much", "should", "those", "these", "even", "still", "never", "though", "while",
-    "yet", "every", "each", "both", "why", "over", "before", "may", "might", "must", "too", "here",
-    "once",
-];
+pub use crate::prompt::words::FUNCTION_WORDS;
 
 /// Punctuation marks (and emoji) whose rates per 100 words the profile keeps, in this order.
 pub const MARKS: [&str; 10] = [

@@ -37,10 +37,11 @@ pub enum LibraryError {
     /// The inference runtime failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A search failed.
+    #[error(transparent)]
+    Search(#[from] search::SearchError),
     /// No embedding model was chosen yet.
-    #[error(
-        "no embedding model is set; import one first: twin models import models/all-MiniLM-L6-v2"
-    )]
+    #[error("{}", search::NO_EMBEDDING_MODEL)]
     NoEmbeddingModel,
     /// A path given by the user does not exist.
     #[error("{0}: no such file or folder")]
@@ -332,7 +333,7 @@ impl Library {
             search::SearchMode::Bm25 => None,
             _ => Some(self.embedder()?),
         };
-        search::run(&self.store, embedder.as_deref(), query)
+        Ok(search::run(&self.store, embedder.as_deref(), query)?)
     }
 
     /// The sources, with counts.

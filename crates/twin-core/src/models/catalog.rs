@@ -227,8 +227,7 @@ pub fn recommend(
             } else {
                 Placement::TooBig
             };
-            let supported =
-                crate::train::llama::SUPPORTED_ARCHITECTURES.contains(&entry.architecture.as_str());
+            let supported = super::TRAINABLE_ARCHITECTURES.contains(&entry.architecture.as_str());
             let training = if !supported {
                 Trainability::Unsupported
             } else if (train as f64) <= gpu_budget {

@@ -16,6 +16,10 @@ pub use registry::{discover, Discovered, ModelKind};
 
 use std::path::PathBuf;
 
+/// Architectures the LoRA trainer implements (`general.architecture` values). Declared here,
+/// below both, so the catalog can say which models train without reaching up into `train`.
+pub const TRAINABLE_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3"];
+
 /// Errors from the model registry and downloads; each names the file or URL concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

@@ -223,4 +223,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE documents ADD COLUMN url TEXT;
     CREATE INDEX documents_platform_kind ON documents(platform, kind);
     "#,
+    // 8: a dataset example keeps the request it answers as data (format and topic), so
+    // evaluation never parses it back out of prompt text a customised template may change.
+    r#"
+    ALTER TABLE dataset_examples ADD COLUMN format TEXT;
+    ALTER TABLE dataset_examples ADD COLUMN topic TEXT;
+    "#,
 ];

@@ -38,6 +38,11 @@ pub struct ExampleRecord {
     pub document_path: Option<String>,
     /// The chat as `[{role, content}]`; the last message is the reply to learn.
     pub messages: serde_json::Value,
+    /// The format of the drafting request the reply answers (user and machine examples);
+    /// `None` for replay examples and for datasets stored before schema 8.
+    pub format: Option<String>,
+    /// The topic of that request.
+    pub topic: Option<String>,
 }
 
 /// A trained adapter and where it came from.
@@ -186,8 +191,8 @@ impl Store {
         {
             let mut insert = tx
                 .prepare(
-                    "INSERT INTO dataset_examples(dataset_id, idx, split, kind, document_path, messages)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO dataset_examples(dataset_id, idx, split, kind, document_path, messages, format, topic)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(err)?;
             for e in examples {
@@ -198,7 +203,9 @@ impl Store {
                         e.split,
                         e.kind,
                         e.document_path,
-                        e.messages.to_string()
+                        e.messages.to_string(),
+                        e.format,
+                        e.topic
                     ])
                     .map_err(err)?;
             }
@@ -226,7 +233,7 @@ impl Store {
     /// The examples of dataset `id`, in order.
     pub fn dataset_examples(&self, id: &str) -> Result<Vec<ExampleRecord>> {
         self.rows(
-            "SELECT idx, split, kind, document_path, messages FROM dataset_examples
+            "SELECT idx, split, kind, document_path, messages, format, topic FROM dataset_examples
              WHERE dataset_id = ?1 ORDER BY idx",
             [id],
             |r| {
@@ -236,6 +243,8 @@ impl Store {
                     kind: r.get(2)?,
                     document_path: r.get(3)?,
                     messages: json(r.get(4)?),
+                    format: r.get(5)?,
+                    topic: r.get(6)?,
                 })
             },
         )

@@ -11,11 +11,11 @@
 //! model's own answers to generic requests keeps the adapter following ordinary instructions.
 
 use super::TrainError;
-use crate::draft::format::{word_count, Format};
-use crate::draft::grammar::{max_tokens_for, Topic};
-use crate::draft::templates::Templates;
 use crate::engine::{ChatMessage, ChatModel, GenerateRequest, Sampling};
 use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
+use crate::prompt::format::{word_count, Format};
+use crate::prompt::grammar::{max_tokens_for, Topic};
+use crate::prompt::templates::Templates;
 use crate::store::{DatasetRecord, ExampleRecord, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -93,6 +93,8 @@ pub struct Example {
     pub messages: Vec<ChatMessage>,
     /// The reply to learn (the user's own text, or the base model's replay answer).
     pub reply: String,
+    /// The drafting request the reply answers, kept as data: `None` for replay examples.
+    pub request: Option<(Format, String)>,
 }
 
 impl Example {
@@ -104,26 +106,24 @@ impl Example {
             .pop()
             .filter(|m| m.role == "assistant")
             .ok_or_else(|| TrainError::Data("a stored example has no reply".into()))?;
+        let request = match (&record.format, &record.topic) {
+            (Some(format), Some(topic)) => format.parse().ok().map(|f| (f, topic.clone())),
+            (None, None) if record.kind != "replay" => legacy_request(&messages),
+            _ => None,
+        };
         Ok(Self {
             split: record.split.clone(),
             kind: record.kind.clone(),
             document_path: record.document_path.clone(),
             messages,
             reply: reply.content,
+            request,
         })
     }
 
-    /// The drafting request a user example answers, read back from its prompt (the `draft`
-    /// template has a line "Write a <format> about: <topic>"). `None` for replay examples and
-    /// for prompts a customised template renders differently.
+    /// The drafting request the example answers: `None` for replay examples.
     pub fn request(&self) -> Option<(Format, String)> {
-        let prompt = &self.messages.iter().find(|m| m.role == "user")?.content;
-        prompt.lines().find_map(|line| {
-            Format::ALL.into_iter().find_map(|f| {
-                line.strip_prefix(&format!("Write a {} about: ", f.display_name()))
-                    .map(|topic| (f, topic.trim().to_string()))
-            })
-        })
+        self.request.clone()
     }
 
     fn to_record(&self, idx: usize) -> ExampleRecord {
@@ -135,8 +135,23 @@ impl Example {
             kind: self.kind.clone(),
             document_path: self.document_path.clone(),
             messages: serde_json::to_value(&all).unwrap_or_default(),
+            format: self.request.as_ref().map(|(f, _)| f.key().to_string()),
+            topic: self.request.as_ref().map(|(_, t)| t.clone()),
         }
     }
+}
+
+/// The request of an example stored before schema 8, which kept no request as data: read
+/// back from the stock `draft` template's line "Write a <format> about: <topic>". Only for
+/// those old datasets; a rebuilt dataset stores its requests.
+fn legacy_request(messages: &[ChatMessage]) -> Option<(Format, String)> {
+    let prompt = &messages.iter().find(|m| m.role == "user")?.content;
+    prompt.lines().find_map(|line| {
+        Format::ALL.into_iter().find_map(|f| {
+            line.strip_prefix(&format!("Write a {} about: ", f.display_name()))
+                .map(|topic| (f, topic.trim().to_string()))
+        })
+    })
 }
 
 /// Why passages were left out, counted.
@@ -391,7 +406,7 @@ fn passages(body: &str, params: &DatasetParams, filtered: &mut FilterCounts) -> 
             flush(&mut current, &mut words, &mut out, &heading);
         }
         let p = if n > params.max_words {
-            crate::draft::format::cap_words(&p, params.max_words)
+            crate::prompt::format::cap_words(&p, params.max_words)
         } else {
             p.trim().to_string()
         };
@@ -608,6 +623,7 @@ pub fn build(
             document_path: Some(path.clone()),
             messages,
             reply: passage.clone(),
+            request: Some((*format, topic.clone())),
         });
         progress.report(ProgressEvent {
             stage: Stage::Dataset,
@@ -645,6 +661,7 @@ pub fn build(
             document_path: None,
             messages,
             reply: answer.text.trim().to_string(),
+            request: None,
         });
         progress.report(ProgressEvent {
             stage: Stage::Dataset,
@@ -669,6 +686,7 @@ pub fn build(
             return Err(TrainError::Cancelled);
         }
         let messages = examples[i].messages.clone();
+        let request = examples[i].request.clone();
         let answer = model.generate(
             &GenerateRequest {
                 messages: messages.clone(),
@@ -693,6 +711,7 @@ pub fn build(
             document_path: None,
             messages,
             reply: text.to_string(),
+            request,
         });
     }
     if stats.train_user == 0 {
@@ -767,7 +786,7 @@ fn usable_topic(topic: &str, passage: &str) -> Option<String> {
     let lower = t.to_lowercase();
     let content: Vec<&str> = lower
         .split_whitespace()
-        .filter(|w| !crate::draft::grammar::CONNECTORS.contains(w))
+        .filter(|w| !crate::prompt::grammar::CONNECTORS.contains(w))
         .collect();
     // "trick trick", "nell is a nell": a repeated content word is a stuck model, not a topic.
     let repeated = content
@@ -787,7 +806,7 @@ fn usable_topic(topic: &str, passage: &str) -> Option<String> {
     let topic_words: Vec<&str> = lower.split_whitespace().collect();
     let phrase = topic_words.windows(2).any(|pair| {
         pair.iter()
-            .any(|w| !crate::draft::grammar::CONNECTORS.contains(w))
+            .any(|w| !crate::prompt::grammar::CONNECTORS.contains(w))
             && passage_words.windows(2).any(|p| p == pair)
     });
     if !phrase {
@@ -834,8 +853,8 @@ fn topic_words(author: &str, title: &str, heading: Option<&str>, passage: &str) 
         let w = w.trim_matches('-').to_lowercase();
         if w.chars().count() < 3
             || w.chars().all(|c| c.is_ascii_digit())
-            || crate::eval::style::FUNCTION_WORDS.contains(&w.as_str())
-            || crate::draft::grammar::CONNECTORS.contains(&w.as_str())
+            || crate::prompt::words::FUNCTION_WORDS.contains(&w.as_str())
+            || crate::prompt::grammar::CONNECTORS.contains(&w.as_str())
             || out.contains(&w)
             || names.contains(&w)
         {
@@ -860,7 +879,7 @@ fn sentence_case(text: &str, passage: &str) -> String {
             let lower = w.to_lowercase();
             let is_name = w.chars().next().is_some_and(char::is_uppercase)
                 && !lower_in_passage.contains(lower.as_str())
-                && !crate::draft::grammar::CONNECTORS.contains(&lower.as_str())
+                && !crate::prompt::grammar::CONNECTORS.contains(&lower.as_str())
                 && passage.contains(w);
             if is_name {
                 w.to_string()
@@ -895,15 +914,15 @@ fn back_translate(
                 ..Sampling::default()
             }
         };
-        let topic: Topic = crate::draft::structured_step_sampled(
+        let topic: Topic = crate::prompt::structured::step_sampled(
             model,
             templates,
             ("instruct", "instruct"),
             minijinja::context! {
                 format_name => format.display_name(),
-                passage => crate::draft::format::cap_words(passage, 220),
+                passage => crate::prompt::format::cap_words(passage, 220),
             },
-            crate::draft::grammar::grounded_topic_grammar(words),
+            crate::prompt::grammar::grounded_topic_grammar(words),
             max_tokens_for(1),
             sampling,
         )
@@ -915,6 +934,49 @@ fn back_translate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stored(prompt: &str, format: Option<&str>, topic: Option<&str>) -> ExampleRecord {
+        ExampleRecord {
+            idx: 0,
+            split: "test".into(),
+            kind: "user".into(),
+            document_path: Some("a.md".into()),
+            messages: serde_json::to_value([
+                ChatMessage::user(prompt),
+                ChatMessage::assistant("My own words."),
+            ])
+            .unwrap(),
+            format: format.map(str::to_string),
+            topic: topic.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn an_example_keeps_its_request_as_data_whatever_the_prompt_says() {
+        // A customised `draft` template renders no "Write a … about:" line: the stored request
+        // still comes back, and round-trips through the record.
+        let record = stored(
+            "Compose something on hand planes.",
+            Some("thread"),
+            Some("hand planes"),
+        );
+        let example = Example::from_record(&record).unwrap();
+        assert_eq!(
+            example.request(),
+            Some((Format::Thread, "hand planes".into()))
+        );
+        assert_eq!(example.to_record(0), record);
+        // A dataset stored before the request was kept as data falls back to the stock line.
+        let old = stored(
+            "Write a LinkedIn post about: sharpening\nAbout 120 words.",
+            None,
+            None,
+        );
+        assert_eq!(
+            Example::from_record(&old).unwrap().request(),
+            Some((Format::Linkedin, "sharpening".into()))
+        );
+    }
 
     #[test]
     fn passages_keep_own_prose_and_drop_quotes_code_and_boilerplate() {

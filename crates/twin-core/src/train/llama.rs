@@ -206,8 +206,7 @@ impl LlamaShape {
     }
 }
 
-/// Architectures the trainer implements (`general.architecture` values).
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3"];
+use crate::models::TRAINABLE_ARCHITECTURES as SUPPORTED_ARCHITECTURES;
 
 /// One LoRA pair on a frozen projection.
 pub(crate) struct Lora {

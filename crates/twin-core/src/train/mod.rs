@@ -113,9 +113,9 @@ pub enum TrainError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// A prompt template failed.
+    /// A prompt template failed, or a structured step answered malformed JSON.
     #[error(transparent)]
-    Draft(#[from] crate::draft::DraftError),
+    Prompt(#[from] crate::prompt::PromptError),
     /// The user cancelled; finished work (checkpoints, cached instructions) is kept.
     #[error("cancelled")]
     Cancelled,

@@ -994,25 +994,43 @@ pub fn train(
     })
 }
 
-/// `twin bench train`: `steps` training steps on `dataset` (nothing is stored), reported as
-/// tokens/s (median, min–max), peak RSS, and the time one epoch over 50,000 words of the user's
-/// writing would take at the measured speed (the goal: under 10 minutes).
-pub fn bench(
+/// Training speed measured over a few steps (nothing is stored): what `twin bench train` shows.
+#[derive(Clone, Debug)]
+pub struct TrainSpeed {
+    /// Where candle ran the steps.
+    pub device: String,
+    /// `general.architecture` of the base model.
+    pub architecture: String,
+    /// Parameters of the base model.
+    pub parameters: u64,
+    /// Trainable LoRA parameters.
+    pub lora_parameters: u64,
+    /// Seconds to load the f32 weights.
+    pub load_seconds: f64,
+    /// Tokens per second of each timed step, sorted.
+    pub step_rates: Vec<f64>,
+    /// All timed tokens over all timed seconds.
+    pub overall_tokens_per_second: f64,
+    /// Tokens one epoch computes per word of the user's writing it teaches.
+    pub tokens_per_word: f64,
+}
+
+/// `steps` training steps on `dataset` after one untimed warm-up step; nothing is stored.
+pub fn measure_speed(
     base_path: &Path,
     dataset: &Dataset,
     params: &TrainParams,
     steps: usize,
-) -> Result<Vec<crate::bench::BenchRow>, TrainError> {
-    use crate::bench::row;
+) -> Result<TrainSpeed, TrainError> {
     let prepared = prepare(base_path, dataset, params)?;
     let load_started = Instant::now();
     let device = training_device();
     let model = LoraModel::load(base_path, &params.lora, &device)?;
-    let load_s = load_started.elapsed().as_secs_f64();
+    let load_seconds = load_started.elapsed().as_secs_f64();
     let vars = model.lora_vars();
     let mut optimizer = AdamW::new(vars.clone(), params.optimizer.clone())?;
     let mut accumulator = Accumulator::new(vars.len());
-    let mut rates = Vec::new();
+    let mut step_rates = Vec::new();
     let (mut timed_tokens, mut timed_seconds) = (0usize, 0.0f64);
     // One warm-up step pays for first allocations; it is not counted.
     for (i, seq) in prepared.schedule.iter().take(steps + 1).enumerate() {
@@ -1024,26 +1042,14 @@ pub fn bench(
         device.synchronize()?;
         if i > 0 {
             let seconds = started.elapsed().as_secs_f64();
-            rates.push(seq.len() as f64 / seconds);
+            step_rates.push(seq.len() as f64 / seconds);
             timed_tokens += seq.len();
             timed_seconds += seconds;
         }
     }
-    rates.sort_by(f64::total_cmp);
-    let median = rates.get(rates.len() / 2).copied().unwrap_or(0.0);
-    let (min, max) = (
-        rates.first().copied().unwrap_or(0.0),
-        rates.last().copied().unwrap_or(0.0),
-    );
+    step_rates.sort_by(f64::total_cmp);
     let words: f64 = dataset.record.stats["train_words"].as_f64().unwrap_or(0.0);
-    // What an epoch computes (packed, shared prompt prefixes once, replay examples included)
-    // per word of the user's writing it teaches.
-    let tokens_per_word = prepared.tokens_per_epoch() as f64 / words.max(1.0);
-    // An epoch's time is the sum of its steps' times, so the estimate uses the timed steps'
-    // tokens over their total time, not the median step.
-    let overall = timed_tokens as f64 / timed_seconds.max(1e-9);
-    let epoch_50k = 50_000.0 * tokens_per_word / overall.max(1e-9);
-    let on = match &device {
+    let device = match &device {
         candle_core::Device::Cpu => format!(
             "CPU, {} threads",
             std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -1051,47 +1057,20 @@ pub fn bench(
         candle_core::Device::Cuda(_) => "CUDA GPU 0".to_string(),
         candle_core::Device::Metal(_) => "Metal GPU".to_string(),
     };
-    Ok(vec![
-        row("device", on, "where candle runs the training steps"),
-        row(
-            "model",
-            format!(
-                "{} · {:.0}M parameters",
-                prepared.shape.architecture,
-                prepared.shape.parameters() as f64 / 1e6
-            ),
-            format!(
-                "LoRA rank {} on {} projections, {} trainable parameters; f32 weights loaded in {load_s:.1} s",
-                params.lora.rank,
-                params.lora.targets.len(),
-                prepared.shape.lora_parameters(&params.lora)
-            ),
-        ),
-        row(
-            "training tokens/s",
-            format!("{overall:.0} (steps: median {median:.0}, min {min:.0}, max {max:.0})"),
-            format!(
-                "all tokens over all time of {} steps of ≤ {} packed tokens, forward + backward + AdamW",
-                rates.len(),
-                params.sequence_tokens
-            ),
-        ),
-        row(
-            "tokens per word of your writing",
-            format!("{tokens_per_word:.2}"),
-            "tokens one epoch computes (prompts + replies, shared prompt prefixes once, replay included) over the words of your writing",
-        ),
-        row(
-            "50k words, 1 epoch",
-            format!("{:.1} min", epoch_50k / 60.0),
-            "at that speed (goal: under 10 min on 2 cores)",
-        ),
-        row(
-            "peak RSS",
-            format!("{:.0} MiB", crate::bench::peak_rss_mib()),
-            "whole process, VmHWM",
-        ),
-    ])
+    Ok(TrainSpeed {
+        device,
+        architecture: prepared.shape.architecture.clone(),
+        parameters: prepared.shape.parameters(),
+        lora_parameters: prepared.shape.lora_parameters(&params.lora),
+        load_seconds,
+        step_rates,
+        // An epoch's time is the sum of its steps' times, so the estimate uses the timed steps'
+        // tokens over their total time, not the median step.
+        overall_tokens_per_second: timed_tokens as f64 / timed_seconds.max(1e-9),
+        // What an epoch computes (packed, shared prompt prefixes once, replay examples
+        // included) per word of the user's writing it teaches.
+        tokens_per_word: prepared.tokens_per_epoch() as f64 / words.max(1.0),
+    })
 }
 
 #[cfg(test)]

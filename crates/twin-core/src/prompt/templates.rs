@@ -5,7 +5,7 @@
 //! can override any of them by putting a file of the same name in `<data dir>/templates/`;
 //! the trace then shows the override's version and hash.
 
-use super::DraftError;
+use super::PromptError;
 use serde::Serialize;
 use std::path::Path;
 
@@ -92,7 +92,7 @@ fn version_of(source: &str) -> String {
 
 impl Templates {
     /// The built-in templates, each replaced by `<override_dir>/<name>.j2` where that exists.
-    pub fn load(override_dir: Option<&Path>) -> Result<Self, DraftError> {
+    pub fn load(override_dir: Option<&Path>) -> Result<Self, PromptError> {
         let mut env = minijinja::Environment::new();
         env.set_trim_blocks(true);
         env.set_keep_trailing_newline(false);
@@ -101,7 +101,7 @@ impl Templates {
             let file = override_dir.map(|d| d.join(format!("{name}.j2")));
             let (source, origin) = match file.as_ref().filter(|f| f.is_file()) {
                 Some(f) => (
-                    std::fs::read_to_string(f).map_err(|e| DraftError::Template {
+                    std::fs::read_to_string(f).map_err(|e| PromptError::Template {
                         name: f.display().to_string(),
                         reason: e.to_string(),
                     })?,
@@ -116,7 +116,7 @@ impl Templates {
                 hash: blake3::hash(source.as_bytes()).to_hex()[..12].to_string(),
             });
             env.add_template_owned(name.to_string(), source)
-                .map_err(|e| DraftError::Template {
+                .map_err(|e| PromptError::Template {
                     name: name.to_string(),
                     reason: e.to_string(),
                 })?;
@@ -125,8 +125,8 @@ impl Templates {
     }
 
     /// Render template `name` with `context`.
-    pub fn render(&self, name: &str, context: minijinja::Value) -> Result<String, DraftError> {
-        let err = |e: minijinja::Error| DraftError::Template {
+    pub fn render(&self, name: &str, context: minijinja::Value) -> Result<String, PromptError> {
+        let err = |e: minijinja::Error| PromptError::Template {
             name: name.to_string(),
             reason: e.to_string(),
         };

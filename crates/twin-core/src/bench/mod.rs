@@ -1,5 +1,12 @@
-//! Benchmarks behind `twin bench library`: speed and memory of the feature pipeline and of
-//! search, printed as a table by the shell. Targets live here, never in timed tests.
+//! Benchmarks: every `twin bench …` table, each row with its ratio to a bare reference measured
+//! in the same run where one exists. Targets live here, never in timed tests. This module (the
+//! feature pipeline and search, `twin bench library`) and its children — [`draft`] (first
+//! token and decode speed against bare llama.cpp), [`quality`] (drafts judged one by one) and
+//! [`train`] (training speed) — sit above every pipeline; no pipeline imports them.
+
+pub mod draft;
+pub mod quality;
+pub mod train;
 
 use crate::engine::EmbedderConfig;
 use crate::library::{chunk, ImportOptions, Library, LibraryError};

@@ -100,6 +100,18 @@ impl Format {
     }
 }
 
+impl Format {
+    /// The format's name in stored data and on the command line (its serde name).
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Linkedin => "linkedin",
+            Self::Thread => "thread",
+            Self::Article => "article",
+            Self::Newsletter => "newsletter",
+        }
+    }
+}
+
 impl std::str::FromStr for Format {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
