@@ -101,8 +101,7 @@ impl AppState {
     pub fn new() -> Result<Self, String> {
         let data_dir = match std::env::var_os("TWIN_DATA_DIR") {
             Some(d) => PathBuf::from(d),
-            None => directories::ProjectDirs::from("app", "Twin", "twin")
-                .map(|p| p.data_dir().to_path_buf())
+            None => twin_core::library::default_data_dir()
                 .ok_or("cannot tell the platform's data folder; set TWIN_DATA_DIR")?,
         };
         Ok(Self {

@@ -229,8 +229,7 @@ pub(crate) fn data_dir(cli: &Cli) -> Result<PathBuf> {
     if let Some(d) = &cli.data_dir {
         return Ok(d.clone());
     }
-    directories::ProjectDirs::from("app", "Twin", "twin")
-        .map(|p| p.data_dir().to_path_buf())
+    twin_core::library::default_data_dir()
         .context("cannot tell the platform's data folder; pass --data-dir")
 }
 

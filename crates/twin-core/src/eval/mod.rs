@@ -57,16 +57,6 @@ pub enum EvalError {
     /// llama.cpp failed while scoring.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
-    /// The dataset was built for another base model.
-    #[error("dataset {dataset} was built for base model sha256 {expected}, but the chat model in use is {found}; rebuild the dataset or choose that model")]
-    OtherBase {
-        /// Dataset id.
-        dataset: String,
-        /// Its base model's sha256.
-        expected: String,
-        /// The chosen model's sha256.
-        found: String,
-    },
     /// Nothing to evaluate on.
     #[error("dataset {0} has no held-out examples of the user's writing")]
     NoHeldOut(String),
@@ -188,13 +178,7 @@ pub fn run(
         ))));
     }
     let dataset = Dataset::load(library.store(), params.dataset.as_deref())?;
-    if dataset.record.base_model != base.sha256 {
-        return Err(EvalError::OtherBase {
-            dataset: dataset.record.id.clone(),
-            expected: dataset.record.base_model.clone(),
-            found: base.sha256.clone(),
-        });
-    }
+    dataset.check_base(base)?;
     let heldout: Vec<(usize, &crate::train::dataset::Example)> = dataset
         .examples
         .iter()

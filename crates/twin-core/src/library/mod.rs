@@ -54,6 +54,13 @@ pub enum LibraryError {
     SystemFolder(PathBuf),
 }
 
+/// The platform's data folder for Twin (on Linux `~/.local/share/twin`), where both shells keep
+/// the library when no other is named (`--data-dir`, `TWIN_DATA_DIR`). `None` when the platform
+/// has no home folder to put it in.
+pub fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("app", "Twin", "twin").map(|p| p.data_dir().to_path_buf())
+}
+
 /// Whether `path` (canonical) is the file-system root or a folder of the system's own: a
 /// link to `/` given by mistake would otherwise scan millions of files, and /proc's files
 /// never end.

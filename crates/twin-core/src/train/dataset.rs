@@ -208,6 +208,18 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Fail unless the dataset was built with `base`: its requests were back-translated and its
+    /// replay answers written by that model, so training or evaluating another on it is wrong.
+    pub fn check_base(&self, base: &crate::store::ModelRecord) -> Result<(), TrainError> {
+        if self.record.base_model == base.sha256 {
+            return Ok(());
+        }
+        Err(TrainError::Data(format!(
+            "dataset {} was built for another model (sha256 {}); build one for {} with `twin dataset build`, or choose that model",
+            self.record.id, self.record.base_model, base.name
+        )))
+    }
+
     /// Load dataset `id` (a unique prefix is enough), or the newest with `None`.
     pub fn load(store: &Store, id: Option<&str>) -> Result<Self, TrainError> {
         let all = store.datasets()?;

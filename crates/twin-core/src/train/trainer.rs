@@ -711,12 +711,7 @@ pub fn train(
     let _span = tracing::info_span!("train", dataset = %dataset.record.id).entered();
     let started = Instant::now();
     let base_path = PathBuf::from(&base.path);
-    if dataset.record.base_model != base.sha256 {
-        return Err(TrainError::Data(format!(
-            "dataset {} was built for another model; build one for {} with `twin dataset build`",
-            dataset.record.id, base.name
-        )));
-    }
+    dataset.check_base(base)?;
     let prepared = prepare(&base_path, dataset, params)?;
     let data_dir = store
         .path()
