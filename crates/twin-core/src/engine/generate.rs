@@ -788,7 +788,7 @@ fn score_job(
     let mut pos = 0;
     while pos < last_input {
         if job.cancel.is_cancelled() {
-            return Err(EngineError::Runtime("scoring was cancelled".into()));
+            return Err(EngineError::Cancelled);
         }
         let end = (pos + batch_tokens).min(last_input);
         batch.clear();

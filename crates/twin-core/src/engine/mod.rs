@@ -52,6 +52,9 @@ pub enum EngineError {
         /// What went wrong.
         reason: String,
     },
+    /// The caller's cancel token was set while the model was working (scoring).
+    #[error("cancelled")]
+    Cancelled,
     /// A GBNF grammar did not parse.
     #[error("the output grammar is invalid: {0}")]
     Grammar(String),

@@ -1,0 +1,318 @@
+//! The writing chain: the system prompt every step shares (style card, exemplars, context),
+//! the steps the model's profile picks (outline, draft, critique, revise; an article's plan and
+//! sections), each candidate shaped and checked by `health` as it is written, and a failing
+//! text written again with another seed, at most twice.
+
+use super::*;
+
+/// The system prompt every writing step shares: style card, exemplars, context.
+pub(super) fn system_prompt(run: &mut Run<'_>, gathered: &Gathered) -> Result<String, DraftError> {
+    let context_items: Vec<minijinja::Value> = gathered
+        .context
+        .iter()
+        .map(|c| minijinja::context! { title => c.hit.title, text => c.hit.text.split_whitespace().collect::<Vec<_>>().join(" ") })
+        .collect();
+    let system = run.templates.render(
+        "system",
+        run.ctx(&minijinja::context! {
+            style_card => gathered.card_text,
+            exemplars => gathered.exemplar_texts,
+            context => context_items,
+        }),
+    )?;
+    run.record_template("system");
+    Ok(system)
+}
+
+/// The whole chain; with `gathered` (from [`prepare`]) steps 1–4 are already done.
+pub(super) fn run_chain(
+    library: &mut Library,
+    run: &mut Run<'_>,
+    gathered: Option<Gathered>,
+) -> Result<Draft, DraftError> {
+    let gathered = match gathered {
+        Some(g) => {
+            (run.on_event)(DraftEvent::Step {
+                name: "retrieve".into(),
+            });
+            run.detail.timings.retrieval_ms = ms(run.started);
+            g
+        }
+        None => gather(library, run)?,
+    };
+    (run.on_event)(DraftEvent::Context {
+        citations: run.detail.citations.clone(),
+    });
+    let system = system_prompt(run, &gathered)?;
+    write(library, run, gathered, &system)
+}
+
+/// Steps 5–7: write, shape, cite.
+pub(super) fn write(
+    library: &mut Library,
+    run: &mut Run<'_>,
+    gathered: Gathered,
+    system: &str,
+) -> Result<Draft, DraftError> {
+    let request = run.request;
+    let format = request.format;
+    let Gathered {
+        context,
+        plan,
+        exemplar_texts,
+        ..
+    } = gathered;
+    // 5. Outline → draft → critique → revise.
+    let length = format.length();
+    let writing_started = run.detail.steps.len();
+    let chain = request.chain_for(run.model.info().parameters);
+    run.detail.chain = Some(chain);
+    let embedder = library.embedder()?;
+    let sources: Vec<String> = context
+        .iter()
+        .map(|c| c.hit.text.clone())
+        .chain(exemplar_texts)
+        .collect();
+    // 6 and 8. Every candidate text is shaped and checked (draft health) as it is written.
+    let baseline = health::TopicBaseline::new(&embedder, &request.topic)?;
+    let checked = |library: &Library, raw: &str| -> Result<Candidate, DraftError> {
+        let (text, posts) = shape(raw, format);
+        let health = health::measure(
+            library.store(),
+            &embedder,
+            &baseline,
+            &request.topic,
+            format,
+            &text,
+            &sources,
+        )?;
+        Ok(Candidate {
+            text,
+            posts,
+            health,
+        })
+    };
+    let mut outline = String::new();
+    let draft_text = if format == Format::Article {
+        write_article(run, system, plan)?
+    } else {
+        if chain.outlines() {
+            let (extra, limits) = outline_step(run);
+            outline = run.generate("outline", system, "outline", extra, limits)?;
+        }
+        let (extra, limits) = draft_step(run, &outline);
+        run.generate("draft", system, "draft", extra, limits)?
+    };
+    let mut best = checked(library, &draft_text)?;
+    let mut critique = String::new();
+    if chain.revises() {
+        critique = run.generate(
+            "critique",
+            system,
+            "critique",
+            minijinja::context! { draft => draft_text },
+            GenerateRequest {
+                max_tokens: 100,
+                ..run.writing_request((0, 70))
+            },
+        )?;
+        let revised = run.generate(
+            "revise",
+            system,
+            "revise",
+            minijinja::context! { draft => draft_text, critique => critique },
+            run.writing_request((length.min_words, length.max_words)),
+        )?;
+        // A revision that collapsed (tiny models sometimes answer with a line) or that broke
+        // what the draft had right keeps the draft.
+        if format::word_count(&revised) >= length.min_words / 2 {
+            let candidate = checked(library, &revised)?;
+            if candidate.failures() <= best.failures() {
+                best = candidate;
+            }
+        }
+    }
+    // A text that fails its checks is written again, with another seed, a few times at most:
+    // the prompt is in the KV cache, so a retry costs its decoding alone. Articles are
+    // written section by section and are not retried whole.
+    let mut attempt = 0;
+    while !best.health.publishable && attempt < RETRIES && format != Format::Article {
+        attempt += 1;
+        let (step, extra, mut limits) = if chain.revises() {
+            let extra = minijinja::context! { draft => draft_text, critique => critique };
+            (
+                "revise",
+                extra,
+                run.writing_request((length.min_words, length.max_words)),
+            )
+        } else {
+            let (extra, limits) = draft_step(run, &outline);
+            ("draft", extra, limits)
+        };
+        limits.sampling.seed = limits.sampling.seed.wrapping_add(attempt);
+        let text = run.generate(step, system, step, extra, limits)?;
+        let candidate = checked(library, &text)?;
+        if candidate.better_than(&best) {
+            best = candidate;
+        }
+    }
+    run.detail.retries = attempt;
+    let writing = &run.detail.steps[writing_started..];
+    let (tokens, decode_ms) = writing.iter().fold((0usize, 0f64), |(n, t), s| {
+        (n + s.stats.generated_tokens, t + s.stats.decode_ms)
+    });
+    if decode_ms > 0.0 {
+        run.detail.timings.tokens_per_second = tokens as f64 / (decode_ms / 1e3);
+    }
+    let Candidate {
+        text,
+        posts,
+        health,
+    } = best;
+
+    // 7. Citations and near-repeat warnings.
+    let t = Instant::now();
+    let paragraph_texts = paragraphs_of(&text, format, &posts);
+    let refs: Vec<&str> = paragraph_texts.iter().map(String::as_str).collect();
+    let vectors = embedder.embed(&refs).map_err(LibraryError::from)?;
+    let paragraphs_with_vectors: Vec<(String, Vec<f32>)> =
+        paragraph_texts.into_iter().zip(vectors).collect();
+    let paragraphs = cite::attribute(&paragraphs_with_vectors, &context);
+    let warnings = cite::near_repeats(library.store(), &paragraphs_with_vectors, &context)?;
+    run.detail.timings.cite_ms = ms(t);
+    run.detail.paragraphs = paragraphs.clone();
+    run.detail.warnings = warnings.clone();
+
+    run.detail.health = Some(health.clone());
+    Ok(Draft {
+        words: format::word_count(&text),
+        text,
+        format,
+        posts,
+        paragraphs,
+        citations: run.detail.citations.clone(),
+        warnings,
+        health,
+        trace_id: 0,
+        timings: DraftTimings::default(),
+    })
+}
+
+/// Writing a text again when it fails its checks: at most this many more attempts.
+pub(super) const RETRIES: u32 = 2;
+
+/// A shaped text and its health.
+pub(super) struct Candidate {
+    text: String,
+    posts: Vec<String>,
+    health: health::Health,
+}
+
+impl Candidate {
+    fn failures(&self) -> usize {
+        self.health.failures().count()
+    }
+
+    /// Publishable beats not; then fewer failed checks.
+    fn better_than(&self, other: &Candidate) -> bool {
+        (self.health.publishable, std::cmp::Reverse(self.failures()))
+            > (
+                other.health.publishable,
+                std::cmp::Reverse(other.failures()),
+            )
+    }
+}
+
+/// Step 6, shaping: chatter, loops and echoes out, fragments and markup tidied, the length
+/// capped at a sentence end, a thread split into posts of at most 280 characters.
+pub(super) fn shape(raw: &str, format: Format) -> (String, Vec<String>) {
+    let text = format::drop_repeats(&format::strip_chatter(raw));
+    let text = if format == Format::Thread {
+        text
+    } else {
+        format::strip_post_numbers(&text)
+    };
+    let text = tidy::tidy(&text, format);
+    let text = format::cap_words(&text, format.length().max_words);
+    let posts = if format == Format::Thread {
+        format::split_thread(&text)
+    } else {
+        Vec::new()
+    };
+    if posts.is_empty() {
+        (text, posts)
+    } else {
+        (posts.join("\n\n"), posts)
+    }
+}
+
+/// The draft step's values and limits, following `outline` (empty in a direct chain).
+pub(super) fn draft_step(run: &Run<'_>, outline: &str) -> (minijinja::Value, GenerateRequest) {
+    let length = run.request.format.length();
+    (
+        minijinja::context! { outline => outline },
+        run.writing_request((length.min_words, length.max_words)),
+    )
+}
+
+/// The outline step's values and limits (the first writing step of every format but articles).
+pub(super) fn outline_step(run: &Run<'_>) -> (minijinja::Value, GenerateRequest) {
+    (
+        minijinja::context! { points => 3 },
+        GenerateRequest {
+            max_tokens: 90,
+            ..run.writing_request((0, 60))
+        },
+    )
+}
+
+/// An article's title and sections, grammar-constrained.
+pub(super) fn article_plan(run: &mut Run<'_>) -> Result<ArticlePlan, DraftError> {
+    let sections = 3;
+    run.structured(
+        "outline",
+        "article_outline",
+        minijinja::context! { sections => sections },
+        grammar::outline_grammar(sections),
+        grammar::max_tokens_for(sections + 1),
+    )
+}
+
+/// The values and limits of the step that writes `heading`'s section of `plan`.
+pub(super) fn section_step(
+    run: &Run<'_>,
+    plan: &ArticlePlan,
+    heading: &str,
+) -> (minijinja::Value, GenerateRequest) {
+    let length = run.request.format.length();
+    let parts = plan.sections.len().max(1);
+    (
+        minijinja::context! {
+            title => plan.title,
+            sections => plan.sections,
+            heading => heading,
+            words => length.target_words / parts,
+        },
+        run.writing_request((length.min_words / parts, length.max_words / parts)),
+    )
+}
+
+/// Articles: a grammar-constrained plan (title and sections; `plan` when [`prepare`] made it),
+/// then each section in turn.
+pub(super) fn write_article(
+    run: &mut Run<'_>,
+    system: &str,
+    plan: Option<ArticlePlan>,
+) -> Result<String, DraftError> {
+    let plan = match plan {
+        Some(p) => p,
+        None => article_plan(run)?,
+    };
+    let mut article = format!("# {}\n", plan.title.trim());
+    for heading in &plan.sections {
+        let (extra, limits) = section_step(run, &plan, heading);
+        let body = run.generate("section", system, "section", extra, limits)?;
+        article.push_str(&format!("\n## {}\n\n{}\n", heading.trim(), body.trim()));
+    }
+    Ok(article)
+}
