@@ -432,6 +432,30 @@ fn main_flow_in_a_real_webkit_window() {
     );
     let examples = s.run("return document.querySelectorAll('#dataset-examples li').length");
     assert!(examples.as_u64().unwrap() >= 5, "the dataset is previewed");
+    // Each example is titled by the request it answers, stored with it (not one shared line).
+    let titles = s.run(
+        "return [...document.querySelectorAll('#dataset-examples li .title')].map(t => t.textContent)",
+    );
+    let titles: Vec<&str> = titles
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    let distinct: std::collections::HashSet<_> = titles.iter().collect();
+    assert!(
+        titles.iter().all(|t| {
+            [
+                "LinkedIn post: ",
+                "X thread: ",
+                "Blog article: ",
+                "Newsletter: ",
+            ]
+            .iter()
+            .any(|f| t.starts_with(f))
+        }) && distinct.len() > 1,
+        "every preview titled by its own request: {titles:?}"
+    );
     s.run(
         "document.getElementById('train-epochs').value = '1';
          document.getElementById('train-steps').value = '3';

@@ -458,6 +458,14 @@ function drawChart() {
   svg.replaceChildren(line(curve.train, "train"), line(curve.eval, "eval"));
 }
 
+/** Format keys as the rest of the app names them. */
+const FORMAT_NAMES: Record<string, string> = {
+  linkedin: "LinkedIn post",
+  thread: "X thread",
+  article: "Blog article",
+  newsletter: "Newsletter",
+};
+
 async function loadDataset() {
   try {
     const d: Json = await invoke("dataset_summary");
@@ -468,7 +476,10 @@ async function loadDataset() {
     $("dataset-examples").replaceChildren(
       ...d.examples.map((e: Json) => {
         const li = el("li");
-        li.append(el("div", e.messages[e.messages.length - 1].content.split("\n")[0], "title"), el("div", e.reply.slice(0, 220) + "…", "muted"));
+        // The request the passage answers, stored with the example as [format, topic].
+        const [format, topic] = e.request ?? [];
+        const title = topic ? `${FORMAT_NAMES[format] ?? format}: ${topic}` : "(no request)";
+        li.append(el("div", title, "title"), el("div", e.reply.slice(0, 220) + "…", "muted"));
         return li;
       }),
     );

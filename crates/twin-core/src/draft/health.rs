@@ -641,6 +641,23 @@ const PROMPT_LABELS: &[&str] = &[
     "word count",
 ];
 
+/// The model talking to whoever asked for the draft, anywhere in a line: a reader of the post
+/// would see an assistant apologising or handing over "my final post". Only phrases a post in
+/// the user's own voice would not use.
+const ASSISTANT_TALK: &[&str] = &[
+    "it seems i made an error",
+    "it seems i made a mistake",
+    "i apologize for",
+    "apologies for the confusion",
+    "as you've highlighted",
+    "as you have highlighted",
+    "as you mentioned in your",
+    "here is my final",
+    "here's my final",
+    "here is the final version",
+    "here's the final version",
+];
+
 /// Markup and prompt text a reader would see as debris: Markdown headings where the platform
 /// shows plain text, `##` inside a line, hashtags run together, citation markers, prompt
 /// labels, template or chat-template tokens, bold markers on plain-text platforms.
@@ -665,6 +682,10 @@ pub fn leftovers(text: &str, format: Format) -> Check {
         let opening = lower.trim_start_matches(['*', '#', '-', ' ', '_']);
         if let Some(label) = PROMPT_LABELS.iter().find(|l| opening.starts_with(**l)) {
             found.push(format!("prompt text \"{label}\""));
+        }
+        let lower_quotes = lower.replace('’', "'");
+        if let Some(talk) = ASSISTANT_TALK.iter().find(|t| lower_quotes.contains(**t)) {
+            found.push(format!("the model talking to you (\"{talk}\")"));
         }
         for token in ["{{", "{%", "<|", "</s>", "<think>", "<end_of_turn>"] {
             if raw.contains(token) {
@@ -1025,6 +1046,20 @@ Price the whole shop, not just the cut. What did you leave out of your last quot
         assert!(f("Text.\n\n#pricing #saas", Format::Linkedin).passed);
         assert!(!f("Here is a revised version of the post:", Format::Linkedin).passed);
         assert!(f("Here is what the workshop taught me.", Format::Linkedin).passed);
+        // Seen in a drafting run: the model's asides to the requester, mid-article.
+        let article = "# Maintenance\n\n## One\n\nIt seems I made an error there. You're right.\n\n## Two\n\nHere is my final post:\nText.";
+        let check = f(article, Format::Article);
+        assert!(
+            !check.passed && check.detail.contains("talking to you"),
+            "{check:?}"
+        );
+        assert!(
+            f(
+                "I made an error in 2011 and learned from it.",
+                Format::Linkedin
+            )
+            .passed
+        );
     }
 
     #[test]

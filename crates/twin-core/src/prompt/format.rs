@@ -209,20 +209,25 @@ fn strip_bracket_number(line: &str) -> Option<&str> {
 }
 
 /// Remove X-thread post numbers ("2/ ") from a draft of another format: small models copy them
-/// from the user's threads among the exemplars and context. Only a number that opens a line or
-/// follows a sentence's end is one; "24/7" and "1/2" are kept.
+/// from the user's threads among the exemplars and context. A number that opens a line or
+/// follows a sentence's end is one, and so is one after a word that opens a sentence of its
+/// own ("A SaaS, 1/ This isn't…"); "24/7" and "1/2" are kept.
 pub fn strip_post_numbers(text: &str) -> String {
     text.lines()
         .map(|line| {
             let mut out = String::with_capacity(line.len());
             let mut rest = line;
             let mut at_sentence_start = true;
+            let mut at_word_start = true;
             while !rest.is_empty() {
-                if at_sentence_start {
+                if at_word_start {
                     let digits = rest.chars().take_while(char::is_ascii_digit).count();
                     if (1..=2).contains(&digits) && rest[digits..].starts_with("/ ") {
-                        rest = rest[digits + 2..].trim_start();
-                        continue;
+                        let after = rest[digits + 2..].trim_start();
+                        if at_sentence_start || after.starts_with(char::is_uppercase) {
+                            rest = after;
+                            continue;
+                        }
                     }
                 }
                 let Some(c) = rest.chars().next() else { break };
@@ -233,6 +238,7 @@ pub fn strip_post_numbers(text: &str) -> String {
                     ' ' => at_sentence_start,
                     _ => false,
                 };
+                at_word_start = c == ' ';
             }
             out
         })
@@ -531,9 +537,9 @@ mod tests {
         );
         assert_eq!(
             strip_post_numbers(
-                "2/ Small batches ship. 10/ They're proud! 3/ Done\nOpen 24/7. Half is 1/2 a day."
+                "2/ Small batches ship. 10/ They're proud! 3/ Done\nOpen 24/7. Half is 1/2 a day.\nA SaaS, 1/ This is a product. Split it 50/ 50 or 3/ more."
             ),
-            "Small batches ship. They're proud! Done\nOpen 24/7. Half is 1/2 a day."
+            "Small batches ship. They're proud! Done\nOpen 24/7. Half is 1/2 a day.\nA SaaS, This is a product. Split it 50/ 50 or 3/ more."
         );
     }
 
