@@ -273,7 +273,7 @@ fn main_flow_in_a_real_webkit_window() {
     let refusals = s.run_async(&format!(
         "const done = arguments[arguments.length - 1];
          const invoke = window.__TAURI_INTERNALS__.invoke;
-         const outcome = (p) => p.then(() => 'accepted', (e) => String(e));
+         const outcome = (p) => p.then(() => 'accepted', (e) => e);
          Promise.all([
            outcome(window.twinImport([{file}])),
            outcome(window.twinWatch({dir})),
@@ -294,8 +294,10 @@ fn main_flow_in_a_real_webkit_window() {
     .iter()
     .zip(refusals.as_array().expect("four outcomes"))
     {
+        // Errors reach the page as data: `{kind, message, path}`.
+        assert_eq!(outcome["kind"], "bad_input", "{command}: {outcome}");
         assert!(
-            outcome
+            outcome["message"]
                 .as_str()
                 .is_some_and(|o| o.contains("not a file or folder you picked or dropped")),
             "{command} refused a path the user never chose: {outcome}"

@@ -14,6 +14,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use twin_core::TwinError;
 
 /// The paths the user handed to Twin in this session, canonical.
 #[derive(Default)]
@@ -25,8 +26,13 @@ pub struct PathGrants {
 }
 
 /// Why a path is refused, in the words the UI shows.
-fn refused(path: &str) -> String {
-    format!("{path}: not a file or folder you picked or dropped onto Twin; refused")
+fn refused(path: &str) -> TwinError {
+    TwinError {
+        path: Some(path.into()),
+        ..TwinError::bad_input(format!(
+            "{path}: not a file or folder you picked or dropped onto Twin; refused"
+        ))
+    }
 }
 
 impl PathGrants {
@@ -53,7 +59,7 @@ impl PathGrants {
     }
 
     /// The path to read, if the user granted it or a folder above it.
-    pub fn readable(&self, path: &str) -> Result<PathBuf, String> {
+    pub fn readable(&self, path: &str) -> Result<PathBuf, TwinError> {
         let canonical = Path::new(path).canonicalize().map_err(|_| refused(path))?;
         let read = self.read.lock().map_err(|_| refused(path))?;
         if canonical.ancestors().any(|a| read.contains(a)) {
@@ -64,7 +70,7 @@ impl PathGrants {
     }
 
     /// The path to write, if the user chose exactly this file in a save dialog.
-    pub fn writable(&self, path: &str) -> Result<PathBuf, String> {
+    pub fn writable(&self, path: &str) -> Result<PathBuf, TwinError> {
         let target = normalized_target(Path::new(path)).ok_or_else(|| refused(path))?;
         let write = self.write.lock().map_err(|_| refused(path))?;
         if write.contains(&target) {
@@ -112,7 +118,11 @@ mod tests {
         assert!(grants.readable(inside.to_str().unwrap()).is_ok());
         let other = dir.path().join("other.md");
         let err = grants.readable(other.to_str().unwrap()).unwrap_err();
-        assert!(err.contains("not a file or folder you picked"), "{err}");
+        assert!(
+            err.message.contains("not a file or folder you picked"),
+            "{err}"
+        );
+        assert_eq!(err.kind, twin_core::ErrorKind::BadInput);
         // `..` cannot climb out of a granted folder.
         let climb = picked.join("../other.md");
         assert!(grants.readable(climb.to_str().unwrap()).is_err());

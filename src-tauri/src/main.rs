@@ -2,7 +2,7 @@
 //!
 //! Thin by design: each command parses its arguments, runs twin-core on a blocking worker (so
 //! the window never freezes), streams progress and tokens through a `Channel`, and maps errors
-//! to strings the UI shows. No business logic lives here or in `ui/`.
+//! to `{kind, message, path?}` objects the UI receives as data. No business logic lives here or in `ui/`.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
@@ -22,7 +22,13 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let state = match commands::AppState::new() {
+    let context = tauri::generate_context!();
+    // The app bundle's resources hold the default models for a first run.
+    let bundled =
+        tauri::utils::platform::resource_dir(context.package_info(), &tauri::Env::default())
+            .ok()
+            .map(|d| d.join("models"));
+    let state = match commands::AppState::new(bundled) {
         Ok(s) => {
             s.opened_with(grants::launch_paths());
             s
@@ -79,7 +85,7 @@ fn main() {
             pickers::pick_paths,
             pickers::launch_paths,
         ])
-        .run(tauri::generate_context!());
+        .run(context);
     if let Err(e) = result {
         eprintln!("twin: the window could not start: {e}");
         std::process::exit(1);

@@ -17,8 +17,18 @@ function setStatus(text: string) {
   $("status").textContent = text;
 }
 
+/** What a command's error says: the core sends `{kind, message, path?}`. */
+function errorText(e: unknown): string {
+  return typeof e === "object" && e !== null && "message" in e ? String((e as { message: unknown }).message) : String(e);
+}
+
+/** Whether a command ended because the user cancelled it (decided by the core, not by words). */
+function isCancelled(e: unknown): boolean {
+  return typeof e === "object" && e !== null && (e as { kind?: unknown }).kind === "cancelled";
+}
+
 function showError(where: string, e: unknown) {
-  setStatus(`${where}: ${String(e)}`);
+  setStatus(`${where}: ${errorText(e)}`);
 }
 
 /** A channel whose progress events move the `<progress>` element `barId`. */
@@ -136,7 +146,7 @@ async function importPaths(paths: string[]): Promise<Json> {
     return report;
   } catch (e) {
     box.dataset.state = "error";
-    $("import-label").textContent = String(e);
+    $("import-label").textContent = errorText(e);
     throw e;
   }
 }
@@ -317,7 +327,8 @@ async function runDraft(seed?: number) {
   const channel = new Channel<Json>();
   channel.onmessage = (m) => {
     if (m.kind === "model") {
-      $("draft-meta").textContent = `${m.model}${m.adapter ? ` · voice ${m.adapter} at ${m.strength}` : " · base model"}`;
+      const setup = m.setup;
+      $("draft-meta").textContent = `${setup.model}${setup.adapter ? ` · voice ${setup.adapter} at ${setup.strength}` : " · base model"}`;
     } else if (m.kind === "draft") {
       const ev = m.event;
       if (ev.event === "step") {
@@ -360,7 +371,7 @@ async function runDraft(seed?: number) {
     loadHistory();
   } catch (e) {
     out.dataset.state = "error";
-    out.textContent = String(e);
+    out.textContent = errorText(e);
   } finally {
     drafting = false;
     for (const id of ["draft-go", "draft-regenerate", "draft-copy", "draft-export"]) $<HTMLButtonElement>(id).disabled = false;
@@ -495,7 +506,7 @@ async function loadAdapters() {
     body.replaceChildren(
       ...a.adapters.map((x: Json) => {
         const tr = el("tr");
-        const used = a.active.filter((c: Json) => c.adapter === x.id).map((c: Json) => `${c.channel}@${c.scale}`);
+        const used = a.active.filter((c: Json) => c.adapter?.id === x.id).map((c: Json) => `${c.channel}@${c.scale}`);
         const m = x.metrics;
         tr.append(
           el("td", x.name),
@@ -556,7 +567,7 @@ $("train-plan").addEventListener("click", async () => {
       `${p.train_examples} training examples, ${p.test_examples} held out\n${p.tokens_per_epoch} tokens per epoch, ${p.steps} steps\n` +
       `about ${(p.memory_bytes / 2 ** 30).toFixed(1)} GiB of memory, about ${Math.round((p.eta_seconds ?? 0) / 60)} min`;
   } catch (e) {
-    pre.textContent = String(e);
+    pre.textContent = errorText(e);
   }
 });
 $("train-start").addEventListener("click", () => startTraining());
@@ -585,8 +596,8 @@ async function startTraining() {
     state.textContent = `${o.adapter.name}: held-out loss ${o.base_eval_loss.toFixed(3)} → ${o.best_eval_loss.toFixed(3)}`;
     state.dataset.state = "done";
   } catch (e) {
-    state.textContent = String(e);
-    state.dataset.state = /cancel/i.test(String(e)) ? "cancelled" : "error";
+    state.textContent = errorText(e);
+    state.dataset.state = isCancelled(e) ? "cancelled" : "error";
   }
   $<HTMLButtonElement>("train-start").disabled = false;
   $<HTMLButtonElement>("train-cancel").disabled = true;
@@ -935,7 +946,7 @@ $("eval-start").addEventListener("click", async () => {
     renderReport(summary);
     $("eval-state").textContent = "done";
   } catch (e) {
-    $("eval-state").textContent = String(e);
+    $("eval-state").textContent = errorText(e);
   } finally {
     $("eval-progress").hidden = true;
     $<HTMLButtonElement>("eval-start").disabled = false;

@@ -1,14 +1,15 @@
 //! `twin draft`, `twin traces` and `twin style`: the drafting pipeline from the terminal.
 
 use crate::progress_bar::StepSpinner;
-use crate::{cancel_on_ctrl_c, exit, open_library, print_json, Cli};
+use crate::{cancel_on_ctrl_c, open_library, print_json, Cli};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use twin_core::draft::{self, DraftError, DraftEvent, DraftRequest, Format};
-use twin_core::engine::ChatModelConfig;
+use twin_core::draft::{self, DraftEvent, Format};
+use twin_core::service::{DraftSetup, DraftSpec, ModelChoice};
+use twin_core::train::adapters::AdapterPick;
 
 #[derive(Args)]
 pub struct ModelArgs {
@@ -18,7 +19,7 @@ pub struct ModelArgs {
     /// Context window in tokens (default: the model's, capped at 8192).
     #[arg(long, default_value_t = 0)]
     pub ctx: u32,
-    /// Layers to offload to the GPU (default: as many as fit, on GPU builds).
+    /// Layers to offload to the GPU (default: the setting; else as many as fit, on GPU builds).
     #[arg(long)]
     pub gpu_layers: Option<u32>,
     /// Voice adapter: a registered adapter's id or name, or a GGUF LoRA file (default: the
@@ -31,16 +32,17 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    pub fn config(&self, cli: &Cli) -> ChatModelConfig {
-        let mut c = ChatModelConfig {
+    pub fn choice(&self) -> ModelChoice {
+        ModelChoice {
+            model: self.model.clone(),
             context_tokens: self.ctx,
             gpu_layers: self.gpu_layers,
-            ..Default::default()
-        };
-        if let Some(t) = cli.threads {
-            c.threads = t;
+            adapter: match (&self.adapter, self.no_adapter) {
+                (_, true) => AdapterPick::BaseModel,
+                (Some(a), _) => AdapterPick::Named(a.clone()),
+                (None, false) => AdapterPick::InUse,
+            },
         }
-        c
     }
 }
 
@@ -79,9 +81,9 @@ pub struct DraftArgs {
     /// Adapter strength (LoRA scale; default: the strength chosen with `twin adapters use`).
     #[arg(long, alias = "adapter-scale")]
     pub strength: Option<f32>,
-    /// How the prompts name the author.
-    #[arg(long, default_value = "the author")]
-    pub author: String,
+    /// How the prompts name the author (default: the setting, else "the author").
+    #[arg(long)]
+    pub author: Option<String>,
     /// Show every chain step as it streams, not only the final text.
     #[arg(long, short)]
     pub verbose: bool,
@@ -108,85 +110,11 @@ pub struct StyleArgs {
     pub reset: bool,
 }
 
-/// The adapter a command loads with `record`: `--adapter` (registered id/name, or a file),
-/// nothing with `--no-adapter`, else the one in use for `platform`. Returns the file, the
-/// strength chosen for it and a label for the terminal.
-pub fn choose_adapter(
-    store: &twin_core::store::Store,
-    args: &ModelArgs,
-    record: &twin_core::store::ModelRecord,
-    platform: &str,
-) -> Result<ChosenAdapter> {
-    use twin_core::train::adapters;
-    if args.no_adapter {
-        return Ok(None);
-    }
-    match &args.adapter {
-        Some(q) => match adapters::find(store, q) {
-            Ok(a) => {
-                adapters::check(&a, &record.sha256, &record.name)?;
-                Ok(Some((
-                    a.path.clone().into(),
-                    1.0,
-                    format!("{} (#{})", a.name, a.id),
-                )))
-            }
-            Err(adapters::AdapterError::NotFound(_)) if std::path::Path::new(q).is_file() => {
-                Ok(Some((q.into(), 1.0, q.clone())))
-            }
-            Err(e) => Err(e.into()),
-        },
-        None => Ok(
-            adapters::for_draft(store, platform, &record.sha256, &record.name)?.map(|c| {
-                (
-                    c.adapter.path.clone().into(),
-                    c.scale,
-                    format!(
-                        "{} (#{}, {} channel)",
-                        c.adapter.name, c.adapter.id, c.channel
-                    ),
-                )
-            }),
-        ),
-    }
-}
-
-/// An adapter chosen for a command: its file, strength and a label for the terminal.
-type ChosenAdapter = Option<(PathBuf, f32, String)>;
-
-/// The chat model `args` name (or the active one), loaded with the adapter in use for
-/// `channel` (see [`choose_adapter`]).
-fn load_drafting_model(
-    cli: &Cli,
-    library: &twin_core::Library,
-    args: &ModelArgs,
-    channel: &str,
-) -> Result<(
-    twin_core::store::ModelRecord,
-    ChosenAdapter,
-    twin_core::engine::ChatModel,
-)> {
-    let record = twin_core::models::resolve_chat_model(library.store(), args.model.as_deref())?;
-    let adapter = choose_adapter(library.store(), args, &record, channel)?;
-    let mut config = args.config(cli);
-    config.adapter = adapter.as_ref().map(|(path, _, _)| path.clone());
-    let model = twin_core::models::load_chat_model(&record, &config)?;
-    Ok((record, adapter, model))
-}
-
 pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
-    let mut library = open_library(cli)?;
-    crate::provision_defaults(
-        cli,
-        &mut library,
-        twin_core::first_run::Needs {
-            embedding: true,
-            chat: true,
-        },
-    )?;
-    let (record, adapter, model) =
-        load_drafting_model(cli, &library, &args.model, args.format.platform())?;
-    let mut request = DraftRequest::new(args.topic.clone(), args.format);
+    let twin = crate::service(cli)?;
+    crate::provision(cli, &twin)?;
+    let mut spec = DraftSpec::new(args.topic.clone(), args.format);
+    let request = &mut spec.request;
     request.draft_only = args.draft_only;
     request.chain = args.chain;
     request.expansions = args.expansions;
@@ -197,37 +125,29 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     if let Some(seed) = args.seed {
         request.sampling.seed = seed;
     }
-    request.adapter_scale = match &adapter {
-        Some((_, scale, _)) => args.strength.unwrap_or(*scale),
-        None => 0.0,
-    };
-    request.author = args.author.clone();
+    spec.strength = args.strength;
+    spec.author = args.author.clone();
+    spec.model = args.model.choice();
     let cancel = cancel_on_ctrl_c();
     let json = cli.json;
     let verbose = args.verbose;
-    // The step whose text is streamed to stdout: the last writing step of the chain.
-    let chain = request.chain_for(model.info().parameters);
-    let final_steps: &[&str] = if chain.revises() {
-        &["revise"]
-    } else {
-        &["draft", "section"]
-    };
     let mut stdout = std::io::stdout();
-    if !json {
-        eprintln!(
-            "model: {} ({}), {chain:?} chain",
-            record.name,
-            model.info().chat_template
-        );
-        if let Some((_, _, label)) = &adapter {
+    // The chain is known once the model is loaded; it decides which step's text is the draft.
+    let chain = std::cell::Cell::new(draft::Chain::Direct);
+    let on_setup = |s: &DraftSetup| {
+        chain.set(s.chain);
+        if !json {
             eprintln!(
-                "voice adapter: {label} at strength {}",
-                request.adapter_scale
+                "model: {} ({}), {:?} chain",
+                s.model, s.chat_template, s.chain
             );
+            if let Some(label) = &s.adapter {
+                eprintln!("voice adapter: {label} at strength {}", s.strength);
+            }
         }
-    }
+    };
     let mut spinner = StepSpinner::new(!json && std::io::stderr().is_terminal());
-    let result = draft::draft(&mut library, &model, &request, &cancel, &mut |event| {
+    let result = twin.draft(&spec, &cancel, on_setup, &mut |event| {
         if json {
             return;
         }
@@ -237,8 +157,9 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
                 eprintln!("\n── {name} ──");
                 spinner.start(step_activity(&name));
             }
+            // Only the draft itself goes to stdout; the other steps with --verbose to stderr.
             DraftEvent::Text { step, text } => {
-                if final_steps.contains(&step.as_str()) {
+                if chain.get().writes_final_text(&step) {
                     spinner.clear();
                     let _ = write!(stdout, "{text}");
                     let _ = stdout.flush();
@@ -253,21 +174,15 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
         }
     });
     spinner.clear();
-    let draft = match result {
-        Ok(d) => d,
-        Err(DraftError::Cancelled) => {
-            eprintln!("\ncancelled (the partial run is stored; see `twin traces`)");
-            return Ok(ExitCode::from(exit::CANCELLED));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let outcome = result?;
     if json {
-        print_json(&draft)?;
+        print_json(&outcome)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let draft = &outcome.draft;
     println!(
         "\n\n══ {} ({} words) ══\n",
-        request.format.display_name(),
+        args.format.display_name(),
         draft.words
     );
     for (i, p) in draft.paragraphs.iter().enumerate() {
@@ -308,10 +223,10 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     for c in draft.health.checks.iter().filter(|c| c.passed) {
         eprintln!("  ✓ {}: {}", c.name, c.detail);
     }
-    if let Some(classifier) = twin_core::eval::authorship_model(library.store())? {
+    if let Some(p) = outcome.sounds_like_you {
         println!(
             "\nsounds like you: {:.0}% (a classifier fitted on your library against other writers and the base model's own drafts)",
-            classifier.probability(&draft.text) * 100.0
+            p * 100.0
         );
     }
     let t = &draft.timings;
@@ -494,13 +409,14 @@ pub struct QualityArgs {
 /// `twin bench quality`.
 pub fn bench_quality(cli: &Cli, args: &QualityArgs) -> Result<ExitCode> {
     use twin_core::bench::quality::{self as bench_quality, QualitySpec};
-    let mut library = open_library(cli)?;
-    let (record, adapter, model) = load_drafting_model(
-        cli,
+    let twin = crate::service(cli)?;
+    let mut library = twin.open_library()?;
+    let loaded = twin.chat_model(
         &library,
-        &args.model,
+        &args.model.choice(),
         twin_core::train::adapters::DEFAULT_CHANNEL,
     )?;
+    let (record, adapter, model) = (&loaded.record, &loaded.adapter, &*loaded.model);
     let spec = QualitySpec {
         topics: if args.topics.is_empty() {
             bench_quality::TOPICS
@@ -520,7 +436,7 @@ pub fn bench_quality(cli: &Cli, args: &QualityArgs) -> Result<ExitCode> {
         } else {
             args.chains.clone()
         },
-        adapter_scale: adapter.as_ref().map_or(0.0, |(_, scale, _)| *scale),
+        adapter_scale: adapter.as_ref().map_or(0.0, |a| a.scale),
         author: args.author.clone(),
         seed: args.seed,
     };
@@ -528,16 +444,15 @@ pub fn bench_quality(cli: &Cli, args: &QualityArgs) -> Result<ExitCode> {
     eprintln!(
         "model: {}; adapter: {}; {total} drafts",
         record.name,
-        adapter
-            .as_ref()
-            .map_or("none".to_string(), |(_, s, label)| format!(
-                "{label} at {s}"
-            ))
+        adapter.as_ref().map_or("none".to_string(), |a| format!(
+            "{} at {}",
+            a.label, a.scale
+        ))
     );
     let cancel = cancel_on_ctrl_c();
     let json = cli.json;
     let mut done = 0;
-    let drafts = bench_quality::run(&mut library, &model, &spec, &cancel, &mut |d| {
+    let drafts = bench_quality::run(&mut library, model, &spec, &cancel, &mut |d| {
         done += 1;
         if json {
             return;
@@ -566,18 +481,14 @@ pub fn bench_quality(cli: &Cli, args: &QualityArgs) -> Result<ExitCode> {
             println!("health: {}\n", d.health.summary());
         }
     });
-    let drafts = match drafts {
-        Ok(d) => d,
-        Err(DraftError::Cancelled) => return Ok(ExitCode::from(exit::CANCELLED)),
-        Err(e) => return Err(e.into()),
-    };
+    let drafts = drafts.map_err(twin_core::TwinError::from)?;
     let classifier = twin_core::eval::authorship_model(library.store())?;
     let voice = |text: &str| classifier.as_ref().map(|c| c.probability(text));
     let rows = bench_quality::summary(&drafts, &voice);
     if json {
         print_json(&serde_json::json!({ "drafts": drafts, "summary": rows }))?;
     } else {
-        crate::print_table(&rows);
+        crate::bench_cmd::print_table(&rows);
     }
     Ok(ExitCode::SUCCESS)
 }

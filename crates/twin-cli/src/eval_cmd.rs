@@ -1,11 +1,11 @@
 //! `twin eval`: run an evaluation, show or list runs, compare two.
 
-use crate::{cancel_on_ctrl_c, exit, open_library, print_json, progress_bar, Cli};
+use crate::{cancel_on_ctrl_c, open_library, print_json, progress_bar, Cli};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use twin_core::eval::{self, report, EvalError, EvalParams, Summary};
+use twin_core::eval::{self, report, EvalParams, Summary};
 
 /// `twin eval` arguments.
 #[derive(Args)]
@@ -40,9 +40,9 @@ pub struct EvalArgs {
     /// Judge model (default: the largest registered chat model).
     #[arg(long)]
     pub judge_model: Option<String>,
-    /// Author's name as the prompts use it.
-    #[arg(long, default_value = "the author")]
-    pub author: String,
+    /// Author's name as the prompts use it (default: the setting, else "the author").
+    #[arg(long)]
+    pub author: Option<String>,
     /// Folder for the HTML and JSON report (default: <data dir>/reports).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -50,7 +50,7 @@ pub struct EvalArgs {
 
 /// Run `twin eval`.
 pub fn eval_cmd(cli: &Cli, args: &EvalArgs) -> Result<ExitCode> {
-    let mut library = open_library(cli)?;
+    let library = open_library(cli)?;
     if args.list {
         let runs = library.store().eval_runs(100)?;
         if cli.json {
@@ -100,22 +100,17 @@ pub fn eval_cmd(cli: &Cli, args: &EvalArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| library.data_dir().join("reports"));
-    let run_id = match args.show {
-        Some(id) => id,
+    let (summary, (json_path, html_path)) = match args.show {
+        Some(id) => {
+            let summary = Summary::load(library.store(), id)?;
+            let dir = args
+                .out
+                .clone()
+                .unwrap_or_else(|| library.data_dir().join("reports"));
+            let files = eval::write_report(&summary, &dir)?;
+            (summary, files)
+        }
         None => {
-            let base =
-                twin_core::models::resolve_chat_model(library.store(), args.model.as_deref())?;
-            let mut config = twin_core::engine::ChatModelConfig {
-                context_tokens: 4096,
-                ..Default::default()
-            };
-            if let Some(t) = cli.threads {
-                config.threads = t;
-            }
             let params = EvalParams {
                 dataset: args.dataset.clone(),
                 adapters: args.adapters.clone(),
@@ -123,32 +118,21 @@ pub fn eval_cmd(cli: &Cli, args: &EvalArgs) -> Result<ExitCode> {
                 queries: args.queries,
                 judge: !args.no_judge,
                 judge_model: args.judge_model.clone(),
-                author: args.author.clone(),
                 ..Default::default()
             };
             let bar = progress_bar::Bar::new(!cli.json);
             let cancel = cancel_on_ctrl_c();
-            let result = eval::run(&mut library, &base, &config, &params, &bar, &cancel);
+            let twin = crate::service(cli)?;
+            let (model, out) = (args.model.as_deref(), args.out.as_deref());
+            let result = twin.evaluate(params, args.author.clone(), model, out, &bar, &cancel);
             bar.finish();
-            match result {
-                Ok(outcome) => {
-                    if outcome.resumed {
-                        eprintln!("resumed evaluation #{}", outcome.run);
-                    }
-                    outcome.run
-                }
-                Err(EvalError::Cancelled) => {
-                    eprintln!(
-                        "cancelled; measurements so far are kept, and the same command resumes"
-                    );
-                    return Ok(ExitCode::from(exit::CANCELLED));
-                }
-                Err(e) => return Err(e.into()),
+            let done = result?;
+            if done.resumed {
+                eprintln!("resumed evaluation #{}", done.summary.run.id);
             }
+            (done.summary, done.files)
         }
     };
-    let summary = Summary::load(library.store(), run_id)?;
-    let (json_path, html_path) = eval::write_report(&summary, &out_dir)?;
     if cli.json {
         print_json(&summary)?;
     } else {

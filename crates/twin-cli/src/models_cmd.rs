@@ -1,11 +1,11 @@
 //! `twin models …`: the model registry from the terminal.
 
-use crate::{data_dir, open_library, print_json, progress_bar::Bar, Cli};
+use crate::{print_json, progress_bar::Bar, Cli};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use twin_core::models::{self, registry, ModelKind, PullRequest};
+use twin_core::models::{self, registry, PullRequest};
 
 #[derive(Subcommand)]
 pub enum ModelsCommand {
@@ -178,37 +178,12 @@ fn recommend_table(
 }
 
 pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
-    let mut library = open_library(cli)?;
+    let twin = crate::service(cli)?;
+    let library = twin.open_library()?;
     let store = library.store();
     match cmd {
         ModelsCommand::Import { folder, f32 } => {
-            let dir = data_dir(cli)?.join("models");
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let name = folder
-                .canonicalize()
-                .with_context(|| format!("{}: no such folder", folder.display()))?
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "embedding".into());
-            let out = dir.join(format!("{name}.{}.gguf", if *f32 { "f32" } else { "f16" }));
-            let converted = models::convert_sentence_transformer(
-                folder,
-                &out,
-                &models::ConvertOptions { f16: !f32 },
-            )?;
-            // A cross-encoder becomes the active reranker; anything else the library's
-            // embedding model.
-            let reset = !converted.reranker && library.set_embedding_model(&converted.path)?;
-            let record = registry::register(
-                library.store(),
-                &converted.path,
-                "converted",
-                Some(&name),
-                None,
-            )?;
-            if converted.reranker {
-                registry::set_active(library.store(), &record)?;
-            }
+            let (converted, reset) = twin.import_model_folder(folder, *f32)?;
             if cli.json {
                 print_json(
                     &serde_json::json!({"path": converted.path, "name": converted.name, "dim": converted.dim,
@@ -234,46 +209,31 @@ pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
             }
         }
         ModelsCommand::List => {
-            let registered = store.models()?;
-            let active: Vec<i64> = [ModelKind::Chat, ModelKind::Reranker]
+            let overview = twin.models(Some(&home()))?;
+            let active: Vec<i64> = [overview.active_chat, overview.active_reranker]
                 .into_iter()
-                .filter_map(|k| registry::active(store, k).ok().flatten().map(|m| m.id))
-                .collect();
-            let found: Vec<_> = models::discover(&home())
-                .into_iter()
-                .filter(|d| {
-                    let p = std::fs::canonicalize(&d.path).unwrap_or(d.path.clone());
-                    !registered
-                        .iter()
-                        .any(|m| std::path::Path::new(&m.path) == p)
-                })
+                .flatten()
                 .collect();
             if cli.json {
-                print_json(
-                    &serde_json::json!({"registered": registered, "active": active, "found": found}),
-                )?;
+                print_json(&serde_json::json!({"registered": overview.registered,
+                    "active": active, "found": overview.discovered}))?;
             } else {
-                if registered.is_empty() {
+                if overview.registered.is_empty() {
                     println!("no models registered: twin models add <file.gguf>");
                 }
-                for m in &registered {
+                for m in &overview.registered {
                     println!("{}", show(m, active.contains(&m.id)));
                 }
-                if !found.is_empty() {
+                if !overview.discovered.is_empty() {
                     println!("\nfound on this machine (register with `twin models adopt <name>`):");
-                    for d in &found {
+                    for d in &overview.discovered {
                         println!("    {:<8} {:<40} {}", d.origin, d.name, d.path.display());
                     }
                 }
             }
         }
         ModelsCommand::Add { file, name } => {
-            let record = registry::register(store, file, "added", name.as_deref(), None)?;
-            if record.kind == ModelKind::Chat.as_str()
-                && registry::active(store, ModelKind::Chat)?.map(|m| m.id) == Some(record.id)
-            {
-                registry::set_active(store, &record)?;
-            }
+            let record = twin.add_model(file, "added", name.as_deref())?;
             if cli.json {
                 print_json(&record)?;
             } else {
@@ -318,11 +278,9 @@ pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
             request.revision = revision.clone();
             let bar = Bar::new(!cli.json);
             let cancel = crate::cancel_on_ctrl_c();
-            let dir = data_dir(cli)?.join("models");
-            let pulled = models::pull(&request, &dir, &bar, &cancel);
+            let pulled = twin.pull_model(&request, &bar, &cancel);
             bar.finish();
-            let (path, sha256) = pulled?;
-            let record = registry::register(store, &path, "pulled", None, Some(&sha256))?;
+            let record = pulled?;
             if cli.json {
                 print_json(&record)?;
             } else {
@@ -334,20 +292,23 @@ pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
             }
         }
         ModelsCommand::Recommend { all } => {
-            let machine = models::Machine::from_devices(&twin_core::engine::compute_devices()?);
-            let catalog = models::Catalog::shipped();
-            let recs = models::recommend(&catalog, &machine, &store.models()?);
+            let recs = twin.recommendations()?;
             if cli.json {
-                print_json(&serde_json::json!({"catalog_version": catalog.version,
-                    "reviewed": catalog.reviewed, "machine": machine, "models": recs}))?;
+                print_json(&recs)?;
             } else {
-                print!("{}", recommend_table(&catalog, &machine, &recs, *all));
+                print!(
+                    "{}",
+                    recommend_table(
+                        &models::Catalog::shipped(),
+                        &recs.machine,
+                        &recs.models,
+                        *all
+                    )
+                );
             }
         }
         ModelsCommand::Use { model } => {
-            let record = registry::find(store, model)?;
-            registry::verify(&record, false)?;
-            registry::set_active(store, &record)?;
+            let record = twin.use_model(model)?;
             if cli.json {
                 print_json(&record)?;
             } else {

@@ -1,16 +1,12 @@
 //! `twin dataset`, `twin train` and `twin adapters`: voice training from the terminal.
 
-use crate::{cancel_on_ctrl_c, exit, open_library, print_json, progress_bar, Cli};
+use crate::{cancel_on_ctrl_c, open_library, print_json, progress_bar, Cli};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use twin_core::prompt::templates::Templates;
-use twin_core::store::Store;
-use twin_core::train::{
-    self, adapters, Dataset, DatasetParams, TrainError, TrainEvent, TrainParams,
-};
+use twin_core::train::{self, adapters, Dataset, DatasetParams, TrainEvent, TrainParams};
 
 #[derive(Subcommand)]
 pub enum DatasetCommand {
@@ -26,9 +22,9 @@ pub enum DatasetCommand {
         /// Shortest passage, in words.
         #[arg(long, default_value_t = 25)]
         min_words: usize,
-        /// How the prompts name the author.
-        #[arg(long, default_value = "the author")]
-        author: String,
+        /// How the prompts name the author (default: the setting, else "the author").
+        #[arg(long)]
+        author: Option<String>,
         /// Chat model that writes the instructions and the replay answers (default: active).
         #[arg(long)]
         model: Option<String>,
@@ -148,13 +144,8 @@ pub enum AdaptersCommand {
     },
 }
 
-fn data_templates(store: &Store) -> Result<Templates> {
-    let dir = store.path().parent().map(|p| p.join("templates"));
-    Ok(Templates::load(dir.as_deref())?)
-}
-
 pub fn dataset_cmd(cli: &Cli, cmd: &DatasetCommand) -> Result<ExitCode> {
-    let mut library = open_library(cli)?;
+    let library = open_library(cli)?;
     match cmd {
         DatasetCommand::Build {
             test_fraction,
@@ -163,42 +154,18 @@ pub fn dataset_cmd(cli: &Cli, cmd: &DatasetCommand) -> Result<ExitCode> {
             author,
             model,
         } => {
-            let record = twin_core::models::resolve_chat_model(library.store(), model.as_deref())?;
-            let mut config = twin_core::engine::ChatModelConfig::default();
-            if let Some(t) = cli.threads {
-                config.threads = t;
-            }
-            let chat = twin_core::models::load_chat_model(&record, &config)?;
-            let templates = data_templates(library.store())?;
             let params = DatasetParams {
                 test_fraction: *test_fraction,
                 max_words: *max_words,
                 min_words: *min_words,
-                author: author.clone(),
                 ..Default::default()
             };
             let bar = progress_bar::Bar::new(!cli.json);
             let cancel = cancel_on_ctrl_c();
-            let result = train::dataset::build(
-                library.store_mut(),
-                &chat,
-                &record.sha256,
-                &templates,
-                &params,
-                &bar,
-                &cancel,
-            );
+            let twin = crate::service(cli)?;
+            let built = twin.build_dataset(params, author.clone(), model.as_deref(), &bar, &cancel);
             bar.finish();
-            let dataset = match result {
-                Ok(d) => d,
-                Err(TrainError::Cancelled) => {
-                    eprintln!(
-                        "cancelled; instructions written so far are kept, so a rebuild continues"
-                    );
-                    return Ok(ExitCode::from(exit::CANCELLED));
-                }
-                Err(e) => return Err(e.into()),
-            };
+            let dataset = built?;
             if cli.json {
                 print_json(&dataset.record)?;
             } else {
@@ -303,19 +270,16 @@ fn human_secs(s: f64) -> String {
 }
 
 pub fn train_cmd(cli: &Cli, args: &TrainArgs) -> Result<ExitCode> {
-    let library = open_library(cli)?;
-    let store = library.store();
-    let record = twin_core::models::resolve_chat_model(store, args.model.as_deref())?;
-    twin_core::models::registry::verify(&record, false)?;
-    let dataset = Dataset::load(store, args.dataset.as_deref())?;
+    let twin = crate::service(cli)?;
+    let (model, dataset) = (args.model.as_deref(), args.dataset.as_deref());
     let params = args.params();
     if args.dry_run {
-        let plan = train::plan(std::path::Path::new(&record.path), &dataset, &params, true)?;
+        let plan = twin.train_plan(model, dataset, &params)?;
         if cli.json {
             print_json(&plan)?;
             return Ok(ExitCode::SUCCESS);
         }
-        println!("plan for {} on dataset {}", record.name, plan.dataset);
+        println!("plan on dataset {}", plan.dataset);
         println!(
             "  model: {} · {} layers · {:.0}M parameters",
             plan.shape.architecture,
@@ -359,10 +323,9 @@ pub fn train_cmd(cli: &Cli, args: &TrainArgs) -> Result<ExitCode> {
     );
     let mut last_eval = String::new();
     let json = cli.json;
-    let result = train::train(
-        store,
-        &record,
-        &dataset,
+    let result = twin.train(
+        model,
+        dataset,
         &params,
         args.name.as_deref(),
         &cancel,
@@ -410,14 +373,7 @@ pub fn train_cmd(cli: &Cli, args: &TrainArgs) -> Result<ExitCode> {
         },
     );
     bar.finish_and_clear();
-    let outcome = match result {
-        Ok(o) => o,
-        Err(TrainError::Cancelled) => {
-            eprintln!("cancelled; the last checkpoint is kept and `twin train` with the same settings resumes from it");
-            return Ok(ExitCode::from(exit::CANCELLED));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let outcome = result?;
     if json {
         print_json(&outcome)?;
         return Ok(ExitCode::SUCCESS);
@@ -441,37 +397,23 @@ pub fn train_cmd(cli: &Cli, args: &TrainArgs) -> Result<ExitCode> {
 }
 
 pub fn adapters_cmd(cli: &Cli, cmd: &AdaptersCommand) -> Result<ExitCode> {
-    let library = open_library(cli)?;
-    let store = library.store();
+    let twin = crate::service(cli)?;
     match cmd {
         AdaptersCommand::List => {
-            let all = store.adapters()?;
-            let channels = ["default", "linkedin", "x", "blog", "newsletter"];
-            let mut active = Vec::new();
-            for c in channels {
-                if let Some(a) = store.active_adapter(c)? {
-                    active.push((c, a));
-                }
-            }
+            let overview = twin.adapters()?;
             if cli.json {
-                print_json(&serde_json::json!({
-                    "adapters": all,
-                    "active": active.iter().map(|(c, a)| serde_json::json!({
-                        "channel": c,
-                        "adapter": a.adapter.as_ref().map(|x| x.id),
-                        "scale": a.scale,
-                    })).collect::<Vec<_>>(),
-                }))?;
+                print_json(&overview)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            if all.is_empty() {
+            if overview.adapters.is_empty() {
                 println!("no adapters yet; train one with `twin train`");
             }
-            for a in &all {
-                let used: Vec<String> = active
+            for a in &overview.adapters {
+                let used: Vec<String> = overview
+                    .active
                     .iter()
-                    .filter(|(_, x)| x.adapter.as_ref().is_some_and(|x| x.id == a.id))
-                    .map(|(c, x)| format!("{c}@{}", x.scale))
+                    .filter(|c| c.adapter.as_ref().is_some_and(|x| x.id == a.id))
+                    .map(|c| format!("{}@{}", c.channel, c.scale))
                     .collect();
                 println!(
                     "#{} {}{}",
@@ -500,36 +442,32 @@ pub fn adapters_cmd(cli: &Cli, cmd: &AdaptersCommand) -> Result<ExitCode> {
             strength,
             channel,
         } => {
+            let query = (adapter != "none").then_some(adapter.as_str());
+            let strength = if query.is_some() { *strength } else { 0.0 };
+            let used = twin.use_adapter(query, strength, channel.as_deref())?;
             let channel = channel.as_deref().unwrap_or(adapters::DEFAULT_CHANNEL);
-            if adapter == "none" {
-                adapters::activate(store, channel, None, 0.0)?;
-                println!("{channel}: base model only");
-            } else {
-                let a = adapters::find(store, adapter)?;
-                adapters::activate(store, channel, Some(&a), *strength)?;
-                println!("{channel}: {} (#{}) at strength {strength}", a.name, a.id);
+            match used {
+                Some(a) => println!("{channel}: {} (#{}) at strength {strength}", a.name, a.id),
+                None => println!("{channel}: base model only"),
             }
         }
-        AdaptersCommand::Rollback { channel } => {
-            let channel = channel.as_deref().unwrap_or(adapters::DEFAULT_CHANNEL);
-            if !adapters::rollback(store, channel)? {
-                println!("{channel}: nothing to roll back");
-                return Ok(ExitCode::SUCCESS);
-            }
-            match store.active_adapter(channel)? {
-                Some(twin_core::store::ActiveAdapter {
-                    adapter: Some(a),
-                    scale,
-                }) => println!(
-                    "{channel}: back to {} (#{}) at strength {scale}",
-                    a.name, a.id
+        AdaptersCommand::Rollback { channel } => match twin.rollback_adapter(channel.as_deref())? {
+            None => println!(
+                "{}: nothing to roll back",
+                channel.as_deref().unwrap_or(adapters::DEFAULT_CHANNEL)
+            ),
+            Some(now) => match now.adapter {
+                Some(a) => println!(
+                    "{}: back to {} (#{}) at strength {}",
+                    now.channel, a.name, a.id, now.scale
                 ),
-                _ => println!("{channel}: back to the base model"),
-            }
-        }
+                None => println!("{}: back to the base model", now.channel),
+            },
+        },
         AdaptersCommand::Rm { adapter } => {
-            let a = adapters::find(store, adapter)?;
-            adapters::remove(store, &a)?;
+            let library = twin.open_library()?;
+            let a = adapters::find(library.store(), adapter)?;
+            adapters::remove(library.store(), &a)?;
             println!("removed {} (#{}) and {}", a.name, a.id, a.path);
         }
     }
@@ -559,7 +497,7 @@ pub fn bench_train(
     if cli.json {
         print_json(&rows)?;
     } else {
-        crate::print_table(&rows);
+        crate::bench_cmd::print_table(&rows);
     }
     Ok(ExitCode::SUCCESS)
 }

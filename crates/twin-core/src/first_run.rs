@@ -40,6 +40,12 @@ pub enum FirstRunError {
     },
 }
 
+crate::error::classify!(FirstRunError {
+    kind: Self::Convert { .. } => BadInput;
+    inner: Library, Store, Model;
+    path: Self::Convert { path, .. } => path.as_path();
+});
+
 /// What [`provision`] did.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Provisioned {

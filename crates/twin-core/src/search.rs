@@ -27,6 +27,11 @@ pub enum SearchError {
     NoEmbeddingModel,
 }
 
+crate::error::classify!(SearchError {
+    kind: Self::NoEmbeddingModel => NeedsSetup;
+    inner: Store, Engine;
+});
+
 /// The RRF constant from the original paper (Cormack et al., 2009).
 pub const RRF_K: f64 = 60.0;
 

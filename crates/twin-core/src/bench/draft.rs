@@ -280,31 +280,38 @@ pub fn draft(b: &DraftBench) -> Result<Vec<BenchRow>, DraftError> {
         &mut |_| {},
     )?;
     let t = &d.timings;
-    rows.push(row(
-        "step: self-query (model, grammar)",
-        format!("{:.0} ms", t.self_query_ms),
-        "JSON filters",
-    ));
-    rows.push(row(
-        "step: query expansion (model, grammar)",
-        format!("{:.0} ms", t.expand_ms),
-        "3 variants",
-    ));
-    rows.push(row(
-        "step: hybrid search × 4 queries + RRF",
-        format!("{:.1} ms", t.search_ms),
-        "BM25 + vectors per query",
-    ));
-    rows.push(row(
-        "step: MMR, exemplars, style card",
-        format!("{:.1} ms", t.select_ms),
-        "",
-    ));
-    rows.push(row(
-        "step: citations + near-repeat check",
-        format!("{:.1} ms", t.cite_ms),
-        "embeds each paragraph",
-    ));
+    let steps = [
+        (
+            "step: self-query (model, grammar)",
+            t.self_query_ms,
+            "JSON filters",
+        ),
+        (
+            "step: query expansion (model, grammar)",
+            t.expand_ms,
+            "3 variants",
+        ),
+        (
+            "step: hybrid search × 4 queries + RRF",
+            t.search_ms,
+            "BM25 + vectors per query",
+        ),
+        ("step: MMR, exemplars, style card", t.select_ms, ""),
+        (
+            "step: citations + near-repeat check",
+            t.cite_ms,
+            "embeds each paragraph",
+        ),
+    ];
+    for (metric, ms, note) in steps {
+        // Model steps take seconds, the others milliseconds: one decimal where it matters.
+        let value = if ms >= 100.0 {
+            format!("{ms:.0} ms")
+        } else {
+            format!("{ms:.1} ms")
+        };
+        rows.push(row(metric, value, note));
+    }
     rows.push(row(
         "draft-only LinkedIn post, total",
         format!("{:.1} s", t.total_ms / 1e3),

@@ -12,7 +12,9 @@ use crate::engine::EmbedderConfig;
 use crate::library::{chunk, ImportOptions, Library, LibraryError};
 use crate::progress::{CancelToken, NoProgress, Progress};
 use crate::search::{SearchMode, SearchQuery};
-use crate::store::{NewChunk, NewDocument, SearchFilter, VectorIndex, APPROXIMATE_FROM};
+use crate::store::{
+    DocumentInfo, NewChunk, NewDocument, SearchFilter, VectorIndex, APPROXIMATE_FROM,
+};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -355,27 +357,29 @@ fn search_latency(
             })
             .collect();
         let doc = NewDocument {
-            source_id: source.id,
-            path: dir.join(format!("doc-{written}.md")),
-            title: words(&mut rng, 4),
-            platform: Some(["blog", "linkedin", "x"][(rng.next() % 3) as usize].into()),
-            format: "markdown".into(),
-            date: Some(format!(
-                "202{}-0{}-1{}",
-                rng.next() % 5,
-                1 + rng.next() % 9,
-                rng.next() % 10
-            )),
-            tags: Vec::new(),
+            info: DocumentInfo {
+                source_id: source.id,
+                path: dir.join(format!("doc-{written}.md")),
+                title: words(&mut rng, 4),
+                platform: Some(["blog", "linkedin", "x"][(rng.next() % 3) as usize].into()),
+                format: "markdown".into(),
+                date: Some(format!(
+                    "202{}-0{}-1{}",
+                    rng.next() % 5,
+                    1 + rng.next() % 9,
+                    rng.next() % 10
+                )),
+                tags: Vec::new(),
+                body: String::new(),
+                duplicate_of: None,
+                near_duplicate_of: None,
+                kind: None,
+                url: None,
+            },
             content_hash: format!("synthetic-{written}"),
             mtime: 0,
             size: 0,
-            body: String::new(),
             simhash: None,
-            duplicate_of: None,
-            near_duplicate_of: None,
-            kind: None,
-            url: None,
         };
         lib_store_put(&mut lib, &doc, &chunks, &hash, dim, &mut rng)?;
         written += n;

@@ -21,6 +21,7 @@
 pub mod cite;
 mod gather;
 pub mod health;
+mod markdown;
 pub mod profile;
 pub mod retrieve;
 pub mod style;
@@ -31,6 +32,7 @@ pub use crate::prompt::format::{Format, LengthTarget};
 pub use crate::prompt::templates::{TemplateUse, Templates};
 use crate::prompt::{format, grammar, templates, PromptError};
 pub use cite::Paragraph;
+pub use markdown::markdown;
 pub use profile::Chain;
 pub use style::{StyleCard, STYLE_CARD_SETTING};
 
@@ -47,6 +49,11 @@ use retrieve::ContextChunk;
 use serde::Serialize;
 use std::time::Instant;
 use write::*;
+
+mod prepared;
+mod run;
+pub use prepared::*;
+use run::*;
 
 /// Errors from drafting.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +83,11 @@ pub enum DraftError {
     #[error("cancelled")]
     Cancelled,
 }
+
+crate::error::classify!(DraftError {
+    kind: Self::Cancelled => Cancelled, Self::EmptyLibrary => NeedsSetup;
+    inner: Library, Search, Engine, Store, Model, Prompt;
+});
 
 /// What to draft and how.
 #[derive(Clone, Debug, Serialize)]
@@ -273,229 +285,6 @@ pub struct Draft {
     pub timings: DraftTimings,
 }
 
-/// Everything a run records, stored as the trace's detail.
-#[derive(Clone, Debug, Default, Serialize)]
-struct TraceDetail {
-    request: Option<DraftRequest>,
-    /// The retrieval steps ran ahead of the request (see [`prepare`]).
-    prepared: bool,
-    templates: Vec<TemplateUse>,
-    style_card: String,
-    self_query: Option<SelfQuery>,
-    filter: SearchFilter,
-    filter_dropped: bool,
-    queries: Vec<String>,
-    /// The reranker model that ordered the candidates, if one did.
-    reranker: Option<String>,
-    exemplar_chunks: Vec<i64>,
-    citations: Vec<Citation>,
-    steps: Vec<StepTrace>,
-    paragraphs: Vec<Paragraph>,
-    warnings: Vec<String>,
-    health: Option<health::Health>,
-    /// The chain that wrote the draft.
-    chain: Option<Chain>,
-    /// Texts written again because the earlier ones failed their checks.
-    retries: u32,
-    timings: DraftTimings,
-    model: serde_json::Value,
-    error: Option<String>,
-}
-
-fn ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1e3
-}
-
-/// Runs one draft; holds what the steps share.
-struct Run<'a> {
-    model: &'a ChatModel,
-    templates: Templates,
-    request: &'a DraftRequest,
-    cancel: &'a CancelToken,
-    on_event: &'a mut dyn FnMut(DraftEvent),
-    detail: TraceDetail,
-    started: Instant,
-    /// The last step's rendered instruction, to strip echoes of it from the output.
-    last_instruction: String,
-}
-
-impl Run<'_> {
-    /// The values a step's template sees: the shared ones, overridden by the step's `extra`
-    /// (a section's word count).
-    fn ctx(&self, extra: &minijinja::Value) -> minijinja::Value {
-        let length = self.request.format.length();
-        templates::layered(&[
-            &minijinja::context! {
-                topic => self.request.topic,
-                author => self.request.author,
-                format_name => self.request.format.display_name(),
-                words => length.target_words,
-                rules => self.request.format.rules(),
-            },
-            extra,
-        ])
-    }
-
-    fn record_template(&mut self, name: &str) {
-        if let Some(u) = self.templates.describe(name) {
-            if !self.detail.templates.iter().any(|t| t.name == u.name) {
-                self.detail.templates.push(u.clone());
-            }
-        }
-    }
-
-    /// The request of one step: `system`, then the rendered `template` as the user's turn.
-    fn step_request(
-        &self,
-        system: &str,
-        template: &str,
-        extra: minijinja::Value,
-        request: GenerateRequest,
-    ) -> Result<GenerateRequest, DraftError> {
-        let instruction = self.templates.render(template, self.ctx(&extra))?;
-        Ok(GenerateRequest {
-            messages: vec![ChatMessage::system(system), ChatMessage::user(instruction)],
-            ..request
-        })
-    }
-
-    /// One generation step: `system` + the rendered `template`, streamed as `step`.
-    fn generate(
-        &mut self,
-        step: &str,
-        system: &str,
-        template: &str,
-        extra: minijinja::Value,
-        request: GenerateRequest,
-    ) -> Result<String, DraftError> {
-        if self.cancel.is_cancelled() {
-            return Err(DraftError::Cancelled);
-        }
-        // What the reply may not repeat back: a revision that keeps a sentence of its draft is
-        // not echoing the prompt.
-        self.last_instruction = echo_source(&self.templates, template, &self.ctx(&extra))?;
-        let request = self.step_request(system, template, extra, request)?;
-        self.record_template(template);
-        (self.on_event)(DraftEvent::Step { name: step.into() });
-        let step_started = ms(self.started);
-        let on_event = &mut self.on_event;
-        let generation = self.model.generate(&request, self.cancel, &mut |text| {
-            on_event(DraftEvent::Text {
-                step: step.into(),
-                text: text.into(),
-            })
-        })?;
-        if self.detail.timings.first_token_ms == 0.0 && request.grammar.is_none() {
-            self.detail.timings.first_token_ms = step_started + generation.stats.first_token_ms;
-        }
-        self.detail.steps.push(StepTrace {
-            name: step.into(),
-            template: template.into(),
-            output: generation.text.clone(),
-            finish: generation.finish,
-            stats: generation.stats,
-        });
-        if generation.finish == FinishReason::Cancelled {
-            return Err(DraftError::Cancelled);
-        }
-        if request.grammar.is_some() {
-            return Ok(generation.text.trim().to_string());
-        }
-        Ok(
-            format::drop_echoes(&generation.text, &self.last_instruction)
-                .trim()
-                .to_string(),
-        )
-    }
-
-    /// A grammar-constrained step, parsed into `T`.
-    fn structured<T: serde::de::DeserializeOwned>(
-        &mut self,
-        step: &'static str,
-        template: &str,
-        extra: minijinja::Value,
-        grammar: String,
-        max_tokens: usize,
-    ) -> Result<T, DraftError> {
-        let system = self
-            .templates
-            .render("json_system", minijinja::context! {})?;
-        self.record_template("json_system");
-        let text = self.generate(
-            step,
-            &system,
-            template,
-            extra,
-            structured::request(grammar, max_tokens),
-        )?;
-        Ok(structured::parse(step, &text)?)
-    }
-
-    fn writing_request(&self, words: (usize, usize)) -> GenerateRequest {
-        // About 1.4 tokens per English word with small-model vocabularies.
-        GenerateRequest {
-            max_tokens: words.1 * 14 / 10 + 16,
-            min_words: words.0,
-            sampling: self.request.sampling.clone(),
-            adapter_scale: self.request.adapter_scale,
-            stop: vec!["<|im_end|>".into(), "\n\n\n\n".into()],
-            penalize_prompt: true,
-            ..Default::default()
-        }
-    }
-}
-
-/// `template` rendered with `ctx` but without the earlier steps' output it quotes (outline,
-/// draft, critique): the instructions a step's reply may not echo.
-fn echo_source(
-    templates: &Templates,
-    template: &str,
-    ctx: &minijinja::Value,
-) -> Result<String, DraftError> {
-    let blank = minijinja::context! { outline => "", draft => "", critique => "" };
-    Ok(templates.render(template, templates::layered(&[ctx, &blank]))?)
-}
-
-/// Split `text` into paragraphs (blank-line separated; thread posts are paragraphs).
-fn paragraphs_of(text: &str, format: Format, posts: &[String]) -> Vec<String> {
-    if format == Format::Thread {
-        return posts.to_vec();
-    }
-    // Small models often separate paragraphs with single newlines; every line is one.
-    text.lines()
-        .map(str::trim)
-        .filter(|p| !p.is_empty() && !p.starts_with('#'))
-        .map(str::to_string)
-        .collect()
-}
-
-/// A run of the chain on `library` with the templates in its data folder.
-fn start_run<'a>(
-    library: &Library,
-    model: &'a ChatModel,
-    request: &'a DraftRequest,
-    cancel: &'a CancelToken,
-    on_event: &'a mut dyn FnMut(DraftEvent),
-) -> Result<Run<'a>, DraftError> {
-    if !library.store().has_embedded_chunks()? {
-        return Err(DraftError::EmptyLibrary);
-    }
-    Ok(Run {
-        model,
-        templates: Templates::load(Some(&library.data_dir().join("templates")))?,
-        request,
-        cancel,
-        on_event,
-        detail: TraceDetail {
-            request: Some(request.clone()),
-            model: serde_json::to_value(model.info()).unwrap_or_default(),
-            ..Default::default()
-        },
-        started: Instant::now(),
-        last_instruction: String::new(),
-    })
-}
-
 /// Draft `request` with `model` on `library`, streaming events through `on_event`.
 pub fn draft(
     library: &mut Library,
@@ -575,157 +364,5 @@ pub fn draft_with(
     })
 }
 
-/// What the chain gathers before it writes.
-#[derive(Clone, Debug)]
-struct Gathered {
-    /// The retrieved context, in prompt order.
-    context: Vec<ContextChunk>,
-    /// The user's pieces of the format, as the prompt shows them.
-    exemplar_texts: Vec<String>,
-    /// The style card.
-    card_text: String,
-    /// An article's plan, made ahead by [`prepare`].
-    plan: Option<ArticlePlan>,
-}
-
-/// A draft's retrieval done before the request: what [`draft_with`] would otherwise do first.
-#[derive(Clone, Debug)]
-pub struct Prepared {
-    /// The request fields that shape the gathered context and the prompt.
-    key: String,
-    /// The library's revision when preparing ended.
-    revision: crate::store::Revision,
-    gathered: Gathered,
-    /// The trace so far: self-query, expansion, queries, context.
-    detail: TraceDetail,
-    ahead_ms: f64,
-}
-
-impl Prepared {
-    /// Whether a draft of `request` on `library` can start from this: the same topic, format and
-    /// retrieval settings, and nothing written to the library since. Sampling, "draft only" and
-    /// the adapter's strength may differ: they only change the writing.
-    pub fn matches(&self, library: &Library, request: &DraftRequest) -> Result<bool, DraftError> {
-        Ok(self.key == preparation_key(request) && self.revision == library.store().revision()?)
-    }
-
-    /// The sources the draft will draw on.
-    pub fn citations(&self) -> &[Citation] {
-        &self.detail.citations
-    }
-
-    /// What the draft searched for: the topic, then the model's variants that were kept.
-    pub fn queries(&self) -> &[String] {
-        &self.detail.queries
-    }
-
-    /// How long preparing took, ms.
-    pub fn ahead_ms(&self) -> f64 {
-        self.ahead_ms
-    }
-}
-
-fn preparation_key(request: &DraftRequest) -> String {
-    let shaping = DraftRequest {
-        sampling: Sampling::default(),
-        draft_only: false,
-        adapter_scale: 0.0,
-        ..request.clone()
-    };
-    serde_json::to_string(&shaping).unwrap_or_default()
-}
-
-/// Everything a draft of `request` does before its first token, done now: self-query, query
-/// expansion, retrieval, the voice, an article's plan, and the first writing step's prompt
-/// evaluated into the model's KV cache. The app calls this while the topic is being typed, so
-/// that [`draft_with`] starts at the first token; on two CPU cores that saves the ~5 s of
-/// prompt evaluation the retrieved context costs. The KV cache is only a head start: if
-/// something else used the model since, the draft evaluates its prompt again.
-pub fn prepare(
-    library: &mut Library,
-    model: &ChatModel,
-    request: &DraftRequest,
-    cancel: &CancelToken,
-) -> Result<Prepared, DraftError> {
-    let _span = tracing::info_span!("prepare_draft", format = ?request.format).entered();
-    let mut ignore = |_: DraftEvent| {};
-    let mut run = start_run(library, model, request, cancel, &mut ignore)?;
-    let mut gathered = gather(library, &mut run)?;
-    let system = system_prompt(&mut run, &gathered)?;
-    let (template, (extra, limits)) = if request.format == Format::Article {
-        let plan = article_plan(&mut run)?;
-        let first = plan.sections.first().cloned().unwrap_or_default();
-        let step = section_step(&run, &plan, &first);
-        gathered.plan = Some(plan);
-        ("section", step)
-    } else if request.chain_for(model.info().parameters).outlines() {
-        ("outline", outline_step(&run))
-    } else {
-        ("draft", draft_step(&run, ""))
-    };
-    let first = run.step_request(&system, template, extra, limits)?;
-    let evaluated = model.generate(
-        &GenerateRequest {
-            max_tokens: 0,
-            min_tokens: 0,
-            ..first
-        },
-        cancel,
-        &mut |_| {},
-    )?;
-    if evaluated.finish == FinishReason::Cancelled {
-        return Err(DraftError::Cancelled);
-    }
-    Ok(Prepared {
-        key: preparation_key(request),
-        revision: library.store().revision()?,
-        gathered,
-        ahead_ms: ms(run.started),
-        detail: run.detail,
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_revision_may_keep_its_draft_s_lines_but_not_echo_its_instructions() {
-        let templates = Templates::load(None).unwrap();
-        let kept = "Price the whole shop, not just the cut, every single time.";
-        let ctx = minijinja::context! {
-            topic => "pricing", author => "Nell", format_name => "LinkedIn post", words => 150,
-            rules => Format::Linkedin.rules(), draft => kept, critique => "Too long overall, cut it.",
-        };
-        let source = echo_source(&templates, "revise", &ctx).unwrap();
-        assert!(
-            !source.contains(kept) && source.contains("Rewrite the draft"),
-            "{source}"
-        );
-        let reply = format!("{kept}\nRewrite the draft so that it is shorter:");
-        assert_eq!(format::drop_echoes(&reply, &source), kept);
-    }
-
-    #[test]
-    fn only_a_topic_naming_a_platform_or_a_year_needs_the_self_query() {
-        let platforms: Vec<String> = ["linkedin", "x", "blog", "newsletter"]
-            .map(String::from)
-            .to_vec();
-        for topic in [
-            "my 2024 posts on estimates",
-            "A LinkedIn post about code review",
-            "a thread on jigs",
-            "what my blogs say about rest",
-            "An X thread on small pull requests",
-        ] {
-            assert!(may_name_filters(topic, &platforms), "{topic}");
-        }
-        for topic in [
-            "How to price a small software product",
-            "the next complex fix",
-            "shipping 300 small pull requests",
-        ] {
-            assert!(!may_name_filters(topic, &platforms), "{topic}");
-        }
-    }
-}
+mod tests;

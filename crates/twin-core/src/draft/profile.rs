@@ -34,12 +34,13 @@ impl Chain {
         self == Chain::Full
     }
 
-    /// The step whose text is the draft (before shaping), for shells that stream it.
-    pub fn final_step(self) -> &'static str {
+    /// Whether `step`'s text is the draft (before shaping), for shells that stream only the
+    /// draft: the revision in a revising chain, else the writing (an article's sections).
+    pub fn writes_final_text(self, step: &str) -> bool {
         if self.revises() {
-            "revise"
+            step == "revise"
         } else {
-            "draft"
+            matches!(step, "draft" | "section")
         }
     }
 }

@@ -74,6 +74,12 @@ pub enum EngineError {
     WorkerGone,
 }
 
+crate::error::classify!(EngineError {
+    kind: Self::Cancelled => Cancelled,
+        Self::Load { .. } | Self::WrongKind { .. } | Self::Template { .. } | Self::ContextFull { .. } => BadInput;
+    path: Self::Load { path, .. } | Self::WrongKind { path, .. } | Self::Template { path, .. } => path.as_path();
+});
+
 /// Check that `path` is a complete GGUF file before llama.cpp sees it: llama.cpp answers a
 /// truncated or foreign file with a null pointer, this answers with the file and the reason.
 pub(crate) fn validate_gguf(path: &std::path::Path) -> Result<crate::gguf::Header, EngineError> {

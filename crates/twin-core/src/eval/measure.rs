@@ -114,11 +114,11 @@ pub(super) fn measure_all(
         .iter()
         .filter_map(|path| {
             let id = store.document_id_by_path(Path::new(path)).ok()??;
-            Some((path.clone(), store.document(id).ok()??.title))
+            Some((path.clone(), store.document(id).ok()??.info.title))
         })
         .collect();
     let topics = draft_topics(heldout, &titles, params.drafts);
-    let templates = Templates::load(Some(&library.data_dir().join("templates")))?;
+    let templates = Templates::in_data_dir(library.data_dir())?;
     let judge_is_base = judge.is_some_and(|j| j.sha256 == base.sha256);
     let nll_total = heldout.len() * configs.len();
     let draft_total = topics.len() * configs.iter().filter(|c| c.drafts).count();

@@ -83,6 +83,17 @@ pub enum EvalError {
     Cancelled,
 }
 
+crate::error::classify!(EvalError {
+    kind: Self::Cancelled => Cancelled, Self::NoHeldOut(_) => NeedsSetup, Self::NoRun(_) => NotFound,
+        Self::Io { .. } => Io;
+    inner: Store, Library, Model, Train, Draft, Prompt, Engine;
+    path: Self::Io { path, .. } => path.as_path();
+});
+
+/// The context window evaluation loads its models with: a held-out passage with its prompt, a
+/// grounded draft and the judge's prompt all fit.
+pub const CONTEXT_TOKENS: u32 = 4096;
+
 /// What to evaluate and how much.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalParams {

@@ -54,6 +54,13 @@ pub enum LibraryError {
     SystemFolder(PathBuf),
 }
 
+crate::error::classify!(LibraryError {
+    kind: Self::NoEmbeddingModel | Self::ModelFileMissing(_) => NeedsSetup,
+        Self::NotFound(_) => NotFound, Self::SystemFolder(_) => BadInput;
+    inner: Store, Engine, Search;
+    path: Self::NotFound(p) | Self::ModelFileMissing(p) | Self::SystemFolder(p) => p.as_path();
+});
+
 /// The platform's data folder for Twin (on Linux `~/.local/share/twin`), where both shells keep
 /// the library when no other is named (`--data-dir`, `TWIN_DATA_DIR`). `None` when the platform
 /// has no home folder to put it in.

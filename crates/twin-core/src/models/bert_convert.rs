@@ -43,6 +43,12 @@ pub enum ConvertError {
     Write(#[from] gguf::GgufError),
 }
 
+crate::error::classify!(ConvertError {
+    kind: Self::File { .. } | Self::Unsupported { .. } => BadInput;
+    inner: Write;
+    path: Self::File { path, .. } => path.as_path(), Self::Unsupported { dir, .. } => dir.as_path();
+});
+
 /// How to convert.
 #[derive(Clone, Debug)]
 pub struct ConvertOptions {

@@ -82,6 +82,14 @@ pub enum ModelError {
     NoChatModel,
 }
 
+crate::error::classify!(ModelError {
+    kind: Self::Cancelled => Cancelled, Self::Io { .. } => Io,
+        Self::Invalid { .. } | Self::Checksum { .. } | Self::Ambiguous { .. } => BadInput,
+        Self::NotFound(_) => NotFound, Self::NoChatModel => NeedsSetup;
+    inner: Store, Engine;
+    path: Self::Io { path, .. } | Self::Invalid { path, .. } | Self::Checksum { path, .. } => path.as_path();
+});
+
 /// Load the chat model named by `query` (see [`registry::find`]), else the active one, after
 /// checking the file is still the one registered.
 pub fn open_chat_model(

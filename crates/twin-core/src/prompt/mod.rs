@@ -38,3 +38,8 @@ pub enum PromptError {
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
+
+crate::error::classify!(PromptError {
+    kind: Self::Template { .. } => BadInput;
+    inner: Engine;
+});

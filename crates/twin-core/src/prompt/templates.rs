@@ -91,6 +91,12 @@ fn version_of(source: &str) -> String {
 }
 
 impl Templates {
+    /// The templates a data folder drafts and trains with: the built-in ones, each replaced by
+    /// the user's `<data_dir>/templates/<name>.j2` where that exists.
+    pub fn in_data_dir(data_dir: &Path) -> Result<Self, PromptError> {
+        Self::load(Some(&data_dir.join("templates")))
+    }
+
     /// The built-in templates, each replaced by `<override_dir>/<name>.j2` where that exists.
     pub fn load(override_dir: Option<&Path>) -> Result<Self, PromptError> {
         let mut env = minijinja::Environment::new();

@@ -166,51 +166,40 @@ impl Store {
         dataset: &DatasetRecord,
         examples: &[ExampleRecord],
     ) -> Result<()> {
-        let path = self.path.clone();
-        let err = |source| super::StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        tx.execute("DELETE FROM datasets WHERE id = ?1", [&dataset.id])
-            .map_err(err)?;
-        tx.execute(
-            "INSERT INTO datasets(id, created_at, base_model, params, stats) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                dataset.id,
-                if dataset.created_at == 0 { now_secs() } else { dataset.created_at },
-                dataset.base_model,
-                dataset.params.to_string(),
-                dataset.stats.to_string(),
-            ],
-        )
-        .map_err(err)?;
-        {
-            let mut insert = tx
-                .prepare(
-                    "INSERT INTO dataset_examples(dataset_id, idx, split, kind, document_path, messages, format, topic)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(err)?;
-            for e in examples {
-                insert
-                    .execute(params![
-                        dataset.id,
-                        e.idx,
-                        e.split,
-                        e.kind,
-                        e.document_path,
-                        e.messages.to_string(),
-                        e.format,
-                        e.topic
-                    ])
-                    .map_err(err)?;
+        self.write(|tx| {
+            tx.execute("DELETE FROM datasets WHERE id = ?1", [&dataset.id])?;
+            tx.execute(
+                "INSERT INTO datasets(id, created_at, base_model, params, stats) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    dataset.id,
+                    if dataset.created_at == 0 { now_secs() } else { dataset.created_at },
+                    dataset.base_model,
+                    dataset.params.to_string(),
+                    dataset.stats.to_string(),
+                ],
+            )?;
+            {
+                let mut insert = tx
+                    .prepare(
+                        "INSERT INTO dataset_examples(dataset_id, idx, split, kind, document_path, messages, format, topic)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )?;
+                for e in examples {
+                    insert
+                        .execute(params![
+                            dataset.id,
+                            e.idx,
+                            e.split,
+                            e.kind,
+                            e.document_path,
+                            e.messages.to_string(),
+                            e.format,
+                            e.topic
+                        ])?;
+                }
             }
-        }
-        tx.commit().map_err(err)
+            Ok(())
+        })
     }
 
     /// Dataset versions, newest first.

@@ -52,11 +52,10 @@ pub struct DocState {
     pub duplicate_of: Option<DocumentId>,
 }
 
-/// A stored document with its cleaned text.
+/// What a document is, the same whether it is being written or was read back: where it came
+/// from, what it says, and what it duplicates.
 #[derive(Clone, Debug, Serialize)]
-pub struct Document {
-    /// Row id.
-    pub id: DocumentId,
+pub struct DocumentInfo {
     /// Owning source.
     pub source_id: SourceId,
     /// Absolute path.
@@ -77,48 +76,51 @@ pub struct Document {
     pub duplicate_of: Option<DocumentId>,
     /// Nearly identical to this document (e.g. an earlier draft).
     pub near_duplicate_of: Option<DocumentId>,
-    /// Post, article, thread… for documents from platform exports.
+    /// What kind of writing (post, article, thread, comment…), for documents from platform
+    /// exports; None for files.
     pub kind: Option<String>,
-    /// Canonical URL, when the platform gave one.
+    /// The canonical URL, when the platform gave one.
     pub url: Option<String>,
 }
 
-/// A document to insert or replace.
+/// A stored document with its cleaned text; its fields read through to [`DocumentInfo`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Document {
+    /// Row id.
+    pub id: DocumentId,
+    /// What it is.
+    #[serde(flatten)]
+    pub info: DocumentInfo,
+}
+
+impl std::ops::Deref for Document {
+    type Target = DocumentInfo;
+    fn deref(&self) -> &DocumentInfo {
+        &self.info
+    }
+}
+
+/// A document to insert or replace: what it is, and the file stamps and fingerprints that let
+/// the next import skip it when nothing changed.
 #[derive(Clone, Debug)]
 pub struct NewDocument {
-    /// Owning source.
-    pub source_id: SourceId,
-    /// Absolute path.
-    pub path: PathBuf,
-    /// Title.
-    pub title: String,
-    /// Platform when known.
-    pub platform: Option<String>,
-    /// Source format.
-    pub format: String,
-    /// `YYYY-MM-DD`.
-    pub date: Option<String>,
-    /// Tags.
-    pub tags: Vec<String>,
+    /// What it is.
+    pub info: DocumentInfo,
     /// blake3 of the file bytes.
     pub content_hash: String,
     /// File mtime in nanoseconds.
     pub mtime: i64,
     /// File size in bytes.
     pub size: i64,
-    /// Cleaned text.
-    pub body: String,
     /// Similarity fingerprint of the body.
     pub simhash: Option<u64>,
-    /// Byte-identical copy of this document.
-    pub duplicate_of: Option<DocumentId>,
-    /// Nearly identical to this document.
-    pub near_duplicate_of: Option<DocumentId>,
-    /// What kind of writing (post, article, thread, comment…), for documents from platform
-    /// exports; None for files.
-    pub kind: Option<String>,
-    /// The canonical URL, when the platform gave one.
-    pub url: Option<String>,
+}
+
+impl std::ops::Deref for NewDocument {
+    type Target = DocumentInfo;
+    fn deref(&self) -> &DocumentInfo {
+        &self.info
+    }
 }
 
 /// A chunk to insert.

@@ -9,6 +9,10 @@ use std::path::PathBuf;
 /// The channel used when a platform has no adapter of its own.
 pub const DEFAULT_CHANNEL: &str = "default";
 
+/// Every channel an adapter can be chosen for: the default and one per platform a format
+/// writes for.
+pub const CHANNELS: [&str; 5] = [DEFAULT_CHANNEL, "linkedin", "x", "blog", "newsletter"];
+
 /// Errors of the adapter registry.
 #[derive(Debug, thiserror::Error)]
 pub enum AdapterError {
@@ -57,6 +61,15 @@ pub enum AdapterError {
         reason: String,
     },
 }
+
+crate::error::classify!(AdapterError {
+    kind: Self::NotFound(_) | Self::Missing(_) => NotFound,
+        Self::Ambiguous(_) | Self::BaseMismatch { .. } | Self::Changed { .. } => BadInput,
+        Self::Unreadable { .. } => Io;
+    inner: Store;
+    path: Self::Missing(path) | Self::BaseMismatch { path, .. } | Self::Changed { path, .. }
+        | Self::Unreadable { path, .. } => path.as_path();
+});
 
 /// The adapter a draft will use.
 #[derive(Clone, Debug, Serialize)]
@@ -143,6 +156,96 @@ pub fn for_draft(
         scale: active.scale,
         channel: channel.to_string(),
     }))
+}
+
+/// Which adapter a command asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AdapterPick {
+    /// The one in use for the format's platform, else the default channel's (see [`for_draft`]).
+    #[default]
+    InUse,
+    /// None: the base model alone.
+    BaseModel,
+    /// A registered adapter's id or name, or a GGUF LoRA file.
+    Named(String),
+}
+
+/// The adapter a model is loaded with.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChosenAdapter {
+    /// The GGUF LoRA file.
+    pub path: PathBuf,
+    /// The strength chosen for it (a named adapter: 1).
+    pub scale: f32,
+    /// Its name for people: `voice-2 (#2, linkedin channel)`.
+    pub label: String,
+}
+
+/// The adapter `pick` names for the base model `record` drafting for `platform`: a named one
+/// (checked against the base), none, or the one in use (see [`for_draft`]).
+pub fn choose(
+    store: &Store,
+    pick: &AdapterPick,
+    record: &crate::store::ModelRecord,
+    platform: &str,
+) -> Result<Option<ChosenAdapter>, AdapterError> {
+    match pick {
+        AdapterPick::BaseModel => Ok(None),
+        AdapterPick::Named(q) => match find(store, q) {
+            Ok(a) => {
+                check(&a, &record.sha256, &record.name)?;
+                Ok(Some(ChosenAdapter {
+                    path: a.path.clone().into(),
+                    scale: 1.0,
+                    label: format!("{} (#{})", a.name, a.id),
+                }))
+            }
+            Err(AdapterError::NotFound(_)) if std::path::Path::new(q).is_file() => {
+                Ok(Some(ChosenAdapter {
+                    path: q.into(),
+                    scale: 1.0,
+                    label: q.clone(),
+                }))
+            }
+            Err(e) => Err(e),
+        },
+        AdapterPick::InUse => Ok(
+            for_draft(store, platform, &record.sha256, &record.name)?.map(|c| ChosenAdapter {
+                path: c.adapter.path.clone().into(),
+                scale: c.scale,
+                label: format!(
+                    "{} (#{}, {} channel)",
+                    c.adapter.name, c.adapter.id, c.channel
+                ),
+            }),
+        ),
+    }
+}
+
+/// Which adapter each channel uses, for every channel that chose one.
+pub fn in_use(store: &Store) -> Result<Vec<ChannelChoice>, AdapterError> {
+    let mut active = Vec::new();
+    for channel in CHANNELS {
+        if let Some(a) = store.active_adapter(channel)? {
+            active.push(ChannelChoice {
+                channel: channel.to_string(),
+                adapter: a.adapter,
+                scale: a.scale,
+            });
+        }
+    }
+    Ok(active)
+}
+
+/// A channel's choice: an adapter at a strength, or the base model (`adapter: None`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ChannelChoice {
+    /// The channel (see [`CHANNELS`]).
+    pub channel: String,
+    /// The adapter; `None` for the base model alone.
+    pub adapter: Option<AdapterRecord>,
+    /// Strength.
+    pub scale: f32,
 }
 
 /// Refuse `adapter` unless it can be served on the base model with sha256 `base_sha256`: it

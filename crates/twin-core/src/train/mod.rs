@@ -120,3 +120,10 @@ pub enum TrainError {
     #[error("cancelled")]
     Cancelled,
 }
+
+crate::error::classify!(TrainError {
+    kind: Self::Cancelled => Cancelled, Self::NoDataset => NeedsSetup, Self::Io { .. } => Io,
+        Self::UnsupportedArchitecture { .. } | Self::Model { .. } | Self::Data(_) => BadInput;
+    inner: Engine, Store, Prompt;
+    path: Self::UnsupportedArchitecture { path, .. } | Self::Model { path, .. } | Self::Io { path, .. } => path.as_path();
+});

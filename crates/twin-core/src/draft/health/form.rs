@@ -1,0 +1,165 @@
+//! Checks on the form: prompt labels and talk to the requester left in the draft, and the
+//! length and shape the format asks for.
+
+use super::*;
+
+/// Labels and instructions from the prompts that small models copy into their answer.
+pub(super) const PROMPT_LABELS: &[&str] = &[
+    "outline:",
+    "draft:",
+    "notes:",
+    "plan:",
+    "critique:",
+    "problems to fix",
+    "problems:",
+    "length:",
+    "write only",
+    "follow this plan",
+    "style card",
+    "how the author writes",
+    "examples of",
+    "revised draft",
+    "rewrite the draft",
+    "here is a revised",
+    "here's a revised",
+    "here is the revised",
+    "here's the revised",
+    "here is a rewritten",
+    "here's a rewritten",
+    "here is your",
+    "here's your",
+    "here is a draft",
+    "here's a draft",
+    "sure, here",
+    "as an ai",
+    "word count",
+];
+
+/// The model talking to whoever asked for the draft, anywhere in a line: a reader of the post
+/// would see an assistant apologising or handing over "my final post". Only phrases a post in
+/// the user's own voice would not use.
+pub(super) const ASSISTANT_TALK: &[&str] = &[
+    "it seems i made an error",
+    "it seems i made a mistake",
+    "i apologize for",
+    "apologies for the confusion",
+    "as you've highlighted",
+    "as you have highlighted",
+    "as you mentioned in your",
+    "here is my final",
+    "here's my final",
+    "here is the final version",
+    "here's the final version",
+];
+
+/// Markup and prompt text a reader would see as debris: Markdown headings where the platform
+/// shows plain text, `##` inside a line, hashtags run together, citation markers, prompt
+/// labels, template or chat-template tokens, bold markers on plain-text platforms.
+pub fn leftovers(text: &str, format: Format) -> Check {
+    let mut found: Vec<String> = Vec::new();
+    let plain_text_platform = matches!(format, Format::Linkedin | Format::Thread);
+    for raw in content_lines(text, format) {
+        let lower = raw.to_lowercase();
+        if is_heading(raw) && !allows_headings(format) {
+            found.push(format!("heading {}", quote(raw)));
+        }
+        let body = raw.trim_start_matches('#');
+        if body.contains("##") {
+            found.push(format!("\"##\" in {}", quote(raw)));
+        }
+        if raw.split_whitespace().any(is_run_together_hashtag) {
+            found.push(format!("hashtags run together in {}", quote(raw)));
+        }
+        if citation_markers(raw) > 0 {
+            found.push(format!("citation marker in {}", quote(raw)));
+        }
+        let opening = lower.trim_start_matches(['*', '#', '-', ' ', '_']);
+        if let Some(label) = PROMPT_LABELS.iter().find(|l| opening.starts_with(**l)) {
+            found.push(format!("prompt text \"{label}\""));
+        }
+        let lower_quotes = lower.replace('’', "'");
+        if let Some(talk) = ASSISTANT_TALK.iter().find(|t| lower_quotes.contains(**t)) {
+            found.push(format!("the model talking to you (\"{talk}\")"));
+        }
+        for token in ["{{", "{%", "<|", "</s>", "<think>", "<end_of_turn>"] {
+            if raw.contains(token) {
+                found.push(format!("template token \"{token}\""));
+            }
+        }
+        if plain_text_platform && raw.contains("**") {
+            found.push(format!("bold markers in {}", quote(raw)));
+        }
+        if raw.chars().all(|c| matches!(c, '-' | '=' | '*' | '_')) && raw.len() >= 3 {
+            found.push("separator line".into());
+        }
+    }
+    found_check(
+        "leftovers",
+        &found,
+        "no markup or prompt text",
+        &found.join(", "),
+    )
+}
+
+/// Length within [`LENGTH_TOLERANCE`] of the format's target; threads numbered in order with
+/// every post within X's limit; articles with a title and at least two sections with text.
+pub fn shape(text: &str, format: Format) -> Check {
+    let target = format.length().target_words as f64;
+    let words = format::word_count(text) as f64;
+    let (low, high) = (
+        target * (1.0 - LENGTH_TOLERANCE),
+        target * (1.0 + LENGTH_TOLERANCE),
+    );
+    let mut problems = Vec::new();
+    if words < low || words > high {
+        problems.push(format!(
+            "{words:.0} words, the target is {target:.0} ({low:.0}–{high:.0})"
+        ));
+    }
+    match format {
+        Format::Thread => {
+            let lines: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            for (i, line) in lines.iter().enumerate() {
+                match post_number(line) {
+                    Some((n, _)) if n == i + 1 => {}
+                    _ => problems.push(format!("post {} is not numbered {}/", i + 1, i + 1)),
+                }
+                if format::x_length(line) > X_POST_LIMIT {
+                    problems.push(format!("post {} is over {X_POST_LIMIT} characters", i + 1));
+                }
+            }
+            if lines.len() < 3 {
+                problems.push(format!("{} posts; a thread has at least 3", lines.len()));
+            }
+        }
+        Format::Article => {
+            let has_title = text.trim_start().starts_with("# ");
+            let sections = text
+                .split("\n## ")
+                .skip(1)
+                .filter(|s| format::word_count(s) >= 40)
+                .count();
+            if !has_title {
+                problems.push("no title".into());
+            }
+            if sections < 2 {
+                problems.push(format!("{sections} sections with text; at least 2"));
+            }
+        }
+        Format::Linkedin | Format::Newsletter => {}
+    }
+    hard(
+        "format",
+        problems.is_empty(),
+        words / target,
+        if problems.is_empty() {
+            format!("{words:.0} words (target {target:.0})")
+        } else {
+            problems.join("; ")
+        },
+    )
+}

@@ -1,0 +1,132 @@
+//! Checks against what the user wrote: staying on the topic, and specifics (names, numbers)
+//! the user never wrote about.
+
+use super::*;
+
+/// The draft is nearer its topic than any unrelated topic, by [`ON_TOPIC_MARGIN`].
+pub fn on_topic(s: TopicSimilarity) -> Check {
+    let margin = s.topic - s.unrelated;
+    hard(
+        "on_topic",
+        margin >= ON_TOPIC_MARGIN,
+        f64::from(margin),
+        format!(
+            "similarity to the topic {:.2}, to the nearest unrelated topic {:.2}",
+            s.topic, s.unrelated
+        ),
+    )
+}
+
+/// Capitalised words that are not names wherever they stand.
+pub(super) const NOT_NAMES: &[&str] = &[
+    "i",
+    "i'm",
+    "i've",
+    "i'd",
+    "i'll",
+    "ok",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "linkedin",
+    "x",
+    "twitter",
+    "substack",
+    "medium",
+    "ps",
+    "p.s",
+];
+
+/// Names and numbers a draft asserts: runs of capitalised words that do not open a sentence
+/// (headings and hashtags aside), and numbers of two or more digits.
+pub fn specifics(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || is_heading(line) {
+            continue;
+        }
+        // A thread's "3/" and a list's "10." number the text; they assert nothing.
+        let line = post_number(line).map_or(line, |(_, rest)| rest);
+        let line = strip_list_marker(line);
+        for sentence in line.unicode_sentences() {
+            let mut name: Vec<&str> = Vec::new();
+            let mut first = true;
+            for (_, word) in sentence.split_word_bound_indices() {
+                if !word.chars().any(char::is_alphanumeric) {
+                    // Punctuation ends a name; spaces join its words.
+                    if !word.trim().is_empty() && !name.is_empty() {
+                        found.push(name.join(" "));
+                        name.clear();
+                    }
+                    continue;
+                }
+                let opening = std::mem::replace(&mut first, false);
+                if word
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+                {
+                    if word.chars().filter(char::is_ascii_digit).count() >= 2 {
+                        found.push(word.trim_end_matches(['.', ',']).to_string());
+                    }
+                    continue;
+                }
+                let capitalised = word.starts_with(char::is_uppercase);
+                let folded = word.to_lowercase().replace('’', "'");
+                if capitalised && !opening && !NOT_NAMES.contains(&folded.as_str()) {
+                    name.push(word);
+                } else if !name.is_empty() {
+                    found.push(name.join(" "));
+                    name.clear();
+                }
+            }
+            if !name.is_empty() {
+                found.push(name.join(" "));
+            }
+        }
+    }
+    // Hashtags are split off by the word bounds too: drop names that are a hashtag's word.
+    let hashtags: HashSet<String> = text
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix('#'))
+        .map(str::to_lowercase)
+        .collect();
+    found.retain(|f| !hashtags.contains(&f.to_lowercase()));
+    let mut seen = HashSet::new();
+    found.retain(|f| seen.insert(f.clone()));
+    found
+}
+
+/// Specifics the draft asserts that appear nowhere in the user's writing or the request.
+pub fn invented(text: &str, topic: &str, known: &dyn Fn(&str) -> bool) -> Check {
+    let topic_words: HashSet<String> = folded_words(topic).into_iter().collect();
+    let unknown: Vec<String> = specifics(text)
+        .into_iter()
+        .filter(|s| {
+            folded_words(s)
+                .iter()
+                .any(|w| !topic_words.contains(w) && !known(w))
+        })
+        .collect();
+    found_check(
+        "invented",
+        &unknown,
+        "every name and number is in your writing or the request",
+        &format!("not in your writing: {}", unknown.join(", ")),
+    )
+}

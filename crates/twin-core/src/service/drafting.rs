@@ -1,0 +1,180 @@
+//! Drafting through the service: the request completed with the user's settings and adapter
+//! choice, the draft prepared while the topic is typed, and the draft's "sounds like you".
+
+use super::{lock, ModelChoice, Twin};
+use crate::draft::{self, Chain, Draft, DraftError, DraftEvent, DraftRequest, Format};
+use crate::error::TwinError;
+use crate::library::Library;
+use crate::progress::CancelToken;
+use serde::Serialize;
+
+/// What a shell asks to draft.
+#[derive(Clone, Debug)]
+pub struct DraftSpec {
+    /// The request; its `author` and `adapter_scale` are filled in by the service.
+    pub request: DraftRequest,
+    /// Adapter strength over the one chosen for the channel.
+    pub strength: Option<f32>,
+    /// How the prompts name the author, over the setting.
+    pub author: Option<String>,
+    /// The model and adapter.
+    pub model: ModelChoice,
+}
+
+impl DraftSpec {
+    /// A draft of `topic` in `format` with every default.
+    pub fn new(topic: impl Into<String>, format: Format) -> Self {
+        Self {
+            request: DraftRequest::new(topic, format),
+            strength: None,
+            author: None,
+            model: ModelChoice::default(),
+        }
+    }
+}
+
+/// What a draft runs on, told before it starts.
+#[derive(Clone, Debug, Serialize)]
+pub struct DraftSetup {
+    /// The chat model's name.
+    pub model: String,
+    /// Its chat template.
+    pub chat_template: String,
+    /// The voice adapter's label, if one is loaded.
+    pub adapter: Option<String>,
+    /// The adapter's strength (0: the base model).
+    pub strength: f32,
+    /// The writing steps.
+    pub chain: Chain,
+}
+
+/// A finished draft and how much it sounds like the user.
+#[derive(Clone, Debug, Serialize)]
+pub struct DraftOutcome {
+    /// The draft.
+    #[serde(flatten)]
+    pub draft: Draft,
+    /// The probability that the text is the user's (`None`: nothing to fit the classifier on).
+    pub sounds_like_you: Option<f64>,
+}
+
+/// How a preparation ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct Preparation {
+    /// Whether a prepared draft is waiting for "Write" (false: cancelled by a newer topic).
+    pub ready: bool,
+    /// Sources chosen.
+    pub sources: usize,
+    /// Time spent preparing, when it was done now.
+    pub ms: Option<f64>,
+}
+
+impl Twin {
+    /// The loaded model and the complete request for `spec`.
+    fn draft_setup(
+        &self,
+        lib: &Library,
+        spec: &DraftSpec,
+    ) -> Result<(super::DraftingModel, DraftRequest, DraftSetup), TwinError> {
+        let settings = self.settings_in(lib)?;
+        let loaded = self.chat_model(lib, &spec.model, spec.request.format.platform())?;
+        let mut request = spec.request.clone();
+        request.author = spec.author.clone().unwrap_or(settings.author);
+        request.adapter_scale = match &loaded.adapter {
+            Some(a) => spec.strength.unwrap_or(a.scale),
+            None => 0.0,
+        };
+        let info = loaded.model.info();
+        let setup = DraftSetup {
+            model: loaded.record.name.clone(),
+            chat_template: info.chat_template.clone(),
+            adapter: loaded.adapter.as_ref().map(|a| a.label.clone()),
+            strength: request.adapter_scale,
+            chain: request.chain_for(info.parameters),
+        };
+        Ok((loaded, request, setup))
+    }
+
+    /// Do a draft's retrieval and evaluate its prompt while the topic is being typed, so that
+    /// the draft starts at the first token. A newer preparation cancels this one; the result is
+    /// kept until the next draft, which uses it only if it was made for that request on the
+    /// library as it is then.
+    pub fn prepare_draft(&self, spec: &DraftSpec) -> Result<Preparation, TwinError> {
+        self.cancel(super::JobKind::Prepare);
+        let mine = (spec.request.topic.clone(), spec.request.format);
+        *lock(&self.preparing) = Some(mine.clone());
+        let not_ready = Preparation {
+            ready: false,
+            sources: 0,
+            ms: None,
+        };
+        let result = self.run_job(super::JobKind::Prepare, |cancel| {
+            self.with_library_as_is(|lib| {
+                if cancel.is_cancelled() {
+                    return Ok(not_ready.clone());
+                }
+                let (loaded, request, _) = self.draft_setup(lib, spec)?;
+                let mut slot = lock(&self.prepared);
+                if let Some(p) = slot.as_ref() {
+                    if p.matches(lib, &request)? {
+                        return Ok(Preparation {
+                            ready: true,
+                            sources: p.citations().len(),
+                            ms: None,
+                        });
+                    }
+                }
+                *slot = None;
+                drop(slot);
+                match draft::prepare(lib, &loaded.model, &request, cancel) {
+                    Ok(p) => {
+                        let ready = Preparation {
+                            ready: true,
+                            sources: p.citations().len(),
+                            ms: Some(p.ahead_ms()),
+                        };
+                        *lock(&self.prepared) = Some(p);
+                        Ok(ready)
+                    }
+                    Err(DraftError::Cancelled) => Ok(not_ready.clone()),
+                    Err(e) => Err(e.into()),
+                }
+            })
+        });
+        let mut preparing = lock(&self.preparing);
+        // A newer preparation may have taken the slot meanwhile.
+        if preparing.as_ref() == Some(&mine) {
+            *preparing = None;
+        }
+        result
+    }
+
+    /// Draft in the user's voice: `on_setup` hears what the draft runs on, `on_event` its
+    /// steps and streamed text. Starts from the prepared draft when there is one for this
+    /// request; a preparation of another request in flight is cancelled, one of this request
+    /// is waited for.
+    pub fn draft(
+        &self,
+        spec: &DraftSpec,
+        cancel: &CancelToken,
+        on_setup: impl FnOnce(&DraftSetup),
+        on_event: &mut dyn FnMut(DraftEvent),
+    ) -> Result<DraftOutcome, TwinError> {
+        let request_key = (spec.request.topic.clone(), spec.request.format);
+        if lock(&self.preparing).as_ref() != Some(&request_key) {
+            self.cancel(super::JobKind::Prepare);
+        }
+        self.with_library_as_is(|lib| {
+            let (loaded, request, setup) = self.draft_setup(lib, spec)?;
+            on_setup(&setup);
+            let prepared = lock(&self.prepared).take();
+            let draft =
+                draft::draft_with(lib, &loaded.model, &request, prepared, cancel, on_event)?;
+            let sounds_like_you = self.sounds_like_you(lib, &draft.text)?;
+            Ok(DraftOutcome {
+                draft,
+                sounds_like_you,
+            })
+        })
+    }
+}
