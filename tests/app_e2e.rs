@@ -548,7 +548,7 @@ fn main_flow_in_a_real_webkit_window() {
         .put_eval_run(&twin_core::store::EvalRunRecord {
             id: 0,
             run_key: "e2e".into(),
-            status: "done".into(),
+            status: twin_core::store::RunStatus::Done,
             dataset_id: "e2e-dataset".into(),
             base_sha256: "0".repeat(64),
             params: json!(null),
@@ -562,7 +562,7 @@ fn main_flow_in_a_real_webkit_window() {
             .put_eval_item(
                 run,
                 &twin_core::store::EvalItem {
-                    kind: "nll".into(),
+                    kind: twin_core::store::EvalItemKind::Nll,
                     config: config.into(),
                     key: "0".into(),
                     value: sum,

@@ -235,7 +235,7 @@ pub async fn set_style_card(state: State<'_, AppState>, text: Option<String>) ->
 pub struct PastDraft {
     id: i64,
     created_at: i64,
-    status: String,
+    status: twin_core::store::RunStatus,
     topic: String,
     format: String,
     model: String,

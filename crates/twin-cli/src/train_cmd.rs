@@ -230,7 +230,7 @@ fn print_dataset(dataset: &Dataset, examples: usize) {
     println!("  built with: {}", dataset.record.params);
     for e in dataset.examples.iter().take(examples) {
         // The request line of a drafting prompt; a replay example's generic request whole.
-        let request = match e.request() {
+        let request = match &e.request {
             Some((format, topic)) => format!("Write a {} about: {topic}", format.display_name()),
             None => e
                 .messages

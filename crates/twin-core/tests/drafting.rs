@@ -186,7 +186,7 @@ fn drafts_in_every_format_cite_real_chunks_on_topic() {
         }
         // The trace holds the prompts' versions, the retrieved chunks, the model and timings.
         let trace = library.store().trace(d.trace_id).unwrap().unwrap();
-        assert_eq!(trace.status, "ok");
+        assert_eq!(trace.status, twin_core::store::RunStatus::Done);
         assert_eq!(trace.output, d.text);
         assert!(trace.model.contains("SmolLM2"), "{}", trace.model);
         let detail = &trace.detail;

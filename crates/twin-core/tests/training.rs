@@ -12,7 +12,7 @@ use twin_core::engine::{
     ChatMessage, ChatModel, ChatModelConfig, ChatTokenizer, GenerateRequest, Sampling,
 };
 use twin_core::progress::NoProgress;
-use twin_core::store::AdapterRecord;
+use twin_core::store::{AdapterRecord, EvalItemKind, ExampleKind, Split};
 use twin_core::train::{
     self, adapters, dataset, Dataset, DatasetParams, LoraConfig, LoraModel, Pass, TrainParams,
 };
@@ -234,11 +234,11 @@ fn trained_adapter_lowers_held_out_nll_in_llama_cpp_and_still_answers_generic_re
         "the stored dataset reads back unchanged"
     );
     let test_docs: HashSet<_> = built
-        .split("test")
+        .split(Split::Test)
         .filter_map(|e| e.document_path.clone())
         .collect();
     let train_docs: HashSet<_> = built
-        .split("train")
+        .split(Split::Train)
         .filter_map(|e| e.document_path.clone())
         .collect();
     assert!(!test_docs.is_empty());
@@ -247,10 +247,15 @@ fn trained_adapter_lowers_held_out_nll_in_llama_cpp_and_still_answers_generic_re
         "no document is in both splits"
     );
     assert!(
-        built.split("train").any(|e| e.kind == "replay"),
+        built
+            .split(Split::Train)
+            .any(|e| e.kind == ExampleKind::Replay),
         "a replay set is included"
     );
-    for e in built.split("train").filter(|e| e.kind == "user") {
+    for e in built
+        .split(Split::Train)
+        .filter(|e| e.kind == ExampleKind::User)
+    {
         let path = e.document_path.as_ref().unwrap();
         let source = std::fs::read_to_string(path).unwrap();
         let first_line = e.reply.lines().next().unwrap();
@@ -290,7 +295,10 @@ fn trained_adapter_lowers_held_out_nll_in_llama_cpp_and_still_answers_generic_re
     let served = chat(Some(PathBuf::from(&outcome.adapter.path)));
     let mut base_nll = Vec::new();
     let mut adapted_nll = Vec::new();
-    for e in built.split("test").filter(|e| e.kind == "user") {
+    for e in built
+        .split(Split::Test)
+        .filter(|e| e.kind == ExampleKind::User)
+    {
         let enc = served.encode_example(&e.messages, &e.reply).unwrap();
         let cancel = CancelToken::new();
         base_nll.extend(
@@ -373,7 +381,7 @@ fn trained_adapter_lowers_held_out_nll_in_llama_cpp_and_still_answers_generic_re
     .unwrap_err();
     assert!(matches!(err, train::TrainError::Cancelled), "{err}");
     let run = &lib.store().runs(1).unwrap()[0];
-    assert_eq!(run.status, "cancelled");
+    assert_eq!(run.status, twin_core::store::RunStatus::Cancelled);
     assert!(PathBuf::from(&run.dir).join("checkpoint.json").exists());
 
     // The registry: the new adapter is in use; one made for another base is refused.
@@ -524,7 +532,7 @@ fn evaluation_report(
     let mut items = lib.store().eval_items(outcome.run).unwrap();
     let item = items
         .iter_mut()
-        .find(|i| i.kind == "nll" && i.config == "base")
+        .find(|i| i.kind == EvalItemKind::Nll && i.config == "base")
         .unwrap();
     let extra = item.value;
     item.value *= 2.0;

@@ -42,7 +42,7 @@ use crate::engine::{
 use crate::library::{Library, LibraryError};
 use crate::progress::CancelToken;
 use crate::prompt::structured;
-use crate::store::{ChunkHit, SearchFilter, StoreError, TraceId, TraceRecord};
+use crate::store::{ChunkHit, RunStatus, SearchFilter, StoreError, TraceId, TraceRecord};
 use gather::*;
 use grammar::{ArticlePlan, Expansion, SelfQuery};
 use retrieve::ContextChunk;
@@ -324,11 +324,11 @@ pub fn draft_with(
     });
     let result = run_chain(library, &mut run, gathered);
     let status = match &result {
-        Ok(_) => "ok",
-        Err(DraftError::Cancelled) => "cancelled",
+        Ok(_) => RunStatus::Done,
+        Err(DraftError::Cancelled) => RunStatus::Cancelled,
         Err(e) => {
             run.detail.error = Some(e.to_string());
-            "error"
+            RunStatus::Failed
         }
     };
     run.detail.timings.total_ms = ms(run.started);
@@ -344,7 +344,7 @@ pub fn draft_with(
         id: 0,
         created_at: 0,
         kind: "draft".into(),
-        status: status.into(),
+        status,
         topic: request.topic.clone(),
         format: request.format.platform().into(),
         model: info.name.clone(),

@@ -8,20 +8,20 @@ use super::*;
 /// Bookkeeping of a run in progress: what is measured, cancellation, events.
 pub(super) struct Measure<'a> {
     pub(super) run: EvalRunId,
-    pub(super) done: HashSet<(String, String, String)>,
+    pub(super) done: HashSet<(EvalItemKind, String, String)>,
     pub(super) cancel: &'a CancelToken,
     pub(super) progress: &'a dyn Progress,
 }
 
 impl Measure<'_> {
-    fn has(&self, kind: &str, config: &str, key: &str) -> bool {
+    fn has(&self, kind: EvalItemKind, config: &str, key: &str) -> bool {
         self.done
-            .contains(&(kind.to_string(), config.to_string(), key.to_string()))
+            .contains(&(kind, config.to_string(), key.to_string()))
     }
 
     /// Measurements of `kind` stored so far (progress is derived from these).
-    fn count(&self, kind: &str) -> usize {
-        self.done.iter().filter(|(k, _, _)| k == kind).count()
+    fn count(&self, kind: EvalItemKind) -> usize {
+        self.done.iter().filter(|(k, _, _)| *k == kind).count()
     }
 
     fn check(&self) -> Result<(), EvalError> {
@@ -75,12 +75,12 @@ pub(super) fn measure_all(
     // The held-out writing itself: the style reference, stored so reports need nothing else.
     for (idx, e) in heldout {
         let key = idx.to_string();
-        if !m.has("heldout", "user", &key) {
-            let (format, topic) = e.request().unzip();
+        if !m.has(EvalItemKind::Heldout, "user", &key) {
+            let (format, topic) = e.request.clone().unzip();
             m.put(
                 library,
                 EvalItem {
-                    kind: "heldout".into(),
+                    kind: EvalItemKind::Heldout,
                     config: "user".into(),
                     key,
                     value: style::words(&e.reply).len() as f64,
@@ -125,16 +125,16 @@ pub(super) fn measure_all(
     for c in configs {
         let nll_todo: Vec<_> = heldout
             .iter()
-            .filter(|(idx, _)| !m.has("nll", &c.config, &idx.to_string()))
+            .filter(|(idx, _)| !m.has(EvalItemKind::Nll, &c.config, &idx.to_string()))
             .collect();
         let draft_todo: Vec<_> = topics
             .iter()
-            .filter(|t| c.drafts && !m.has("draft", &c.config, &t.0.to_string()))
+            .filter(|t| c.drafts && !m.has(EvalItemKind::Draft, &c.config, &t.0.to_string()))
             .collect();
         let judge_todo = judge_is_base
             && topics
                 .iter()
-                .any(|t| c.drafts && !m.has("judge", &c.config, &t.0.to_string()));
+                .any(|t| c.drafts && !m.has(EvalItemKind::Judge, &c.config, &t.0.to_string()));
         if nll_todo.is_empty() && draft_todo.is_empty() && !judge_todo {
             continue;
         }
@@ -153,14 +153,14 @@ pub(super) fn measure_all(
             m.put(
                 library,
                 EvalItem {
-                    kind: "nll".into(),
+                    kind: EvalItemKind::Nll,
                     config: c.config.clone(),
                     key: idx.to_string(),
                     value: sum,
                     detail: serde_json::json!({ "tokens": scored.nll.len() }),
                 },
             )?;
-            m.progress("perplexity", m.count("nll"), nll_total);
+            m.progress("perplexity", m.count(EvalItemKind::Nll), nll_total);
         }
         for (idx, format, topic) in draft_todo {
             m.check()?;
@@ -188,7 +188,7 @@ pub(super) fn measure_all(
             m.put(
                 library,
                 EvalItem {
-                    kind: "draft".into(),
+                    kind: EvalItemKind::Draft,
                     config: c.config.clone(),
                     key: idx.to_string(),
                     value: d.words as f64,
@@ -203,7 +203,7 @@ pub(super) fn measure_all(
                     }),
                 },
             )?;
-            m.progress("drafts", m.count("draft"), draft_total);
+            m.progress("drafts", m.count(EvalItemKind::Draft), draft_total);
         }
         if let Some(judge) = judge.filter(|_| judge_is_base) {
             let drafts = stored_drafts(library, m.run, Some(&c.config))?;
@@ -224,8 +224,8 @@ pub(super) fn measure_all(
     let (others_train, others_test): (Vec<_>, Vec<_>) =
         references.iter().enumerate().partition(|(i, _)| i % 5 != 4);
     let user_train: Vec<&str> = dataset
-        .split("train")
-        .filter(|e| e.kind == "user")
+        .split(Split::Train)
+        .filter(|e| e.kind == ExampleKind::User)
         .map(|e| e.reply.as_str())
         .collect();
     // Other people's writing, and the base model's own drafts on training requests: machine
@@ -247,11 +247,11 @@ pub(super) fn measure_all(
             scored.push(("others".into(), i.to_string(), t.to_string()));
         }
         for (config, key, text) in scored {
-            if !m.has("authorship", &config, &key) {
+            if !m.has(EvalItemKind::Authorship, &config, &key) {
                 m.put(
                     library,
                     EvalItem {
-                        kind: "authorship".into(),
+                        kind: EvalItemKind::Authorship,
                         config,
                         key,
                         value: classifier.probability(&text),
@@ -264,7 +264,10 @@ pub(super) fn measure_all(
 
     // The local judge, when it is another model: loaded once for every draft.
     if let Some(judge) = judge.filter(|_| !judge_is_base) {
-        if drafts.iter().any(|d| !m.has("judge", &d.config, &d.key)) {
+        if drafts
+            .iter()
+            .any(|d| !m.has(EvalItemKind::Judge, &d.config, &d.key))
+        {
             let model = models::load_chat_model(judge, model_config)?;
             let job = Judging {
                 model: &model,
@@ -288,7 +291,7 @@ fn measure_retrieval(
     let queries: Vec<(usize, String, String)> = heldout
         .iter()
         .filter_map(|(idx, e)| {
-            let (_, topic) = e.request()?;
+            let (_, topic) = e.request.clone()?;
             Some((*idx, topic, e.document_path.clone()?))
         })
         .take(params.queries)
@@ -301,7 +304,7 @@ fn measure_retrieval(
     let total = queries.len() * modes.len();
     for (name, mode) in modes {
         for (idx, topic, document) in &queries {
-            if m.has("retrieval", name, &idx.to_string()) {
+            if m.has(EvalItemKind::Retrieval, name, &idx.to_string()) {
                 continue;
             }
             m.check()?;
@@ -328,7 +331,7 @@ fn measure_retrieval(
             m.put(
                 library,
                 EvalItem {
-                    kind: "retrieval".into(),
+                    kind: EvalItemKind::Retrieval,
                     config: name.into(),
                     key: idx.to_string(),
                     value: rank as f64,
@@ -342,7 +345,7 @@ fn measure_retrieval(
                     }),
                 },
             )?;
-            m.progress("retrieval", m.count("retrieval"), total);
+            m.progress("retrieval", m.count(EvalItemKind::Retrieval), total);
         }
     }
     Ok(())
@@ -358,7 +361,7 @@ fn stored_drafts(
         .store()
         .eval_items(run)?
         .into_iter()
-        .filter(|i| i.kind == "draft" && config.is_none_or(|c| i.config == c))
+        .filter(|i| i.kind == EvalItemKind::Draft && config.is_none_or(|c| i.config == c))
         .collect())
 }
 
@@ -386,7 +389,7 @@ fn judge_drafts(
         .map(|t| t.version.clone())
         .unwrap_or_default();
     for d in drafts {
-        if m.has("judge", &d.config, &d.key) {
+        if m.has(EvalItemKind::Judge, &d.config, &d.key) {
             continue;
         }
         m.check()?;
@@ -423,7 +426,7 @@ fn judge_drafts(
         m.put(
             library,
             EvalItem {
-                kind: "judge".into(),
+                kind: EvalItemKind::Judge,
                 config: d.config.clone(),
                 key: d.key.clone(),
                 value: f64::from(verdict.accuracy + verdict.style) / 2.0,
@@ -435,7 +438,7 @@ fn judge_drafts(
                 }),
             },
         )?;
-        m.progress("judge", m.count("judge"), job.total);
+        m.progress("judge", m.count(EvalItemKind::Judge), job.total);
     }
     Ok(())
 }
@@ -464,7 +467,7 @@ fn draft_topics(
     let mut first: Vec<(usize, crate::draft::Format, String)> = Vec::new();
     let mut rest = Vec::new();
     for (idx, e) in heldout {
-        let Some((format, topic)) = e.request() else {
+        let Some((format, topic)) = e.request.clone() else {
             continue;
         };
         let title = e.document_path.as_ref().and_then(|p| titles.get(p));

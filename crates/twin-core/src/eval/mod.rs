@@ -32,7 +32,10 @@ use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
 use crate::prompt::grammar::{judge_grammar, Judgement};
 use crate::prompt::templates::Templates;
 use crate::search::{SearchMode, SearchQuery};
-use crate::store::{AdapterRecord, EvalItem, EvalRunId, EvalRunRecord, ModelRecord, StoreError};
+use crate::store::{
+    AdapterRecord, EvalItem, EvalItemKind, EvalRunId, EvalRunRecord, ExampleKind, ModelRecord,
+    RunStatus, Split, StoreError,
+};
 use crate::train::{Dataset, TrainError};
 use authorship::AuthorshipModel;
 use serde::{Deserialize, Serialize};
@@ -201,7 +204,7 @@ pub fn run(
         .examples
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.split == "test" && e.kind == "user")
+        .filter(|(_, e)| e.split == Split::Test && e.kind == ExampleKind::User)
         .collect();
     if heldout.is_empty() {
         return Err(EvalError::NoHeldOut(dataset.record.id.clone()));
@@ -228,14 +231,14 @@ pub fn run(
     let store = library.store();
     let (run_id, resumed) = match store.resumable_eval_run(&run_key)? {
         Some(r) => {
-            store.set_eval_status(r.id, "running", None)?;
+            store.set_eval_status(r.id, RunStatus::Running, None)?;
             (r.id, true)
         }
         None => (
             store.put_eval_run(&EvalRunRecord {
                 id: 0,
                 run_key,
-                status: "running".into(),
+                status: RunStatus::Running,
                 dataset_id: dataset.record.id.clone(),
                 base_sha256: base.sha256.clone(),
                 params: settings_json,
@@ -269,9 +272,9 @@ pub fn run(
     );
     let store = library.store();
     match &result {
-        Ok(()) => store.set_eval_status(run_id, "done", None)?,
-        Err(EvalError::Cancelled) => store.set_eval_status(run_id, "cancelled", None)?,
-        Err(e) => store.set_eval_status(run_id, "failed", Some(&e.to_string()))?,
+        Ok(()) => store.set_eval_status(run_id, RunStatus::Done, None)?,
+        Err(EvalError::Cancelled) => store.set_eval_status(run_id, RunStatus::Cancelled, None)?,
+        Err(e) => store.set_eval_status(run_id, RunStatus::Failed, Some(&e.to_string()))?,
     }
     result.map(|()| EvalOutcome {
         run: run_id,
@@ -421,9 +424,7 @@ pub fn authorship_model(store: &crate::store::Store) -> Result<Option<Authorship
 
 /// The base model's drafts a dataset keeps as "sounds like you" negatives.
 fn machine_negatives(dataset: &Dataset) -> impl Iterator<Item = &str> {
-    dataset
-        .split(crate::train::dataset::MACHINE_SPLIT)
-        .map(|e| e.reply.as_str())
+    dataset.split(Split::Negative).map(|e| e.reply.as_str())
 }
 
 #[cfg(test)]

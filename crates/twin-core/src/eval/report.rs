@@ -135,7 +135,7 @@ pub fn html(s: &Summary) -> String {
         out,
         "<!doctype html><html lang=en><meta charset=utf-8><title>Twin evaluation #{id}</title><style>{STYLE}</style><body><h1>Twin evaluation #{id}</h1><p class=muted>Status {status} · dataset {ds} · base {base} · judge {judge} · {n} held-out passages, {w} words. Every number below is computed from the run's stored measurements.</p>",
         id = s.run.id,
-        status = esc(&s.run.status),
+        status = s.run.status,
         ds = esc(&s.run.dataset_id[..12.min(s.run.dataset_id.len())]),
         base = esc(settings.map(|x| x.base_name.as_str()).unwrap_or("?")),
         judge = esc(settings.and_then(|x| x.judge_name.as_deref()).unwrap_or(

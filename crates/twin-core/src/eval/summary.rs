@@ -187,27 +187,33 @@ impl Summary {
                     other => other.into(),
                 })
         };
-        fn of<'a>(items: &'a [EvalItem], kind: &'a str) -> impl Iterator<Item = &'a EvalItem> {
+        fn of(items: &[EvalItem], kind: EvalItemKind) -> impl Iterator<Item = &EvalItem> {
             items.iter().filter(move |i| i.kind == kind)
         }
-        let of_kind = |kind: &'static str| of(items, kind);
+        let of_kind = |kind: EvalItemKind| of(items, kind);
         let mut configs: Vec<String> = settings
             .as_ref()
             .map(|s| s.configs.iter().map(|c| c.config.clone()).collect())
             .unwrap_or_default();
         for i in items {
-            if matches!(i.kind.as_str(), "nll" | "draft") && !configs.contains(&i.config) {
+            if matches!(i.kind, EvalItemKind::Nll | EvalItemKind::Draft)
+                && !configs.contains(&i.config)
+            {
                 configs.push(i.config.clone());
             }
         }
 
-        let heldout: Vec<String> = of_kind("heldout").map(text_of).collect();
-        let heldout_words = of_kind("heldout").map(|i| i.value as usize).sum();
+        let heldout: Vec<String> = of_kind(EvalItemKind::Heldout).map(text_of).collect();
+        let heldout_words = of_kind(EvalItemKind::Heldout)
+            .map(|i| i.value as usize)
+            .sum();
 
         let perplexity = configs
             .iter()
             .filter_map(|c| {
-                let rows: Vec<&EvalItem> = of_kind("nll").filter(|i| &i.config == c).collect();
+                let rows: Vec<&EvalItem> = of_kind(EvalItemKind::Nll)
+                    .filter(|i| &i.config == c)
+                    .collect();
                 let tokens: usize = rows
                     .iter()
                     .map(|i| i.detail["tokens"].as_u64().unwrap_or(0) as usize)
@@ -232,7 +238,7 @@ impl Summary {
         let mut groups = configs.clone();
         groups.extend(["heldout".to_string(), "others".to_string()]);
         for g in &groups {
-            let values: Vec<f64> = of_kind("authorship")
+            let values: Vec<f64> = of_kind(EvalItemKind::Authorship)
                 .filter(|i| &i.config == g)
                 .map(|i| i.value)
                 .collect();
@@ -260,8 +266,9 @@ impl Summary {
         let retrieval = ["hybrid", "bm25", "vector"]
             .iter()
             .filter_map(|r| {
-                let rows: Vec<&EvalItem> =
-                    of_kind("retrieval").filter(|i| i.config == *r).collect();
+                let rows: Vec<&EvalItem> = of_kind(EvalItemKind::Retrieval)
+                    .filter(|i| i.config == *r)
+                    .collect();
                 if rows.is_empty() {
                     return None;
                 }
@@ -299,7 +306,9 @@ impl Summary {
         let judge = configs
             .iter()
             .filter_map(|c| {
-                let rows: Vec<&EvalItem> = of_kind("judge").filter(|i| &i.config == c).collect();
+                let rows: Vec<&EvalItem> = of_kind(EvalItemKind::Judge)
+                    .filter(|i| &i.config == c)
+                    .collect();
                 if rows.is_empty() {
                     return None;
                 }
@@ -338,22 +347,22 @@ impl Summary {
             })
             .collect();
 
-        let drafts = of_kind("draft")
+        let drafts = of_kind(EvalItemKind::Draft)
             .map(|d| DraftRow {
                 config: d.config.clone(),
                 topic: d.detail["topic"].as_str().unwrap_or_default().to_string(),
                 text: text_of(d),
-                authorship: of_kind("authorship")
+                authorship: of_kind(EvalItemKind::Authorship)
                     .find(|a| a.config == d.config && a.key == d.key)
                     .map(|a| a.value),
-                judge: of_kind("judge")
+                judge: of_kind(EvalItemKind::Judge)
                     .find(|j| j.config == d.config && j.key == d.key)
                     .map(|j| (score(j, "accuracy"), score(j, "style"))),
             })
             .collect();
 
         let mut health: Vec<HealthRow> = Vec::new();
-        for d in of_kind("draft") {
+        for d in of_kind(EvalItemKind::Draft) {
             let Some(publishable) = d.detail["publishable"].as_bool() else {
                 continue;
             };
@@ -479,7 +488,7 @@ fn style_rows(
     for c in configs {
         let texts: Vec<String> = items
             .iter()
-            .filter(|i| i.kind == "draft" && &i.config == c)
+            .filter(|i| i.kind == EvalItemKind::Draft && &i.config == c)
             .map(text_of)
             .collect();
         if !texts.is_empty() {

@@ -215,7 +215,7 @@ impl Twin {
                 examples: d
                     .examples
                     .iter()
-                    .filter(|e| e.kind == "user")
+                    .filter(|e| e.kind == crate::store::ExampleKind::User)
                     .take(examples)
                     .cloned()
                     .collect(),

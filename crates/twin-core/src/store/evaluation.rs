@@ -1,6 +1,7 @@
 //! Evaluation runs and their raw measurements (`eval_runs`, `eval_items`).
 
 use super::{now_secs, Result, Store};
+use super::{EvalItemKind, RunStatus};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +16,7 @@ pub struct EvalRunRecord {
     /// Dataset, base, adapters and parameters hashed: the same key resumes.
     pub run_key: String,
     /// `running`, `cancelled`, `failed` or `done`.
-    pub status: String,
+    pub status: RunStatus,
     /// The dataset whose held-out split is evaluated.
     pub dataset_id: String,
     /// sha256 of the base model.
@@ -34,7 +35,7 @@ pub struct EvalRunRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalItem {
     /// `nll`, `draft`, `judge`, `retrieval` or `heldout`.
-    pub kind: String,
+    pub kind: EvalItemKind,
     /// What was measured: `base`, `adapter:<id>`, a retriever…
     pub config: String,
     /// Which example or query.
@@ -85,7 +86,12 @@ impl Store {
     }
 
     /// Set a run's status (and error).
-    pub fn set_eval_status(&self, id: EvalRunId, status: &str, error: Option<&str>) -> Result<()> {
+    pub fn set_eval_status(
+        &self,
+        id: EvalRunId,
+        status: RunStatus,
+        error: Option<&str>,
+    ) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE eval_runs SET status = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",

@@ -229,4 +229,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE dataset_examples ADD COLUMN format TEXT;
     ALTER TABLE dataset_examples ADD COLUMN topic TEXT;
     "#,
+    // 9: one set of run statuses (`store::RunStatus`: running, done, cancelled, failed) for
+    // traces, training and evaluation runs; traces used to say `ok` and `error`.
+    r#"
+    UPDATE traces SET status = 'done' WHERE status = 'ok';
+    UPDATE traces SET status = 'failed' WHERE status = 'error';
+    "#,
 ];

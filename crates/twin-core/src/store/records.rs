@@ -1,6 +1,6 @@
 //! Registered models and drafting traces: small tables read and written as whole records.
 
-use super::{now_secs, Result, Store};
+use super::{now_secs, Result, RunStatus, Store};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +45,7 @@ pub struct TraceRecord {
     /// What ran (`draft`).
     pub kind: String,
     /// `ok`, `cancelled` or `error`.
-    pub status: String,
+    pub status: RunStatus,
     /// The user's topic.
     pub topic: String,
     /// The requested format.

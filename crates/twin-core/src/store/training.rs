@@ -1,7 +1,7 @@
 //! Voice-training records: dataset versions and their examples, cached back-translations,
 //! training runs (for resume), adapters with their lineage, and which adapter each channel uses.
 
-use super::{now_secs, Result, Store};
+use super::{now_secs, ExampleKind, Result, RunStatus, Split, Store};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -31,9 +31,9 @@ pub struct ExampleRecord {
     /// Position in the dataset.
     pub idx: i64,
     /// `train` or `test`.
-    pub split: String,
+    pub split: Split,
     /// `user` (the user's own text as the reply) or `replay` (the base model's own answer).
-    pub kind: String,
+    pub kind: ExampleKind,
     /// The document the reply comes from (user examples).
     pub document_path: Option<String>,
     /// The chat as `[{role, content}]`; the last message is the reply to learn.
@@ -82,7 +82,7 @@ pub struct RunRecord {
     /// Base, dataset and parameters hashed: the same key resumes.
     pub run_key: String,
     /// `running`, `cancelled`, `failed` or `done`.
-    pub status: String,
+    pub status: RunStatus,
     /// sha256 of the base model.
     pub base_sha256: String,
     /// Dataset version.
@@ -429,7 +429,7 @@ impl Store {
             self.activate_adapter(channel, Some(id), 1.0)?;
             self.update_run(&RunRecord {
                 adapter_id: Some(id),
-                status: "done".into(),
+                status: RunStatus::Done,
                 ..run.clone()
             })?;
             Ok(id)

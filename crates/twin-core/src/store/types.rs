@@ -1,7 +1,123 @@
 //! Plain data types that cross the store's API.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+
+/// A closed set of values stored as text: serde, SQLite and display all use the same words,
+/// and a value this build does not know is an error, not a silent string. `legacy` names
+/// words older databases hold for a variant.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }
+     $(legacy { $($old:literal => $to:ident),+ })?) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// The word stored and shown for this value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> std::result::Result<Self, String> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    $($($old => Ok(Self::$to),)+)?
+                    other => Err(format!("unknown {} {other:?}", stringify!($name))),
+                }
+            }
+        }
+
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                value
+                    .as_str()?
+                    .parse()
+                    .map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Where a run (a draft's trace, a training run, an evaluation) stands.
+    RunStatus {
+        /// Started and not finished (or killed: a re-run resumes it).
+        Running = "running",
+        /// Finished.
+        Done = "done",
+        /// Stopped by the user; what finished is kept.
+        Cancelled = "cancelled",
+        /// Stopped by an error, recorded with it.
+        Failed = "failed",
+    }
+    legacy { "ok" => Done, "error" => Failed }
+);
+
+text_enum!(
+    /// What an evaluation row measured.
+    EvalItemKind {
+        /// A held-out passage's text (the reference the drafts are compared with).
+        Heldout = "heldout",
+        /// Negative log-likelihood sum of one held-out example under one configuration.
+        Nll = "nll",
+        /// A draft on a held-out topic.
+        Draft = "draft",
+        /// The "sounds like you" probability of a text.
+        Authorship = "authorship",
+        /// A retrieval query's rank of its source.
+        Retrieval = "retrieval",
+        /// A local judge's score.
+        Judge = "judge",
+    }
+);
+
+text_enum!(
+    /// Which part of a dataset an example belongs to.
+    Split {
+        /// Trained on.
+        Train = "train",
+        /// Held out for evaluation.
+        Test = "test",
+        /// The base model's drafts kept as "sounds like you" negatives: neither trained on nor
+        /// held out.
+        Negative = "negative",
+    }
+);
+
+text_enum!(
+    /// Whose text a dataset example's reply is.
+    ExampleKind {
+        /// The user's own passage.
+        User = "user",
+        /// The base model's answer to a generic request, replayed so the adapter keeps general
+        /// skills.
+        Replay = "replay",
+        /// The base model's draft for a training request: a "sounds like you" negative.
+        Machine = "machine",
+    }
+);
 
 /// Row id of a source.
 pub type SourceId = i64;

@@ -16,7 +16,7 @@ use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
 use crate::prompt::format::{word_count, Format};
 use crate::prompt::grammar::{max_tokens_for, Topic};
 use crate::prompt::templates::Templates;
-use crate::store::{DatasetRecord, ExampleRecord, Store};
+use crate::store::{DatasetRecord, ExampleKind, ExampleRecord, Split, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
@@ -89,9 +89,9 @@ pub fn unseen_generic_prompts() -> &'static [&'static str] {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Example {
     /// `train` or `test`.
-    pub split: String,
+    pub split: Split,
     /// `user` or `replay`.
-    pub kind: String,
+    pub kind: ExampleKind,
     /// Source document of a user example.
     pub document_path: Option<String>,
     /// The prompt messages.
@@ -113,22 +113,17 @@ impl Example {
             .ok_or_else(|| TrainError::Data("a stored example has no reply".into()))?;
         let request = match (&record.format, &record.topic) {
             (Some(format), Some(topic)) => format.parse().ok().map(|f| (f, topic.clone())),
-            (None, None) if record.kind != "replay" => legacy_request(&messages),
+            (None, None) if record.kind != ExampleKind::Replay => legacy_request(&messages),
             _ => None,
         };
         Ok(Self {
-            split: record.split.clone(),
-            kind: record.kind.clone(),
+            split: record.split,
+            kind: record.kind,
             document_path: record.document_path.clone(),
             messages,
             reply: reply.content,
             request,
         })
-    }
-
-    /// The drafting request the example answers: `None` for replay examples.
-    pub fn request(&self) -> Option<(Format, String)> {
-        self.request.clone()
     }
 
     fn to_record(&self, idx: usize) -> ExampleRecord {
@@ -249,8 +244,7 @@ impl Dataset {
     }
 
     /// The examples of one split.
-    pub fn split(&self, split: &str) -> impl Iterator<Item = &Example> {
-        let split = split.to_string();
+    pub fn split(&self, split: Split) -> impl Iterator<Item = &Example> {
         self.examples.iter().filter(move |e| e.split == split)
     }
 
@@ -415,11 +409,11 @@ pub fn build(
             ((words + 5) / 10 * 10).max(10),
         )?;
         let split = if held_out.contains(path) {
-            "test"
+            Split::Test
         } else {
-            "train"
+            Split::Train
         };
-        if split == "train" {
+        if split == Split::Train {
             stats.train_user += 1;
             stats.train_words += words;
         } else {
@@ -430,8 +424,8 @@ pub fn build(
             .entry(format.platform().to_string())
             .or_default() += 1;
         examples.push(Example {
-            split: split.into(),
-            kind: "user".into(),
+            split,
+            kind: ExampleKind::User,
             document_path: Some(path.clone()),
             messages,
             reply: passage.clone(),
@@ -468,8 +462,8 @@ pub fn build(
         }
         stats.train_replay += 1;
         examples.push(Example {
-            split: "train".into(),
-            kind: "replay".into(),
+            split: Split::Train,
+            kind: ExampleKind::Replay,
             document_path: None,
             messages,
             reply: answer.text.trim().to_string(),
@@ -488,7 +482,7 @@ pub fn build(
     let picks: Vec<usize> = examples
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.split == "train" && e.kind == "user")
+        .filter(|(_, e)| e.split == Split::Train && e.kind == ExampleKind::User)
         .map(|(i, _)| i)
         .collect();
     let wanted = MACHINE_NEGATIVES.min(picks.len());
@@ -518,8 +512,8 @@ pub fn build(
         }
         stats.machine_negatives += 1;
         examples.push(Example {
-            split: MACHINE_SPLIT.into(),
-            kind: "machine".into(),
+            split: Split::Negative,
+            kind: ExampleKind::Machine,
             document_path: None,
             messages,
             reply: text.to_string(),
@@ -558,9 +552,6 @@ pub fn build(
 
 /// The base model's drafts for training requests kept as "sounds like you" negatives.
 const MACHINE_NEGATIVES: usize = 8;
-
-/// The split of machine negatives: neither trained on nor held out.
-pub const MACHINE_SPLIT: &str = "negative";
 
 #[cfg(test)]
 mod tests;

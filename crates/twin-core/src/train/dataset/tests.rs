@@ -3,8 +3,8 @@ use super::*;
 fn stored(prompt: &str, format: Option<&str>, topic: Option<&str>) -> ExampleRecord {
     ExampleRecord {
         idx: 0,
-        split: "test".into(),
-        kind: "user".into(),
+        split: Split::Test,
+        kind: ExampleKind::User,
         document_path: Some("a.md".into()),
         messages: serde_json::to_value([
             ChatMessage::user(prompt),
@@ -27,7 +27,7 @@ fn an_example_keeps_its_request_as_data_whatever_the_prompt_says() {
     );
     let example = Example::from_record(&record).unwrap();
     assert_eq!(
-        example.request(),
+        example.request,
         Some((Format::Thread, "hand planes".into()))
     );
     assert_eq!(example.to_record(0), record);
@@ -38,7 +38,7 @@ fn an_example_keeps_its_request_as_data_whatever_the_prompt_says() {
         None,
     );
     assert_eq!(
-        Example::from_record(&old).unwrap().request(),
+        Example::from_record(&old).unwrap().request,
         Some((Format::Linkedin, "sharpening".into()))
     );
 }

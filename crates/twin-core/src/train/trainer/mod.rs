@@ -16,7 +16,7 @@ use super::optim::{learning_rate, Accumulator, AdamW, AdamWConfig};
 use super::TrainError;
 use crate::engine::{ChatTokenizer, EncodedExample};
 use crate::progress::CancelToken;
-use crate::store::{AdapterRecord, ModelRecord, RunRecord, Store};
+use crate::store::{AdapterRecord, ExampleKind, ModelRecord, RunRecord, RunStatus, Split, Store};
 use candle_core::{backprop::GradStore, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -242,7 +242,7 @@ pub fn train(
             let mut r = RunRecord {
                 id: 0,
                 run_key: key.clone(),
-                status: "running".into(),
+                status: RunStatus::Running,
                 base_sha256: base.sha256.clone(),
                 dataset_id: dataset.record.id.clone(),
                 params: serde_json::to_value(params).unwrap_or_default(),
@@ -316,7 +316,7 @@ pub fn train(
         }
     };
     let resumed_from = state.0.step;
-    run.status = "running".into();
+    run.status = RunStatus::Running;
     store.update_run(&run)?;
     on_event(TrainEvent::Started {
         run: run.id,
@@ -357,7 +357,7 @@ pub fn train(
         for micro in 0..accumulation {
             if cancel.is_cancelled() {
                 save(&mut state, &mut run, &optimizer)?;
-                run.status = "cancelled".into();
+                run.status = RunStatus::Cancelled;
                 store.update_run(&run)?;
                 return Err(TrainError::Cancelled);
             }

@@ -81,8 +81,11 @@ pub(super) fn prepare(
     params.validate()?;
     let shape = read_shape(base_path)?;
     let tokenizer = ChatTokenizer::load(base_path)?;
-    let train_ex: Vec<&Example> = dataset.split("train").collect();
-    let test_ex: Vec<&Example> = dataset.split("test").filter(|e| e.kind == "user").collect();
+    let train_ex: Vec<&Example> = dataset.split(Split::Train).collect();
+    let test_ex: Vec<&Example> = dataset
+        .split(Split::Test)
+        .filter(|e| e.kind == ExampleKind::User)
+        .collect();
     if train_ex.is_empty() {
         return Err(TrainError::Data(format!(
             "dataset {} has no training examples",
