@@ -131,8 +131,8 @@ impl Example {
         all.push(ChatMessage::assistant(self.reply.clone()));
         ExampleRecord {
             idx: idx as i64,
-            split: self.split.clone(),
-            kind: self.kind.clone(),
+            split: self.split,
+            kind: self.kind,
             document_path: self.document_path.clone(),
             messages: serde_json::to_value(&all).unwrap_or_default(),
             format: self.request.as_ref().map(|(f, _)| f.key().to_string()),
