@@ -9,7 +9,10 @@ scripts/setup.sh
 # One clean build, as in CI: incremental caches would only add gigabytes to the target folder.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
-# The desktop app embeds the built front end, so it is built (and type-checked) first.
+# The front end's types are generated from the Rust structs the app's commands return (ts-rs,
+# into ui/src/bindings), then the front end is type-checked against them and built: a field
+# renamed in Rust and not in the UI fails here. The app embeds the built front end.
+cargo test -p twin-core --lib export_bindings --quiet
 npm --prefix ui run build --silent
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

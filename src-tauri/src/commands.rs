@@ -3,7 +3,7 @@
 //! Progress and streamed text go back through a `Channel` as JSON events; errors as
 //! `{kind, message, path?}` ([`TwinError`]).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use twin_core::draft::{self, DraftEvent, Format};
 use twin_core::eval::{self, EvalParams, Summary};
 use twin_core::models;
 use twin_core::service::{self, DraftSpec, JobKind, Settings};
-use twin_core::train::{TrainEvent, TrainParams};
+use twin_core::train::TrainEvent;
 use twin_core::{ImportOptions, ProgressEvent, SearchQuery, Twin, TwinError, TwinOptions};
 
 use crate::grants::PathGrants;
@@ -230,41 +230,13 @@ pub async fn set_style_card(state: State<'_, AppState>, text: Option<String>) ->
     .await
 }
 
-/// A past draft, as the history list shows it.
-#[derive(Serialize)]
-pub struct PastDraft {
-    id: i64,
-    created_at: i64,
-    status: twin_core::store::RunStatus,
-    topic: String,
-    format: String,
-    model: String,
-    adapter: Option<String>,
-    output: String,
-}
-
 /// Past drafts (the stored traces), newest first.
 #[tauri::command]
-pub async fn draft_history(state: State<'_, AppState>, limit: usize) -> CmdResult<Vec<PastDraft>> {
-    run(&state, move |twin| {
-        twin.with_library(|lib| {
-            let traces = lib.store().traces(limit.clamp(1, 200))?;
-            Ok(traces
-                .into_iter()
-                .map(|t| PastDraft {
-                    id: t.id,
-                    created_at: t.created_at,
-                    status: t.status,
-                    topic: t.topic,
-                    format: t.format,
-                    model: t.model,
-                    adapter: t.adapter,
-                    output: t.output,
-                })
-                .collect())
-        })
-    })
-    .await
+pub async fn draft_history(
+    state: State<'_, AppState>,
+    limit: usize,
+) -> CmdResult<Vec<service::PastDraft>> {
+    run(&state, move |twin| twin.draft_history(limit)).await
 }
 
 /// Write a draft as Markdown with front matter to the file the user picked in the save dialog.
@@ -377,37 +349,11 @@ pub async fn build_dataset(
     .await
 }
 
-/// What the Train screen lets the user choose; everything else keeps `TrainParams`' defaults.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TrainOptions {
-    /// Passes over the examples at most.
-    epochs: Option<f64>,
-    /// Optimizer steps at most.
-    max_steps: Option<usize>,
-    /// Adapter rank.
-    rank: Option<usize>,
-}
-
-impl TrainOptions {
-    fn params(self) -> TrainParams {
-        let mut p = TrainParams::default();
-        if let Some(e) = self.epochs.filter(|e| e.is_finite() && *e > 0.0) {
-            p.epochs = e;
-        }
-        p.max_steps = self.max_steps.filter(|s| *s > 0);
-        if let Some(r) = self.rank.filter(|r| *r > 0) {
-            p.lora.rank = r;
-        }
-        p
-    }
-}
-
 /// The training plan for the newest dataset (examples, tokens, steps, memory, ETA).
 #[tauri::command]
 pub async fn train_plan(
     state: State<'_, AppState>,
-    options: Option<TrainOptions>,
+    options: Option<service::TrainChoices>,
 ) -> CmdResult<twin_core::train::TrainPlan> {
     let params = options.unwrap_or_default().params();
     run(&state, move |twin| twin.train_plan(None, None, &params)).await
@@ -417,7 +363,7 @@ pub async fn train_plan(
 #[tauri::command]
 pub async fn start_training(
     state: State<'_, AppState>,
-    options: Option<TrainOptions>,
+    options: Option<service::TrainChoices>,
     on_event: Channel<Value>,
 ) -> CmdResult<twin_core::train::TrainOutcome> {
     let params = options.unwrap_or_default().params();

@@ -1,10 +1,11 @@
 //! `twin bench …`: the benchmark tables (see `twin_core::bench`).
 
-use crate::{draft_cmd, open_library, print_json, progress_bar, service, train_cmd, Cli};
+use crate::{draft_cmd, print_json, progress_bar, service, train_cmd, Cli};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use twin_core::service::LibraryBenchSpec;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -57,14 +58,6 @@ pub enum BenchCommand {
     },
 }
 
-fn rust_docs() -> Result<PathBuf> {
-    let out = std::process::Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .output()
-        .context("running rustc")?;
-    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("share/doc/rust/html"))
-}
-
 pub(crate) fn print_table(rows: &[twin_core::bench::BenchRow]) {
     let w = rows
         .iter()
@@ -90,59 +83,41 @@ fn bench_draft(
     writing: &Option<PathBuf>,
     model: &draft_cmd::ModelArgs,
 ) -> Result<ExitCode> {
-    let twin = service(cli)?;
-    let library = twin.open_library()?;
-    let embedding = library
-        .store()
-        .embedding_model()?
-        .context("no embedding model: run `twin models import models/all-MiniLM-L6-v2` first")?;
-    let chat = match &model.model {
-        Some(q) => twin_core::models::registry::find(library.store(), q)?,
-        None => twin_core::models::registry::active(
-            library.store(),
-            twin_core::models::ModelKind::Chat,
-        )?
-        .context(
-            "no chat model: run `twin models add models/SmolLM2-135M-Instruct.Q4_1.gguf` first",
-        )?,
-    };
     let scratch = tempfile::tempdir().context("creating a scratch folder")?;
-    let writing = match writing {
-        Some(w) => w.clone(),
-        None => std::env::current_dir()?.join("assets/sample-writing"),
-    };
-    anyhow::ensure!(
-        writing.exists(),
-        "{}: no such folder; pass --writing",
-        writing.display()
-    );
-    let spec = twin_core::bench::draft::DraftBench {
-        model: PathBuf::from(chat.path),
-        config: twin.chat_config(&model.choice())?,
-        embedding_model: PathBuf::from(embedding.path),
-        writing,
-        scratch: scratch.path().join("library"),
+    let rows = service(cli)?.bench_draft(
+        &model.choice(),
+        writing.as_deref(),
+        scratch.path(),
         tokens,
         runs,
-    };
-    let rows = twin_core::bench::draft::draft(&spec)?;
+    )?;
+    print_rows(cli, &rows)
+}
+
+pub(crate) fn print_rows(cli: &Cli, rows: &[twin_core::bench::BenchRow]) -> Result<ExitCode> {
     if cli.json {
         print_json(&rows)?;
     } else {
-        print_table(&rows);
+        print_table(rows);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode> {
-    let (tree, subset, sizes, queries, only) = match cmd {
+    let spec = match cmd {
         BenchCommand::Library {
             tree,
             subset,
             sizes,
             queries,
             only,
-        } => (tree, subset, sizes, queries, only),
+        } => LibraryBenchSpec {
+            tree: tree.clone(),
+            subset: subset.clone(),
+            sizes: sizes.clone(),
+            queries: *queries,
+            parts: only.clone(),
+        },
         BenchCommand::Draft {
             tokens,
             runs,
@@ -156,32 +131,9 @@ pub fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode> {
         } => return train_cmd::bench_train(cli, *steps, targets, *sequence_tokens),
         BenchCommand::Quality(args) => return draft_cmd::bench_quality(cli, args),
     };
-    let library = open_library(cli)?;
-    let model = library
-        .store()
-        .embedding_model()?
-        .context("no embedding model: run `twin models import models/all-MiniLM-L6-v2` first")?;
     let scratch = tempfile::tempdir().context("creating a scratch folder")?;
-    let docs = rust_docs()?;
-    let spec = twin_core::bench::LibraryBench {
-        tree: tree.clone().unwrap_or_else(|| docs.clone()),
-        subset: subset.clone().unwrap_or_else(|| docs.join("book")),
-        search_sizes: sizes.clone(),
-        queries: *queries,
-        model: PathBuf::from(model.path),
-        threads: cli
-            .threads
-            .unwrap_or_else(twin_core::engine::default_threads),
-        scratch: scratch.path().to_path_buf(),
-        parts: only.clone(),
-    };
     let bar = progress_bar::Bar::new(!cli.json);
-    let rows = twin_core::bench::library(&spec, &bar)?;
+    let rows = service(cli)?.bench_library(&spec, scratch.path(), &bar);
     bar.finish();
-    if cli.json {
-        print_json(&rows)?;
-    } else {
-        print_table(&rows);
-    }
-    Ok(ExitCode::SUCCESS)
+    print_rows(cli, &rows?)
 }

@@ -408,83 +408,63 @@ pub struct QualityArgs {
 
 /// `twin bench quality`.
 pub fn bench_quality(cli: &Cli, args: &QualityArgs) -> Result<ExitCode> {
-    use twin_core::bench::quality::{self as bench_quality, QualitySpec};
-    let twin = crate::service(cli)?;
-    let mut library = twin.open_library()?;
-    let loaded = twin.chat_model(
-        &library,
-        &args.model.choice(),
-        twin_core::train::adapters::DEFAULT_CHANNEL,
-    )?;
-    let (record, adapter, model) = (&loaded.record, &loaded.adapter, &*loaded.model);
+    use twin_core::bench::quality::QualitySpec;
     let spec = QualitySpec {
-        topics: if args.topics.is_empty() {
-            bench_quality::TOPICS
-                .iter()
-                .map(|t| t.to_string())
-                .collect()
-        } else {
-            args.topics.clone()
-        },
-        formats: if args.formats.is_empty() {
-            Format::ALL.to_vec()
-        } else {
-            args.formats.clone()
-        },
-        chains: if args.chains.is_empty() {
-            draft::Chain::ALL.to_vec()
-        } else {
-            args.chains.clone()
-        },
-        adapter_scale: adapter.as_ref().map_or(0.0, |a| a.scale),
+        topics: args.topics.clone(),
+        formats: args.formats.clone(),
+        chains: args.chains.clone(),
+        adapter_scale: 0.0,
         author: args.author.clone(),
         seed: args.seed,
     };
-    let total = spec.topics.len() * spec.formats.len() * spec.chains.len();
-    eprintln!(
-        "model: {}; adapter: {}; {total} drafts",
-        record.name,
-        adapter.as_ref().map_or("none".to_string(), |a| format!(
-            "{} at {}",
-            a.label, a.scale
-        ))
-    );
     let cancel = cancel_on_ctrl_c();
     let json = cli.json;
     let mut done = 0;
-    let drafts = bench_quality::run(&mut library, model, &spec, &cancel, &mut |d| {
-        done += 1;
-        if json {
-            return;
-        }
+    let total = std::cell::Cell::new(0);
+    let on_setup = |m: &twin_core::service::DraftingModel, spec: &QualitySpec| {
+        total.set(spec.topics.len() * spec.formats.len() * spec.chains.len());
+        let adapter = m.adapter.as_ref();
+        let adapter = adapter.map_or("none".into(), |a| format!("{} at {}", a.label, a.scale));
         eprintln!(
-            "[{done}/{total}] {:?} {} \"{}\": {} ({} words, {:.1} s)",
-            d.chain,
-            d.format.platform(),
-            d.topic,
-            if d.health.publishable {
+            "model: {}; adapter: {adapter}; {} drafts",
+            m.record.name,
+            total.get()
+        );
+    };
+    let (drafts, rows) = crate::service(cli)?.bench_quality(
+        &args.model.choice(),
+        spec,
+        &cancel,
+        on_setup,
+        &mut |d| {
+            done += 1;
+            if json {
+                return;
+            }
+            let verdict = if d.health.publishable {
                 "publishable"
             } else {
                 "not publishable"
-            },
-            d.words,
-            d.total_ms / 1e3
-        );
-        if args.show_drafts {
-            println!(
-                "\n──── {:?} · {} · {} ────\n{}\n",
+            };
+            eprintln!(
+                "[{done}/{}] {:?} {} \"{}\": {verdict} ({} words, {:.1} s)",
+                total.get(),
                 d.chain,
                 d.format.platform(),
                 d.topic,
-                d.text
+                d.words,
+                d.total_ms / 1e3
             );
-            println!("health: {}\n", d.health.summary());
-        }
-    });
-    let drafts = drafts.map_err(twin_core::TwinError::from)?;
-    let classifier = twin_core::eval::authorship_model(library.store())?;
-    let voice = |text: &str| classifier.as_ref().map(|c| c.probability(text));
-    let rows = bench_quality::summary(&drafts, &voice);
+            if args.show_drafts {
+                let (chain, platform) = (d.chain, d.format.platform());
+                println!(
+                    "\n──── {chain:?} · {platform} · {} ────\n{}\n",
+                    d.topic, d.text
+                );
+                println!("health: {}\n", d.health.summary());
+            }
+        },
+    )?;
     if json {
         print_json(&serde_json::json!({ "drafts": drafts, "summary": rows }))?;
     } else {

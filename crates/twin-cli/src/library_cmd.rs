@@ -177,17 +177,7 @@ pub fn watch_cmd(cli: &Cli, paths: &[PathBuf], flags: &ImportFlags) -> Result<Ex
         authors: library.add_user_names(&flags.authors)?,
         ..flags.options()
     };
-    let wanted: Vec<PathBuf> = paths
-        .iter()
-        .filter_map(|p| std::fs::canonicalize(p).ok())
-        .collect();
-    let sources: Vec<_> = library
-        .sources()?
-        .into_iter()
-        .filter(|s| {
-            s.path.is_dir() && (wanted.is_empty() || wanted.iter().any(|w| w.starts_with(&s.path)))
-        })
-        .collect();
+    let sources = library.folders_to_watch(paths)?;
     anyhow::ensure!(
         !sources.is_empty(),
         "no folders to watch: import a folder first or name one"

@@ -241,18 +241,7 @@ pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<ExitCode> {
             }
         }
         ModelsCommand::Adopt { name } => {
-            let found = models::discover(&home())
-                .into_iter()
-                .find(|d| d.name == *name)
-                .with_context(|| format!("no model named {name:?} in Ollama's or LM Studio's folders; see `twin models list`"))?;
-            let record = registry::register(
-                store,
-                &found.path,
-                &found.origin,
-                Some(&found.name),
-                // Hashed and checked against the blob's digest, not taken on its word.
-                None,
-            )?;
+            let record = twin.adopt_model(name, &home())?;
             if cli.json {
                 print_json(&record)?;
             } else {

@@ -480,24 +480,9 @@ pub fn bench_train(
     targets: &[train::Target],
     sequence_tokens: usize,
 ) -> Result<ExitCode> {
-    let library = open_library(cli)?;
-    let store = library.store();
-    let record = twin_core::models::resolve_chat_model(store, None)?;
-    let dataset = Dataset::load(store, None)
-        .context("`twin bench train` times steps on the newest dataset")?;
     let mut params = TrainParams::default();
     params.lora.targets = targets.to_vec();
     params.sequence_tokens = sequence_tokens;
-    let rows = twin_core::bench::train::train(
-        std::path::Path::new(&record.path),
-        &dataset,
-        &params,
-        steps,
-    )?;
-    if cli.json {
-        print_json(&rows)?;
-    } else {
-        crate::bench_cmd::print_table(&rows);
-    }
-    Ok(ExitCode::SUCCESS)
+    let rows = crate::service(cli)?.bench_train(&params, steps)?;
+    crate::bench_cmd::print_rows(cli, &rows)
 }

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 /// code to return).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(ts_rs::TS)]
+#[ts(export)]
 pub enum ErrorKind {
     /// The user cancelled; finished work is kept and a re-run resumes.
     Cancelled,
@@ -47,6 +49,8 @@ pub trait Classify: std::fmt::Display {
 /// An error as the shells receive it: serialisable, with its kind as data.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{message}")]
+#[derive(ts_rs::TS)]
+#[ts(export)]
 pub struct TwinError {
     /// What kind of outcome this is.
     pub kind: ErrorKind,

@@ -41,6 +41,8 @@ impl CancelToken {
 /// The step of a long job that a progress event refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(ts_rs::TS)]
+#[ts(export)]
 pub enum Stage {
     /// Walking folders to find candidate files.
     Scan,
@@ -57,7 +59,8 @@ pub enum Stage {
 }
 
 /// One progress update: `done` of `total` units of `stage` finished.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct ProgressEvent {
     /// Which step is running.
     pub stage: Stage,

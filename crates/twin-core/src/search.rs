@@ -87,7 +87,8 @@ impl SearchQuery {
 }
 
 /// One result.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct SearchResult {
     /// The chunk and its document.
     #[serde(flatten)]

@@ -15,7 +15,8 @@ pub const REPEAT_FROM: f32 = 0.92;
 pub const SHARED_RUN_WORDS: usize = 12;
 
 /// A paragraph of the draft and the context it draws on.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Paragraph {
     /// The paragraph text.
     pub text: String,

@@ -173,6 +173,8 @@ impl DraftRequest {
 /// Progress of a draft, for streaming UIs.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[derive(ts_rs::TS)]
+#[ts(export)]
 pub enum DraftEvent {
     /// A chain step started.
     Step {
@@ -194,7 +196,8 @@ pub enum DraftEvent {
 }
 
 /// A source the draft drew on.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Citation {
     /// 1-based number, as paragraphs refer to it.
     pub n: usize,
@@ -234,7 +237,8 @@ pub struct StepTrace {
 }
 
 /// Timings of a run.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct DraftTimings {
     /// Self-query step, ms.
     pub self_query_ms: f64,
@@ -261,7 +265,8 @@ pub struct DraftTimings {
 }
 
 /// A finished draft.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Draft {
     /// The final text.
     pub text: String,

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 /// Which steps write a draft (articles always plan their sections first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(ts_rs::TS)]
+#[ts(export)]
 pub enum Chain {
     /// One grounded pass: context, exemplars and the format's rules, then the text.
     Direct,

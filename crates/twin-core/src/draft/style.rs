@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use unicode_segmentation::UnicodeSegmentation;
 
 /// Statistics behind a style card.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct StyleStats {
     /// Documents measured.
     pub documents: usize,
@@ -243,7 +244,8 @@ pub const STYLE_CARD_SETTING: &str = "style_card";
 const GENERATED_SETTING: &str = "style_card.generated";
 
 /// The style card in use.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct StyleCard {
     /// The text used in prompts: the user's edit if there is one, else the generated card.
     pub text: String,

@@ -98,7 +98,8 @@ crate::error::classify!(EvalError {
 pub const CONTEXT_TOKENS: u32 = 4096;
 
 /// What to evaluate and how much.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct EvalParams {
     /// Dataset id (a unique prefix); the newest by default.
     pub dataset: Option<String>,
@@ -144,7 +145,8 @@ pub struct EvalOutcome {
 }
 
 /// A configuration measured in a run: `base` or `adapter:<id>`, with a readable label.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Config {
     /// `base` or `adapter:<id>`.
     pub config: String,
@@ -166,7 +168,8 @@ fn adapter_config(a: &AdapterRecord, drafts: bool) -> Config {
 }
 
 /// What a run was asked to do, stored with it (the report reads labels and settings here).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct RunSettings {
     /// The parameters.
     pub params: EvalParams,

@@ -370,7 +370,8 @@ pub fn html(s: &Summary) -> String {
 }
 
 /// One line of a comparison: a metric in both runs.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct ComparedMetric {
     /// What is measured (`perplexity · base`…).
     pub metric: String,

@@ -43,7 +43,8 @@ pub struct StyleProfile {
 }
 
 /// How far one profile is from another, component by component.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct StyleDistance {
     /// Burrows' Delta over function-word z-scores.
     pub delta: f64,

@@ -6,7 +6,8 @@
 use super::*;
 
 /// Perplexity of one configuration over the held-out replies.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct PerplexityRow {
     /// `base` or `adapter:<id>`.
     pub config: String,
@@ -23,7 +24,8 @@ pub struct PerplexityRow {
 }
 
 /// Style of one configuration's drafts against the user's held-out writing.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct StyleRow {
     /// `base`, `adapter:<id>`, or `others` (reference writing by other people).
     pub config: String,
@@ -44,7 +46,8 @@ pub struct StyleRow {
 }
 
 /// "Sounds like you" probabilities of one group of texts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct AuthorshipRow {
     /// `base`, `adapter:<id>`, `heldout` (the user's unseen writing) or `others`.
     pub config: String,
@@ -57,7 +60,8 @@ pub struct AuthorshipRow {
 }
 
 /// Retrieval quality of one retriever.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct RetrievalRow {
     /// `hybrid`, `bm25` or `vector`.
     pub retriever: String,
@@ -74,7 +78,8 @@ pub struct RetrievalRow {
 }
 
 /// The local judge's scores for one configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct JudgeRow {
     /// `base` or `adapter:<id>`.
     pub config: String,
@@ -93,7 +98,8 @@ pub struct JudgeRow {
 }
 
 /// A report: every number computed from a run's stored measurements.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Summary {
     /// The run.
     pub run: EvalRunRecord,
@@ -125,7 +131,8 @@ pub struct Summary {
 }
 
 /// Draft health of one configuration's drafts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct HealthRow {
     /// Configuration.
     pub config: String,
@@ -151,7 +158,8 @@ impl HealthRow {
 }
 
 /// One draft and what was measured on it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct DraftRow {
     /// Configuration.
     pub config: String,

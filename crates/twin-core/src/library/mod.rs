@@ -185,6 +185,7 @@ impl Library {
 
     /// Add `paths` as sources (or find the source they lie in) and bring them up to date: new and
     /// changed files are parsed and chunked, deleted ones removed, then pending chunks embedded.
+    /// Every path is checked before anything is imported, so a missing one imports nothing.
     pub fn import(
         &mut self,
         paths: &[PathBuf],
@@ -192,9 +193,7 @@ impl Library {
         progress: &dyn Progress,
         cancel: &CancelToken,
     ) -> Result<ImportReport, LibraryError> {
-        let embedder = self.embedder()?;
-        let mut report = ImportReport::default();
-        let started = std::time::Instant::now();
+        let mut scopes = Vec::new();
         for path in paths {
             let path =
                 std::fs::canonicalize(path).map_err(|_| LibraryError::NotFound(path.clone()))?;
@@ -213,13 +212,47 @@ impl Library {
             let scope = if path == source.path {
                 Vec::new()
             } else {
-                vec![path.clone()]
+                vec![path]
             };
+            scopes.push((source, scope));
+        }
+        self.sync_scopes(&scopes, options, progress, cancel)
+    }
+
+    /// Sync only `paths` (files or folders, existing or deleted) inside `source`; used by watch.
+    pub fn sync_paths(
+        &mut self,
+        source: &Source,
+        paths: &[PathBuf],
+        options: &ImportOptions,
+        progress: &dyn Progress,
+        cancel: &CancelToken,
+    ) -> Result<ImportReport, LibraryError> {
+        self.sync_scopes(
+            &[(source.clone(), paths.to_vec())],
+            options,
+            progress,
+            cancel,
+        )
+    }
+
+    /// Sync each source within its scope (empty: the whole source), then embed what waits.
+    fn sync_scopes(
+        &mut self,
+        scopes: &[(Source, Vec<PathBuf>)],
+        options: &ImportOptions,
+        progress: &dyn Progress,
+        cancel: &CancelToken,
+    ) -> Result<ImportReport, LibraryError> {
+        let embedder = self.embedder()?;
+        let mut report = ImportReport::default();
+        let started = std::time::Instant::now();
+        for (source, scope) in scopes {
             let part = sync::sync(
                 &mut self.store,
                 &embedder,
-                &source,
-                &scope,
+                source,
+                scope,
                 options,
                 progress,
                 cancel,
@@ -258,35 +291,6 @@ impl Library {
             self.store.set_setting(USER_NAMES_KEY, &json)?;
         }
         Ok(names)
-    }
-
-    /// Sync only `paths` (files or folders, existing or deleted) inside `source`; used by watch.
-    pub fn sync_paths(
-        &mut self,
-        source: &Source,
-        paths: &[PathBuf],
-        options: &ImportOptions,
-        progress: &dyn Progress,
-        cancel: &CancelToken,
-    ) -> Result<ImportReport, LibraryError> {
-        let embedder = self.embedder()?;
-        let started = std::time::Instant::now();
-        let mut report = sync::sync(
-            &mut self.store,
-            &embedder,
-            source,
-            paths,
-            options,
-            progress,
-            cancel,
-        )?;
-        if options.embed && !cancel.is_cancelled() {
-            report.chunks_embedded = self
-                .embed_pending(options.embed_batch, progress, cancel)?
-                .chunks;
-        }
-        report.seconds = started.elapsed().as_secs_f64();
-        Ok(report)
     }
 
     /// Embed every chunk still without a vector, in batches, committing after each batch so a
@@ -353,6 +357,23 @@ impl Library {
     /// The sources, with counts.
     pub fn sources(&self) -> Result<Vec<Source>, LibraryError> {
         Ok(self.store.sources()?)
+    }
+
+    /// The folder sources to follow: those `paths` lie in, or every one when `paths` is empty.
+    /// A source that is a file (not a folder) is not followed.
+    pub fn folders_to_watch(&self, paths: &[PathBuf]) -> Result<Vec<Source>, LibraryError> {
+        let wanted: Vec<PathBuf> = paths
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
+        Ok(self
+            .sources()?
+            .into_iter()
+            .filter(|s| {
+                s.path.is_dir()
+                    && (wanted.is_empty() || wanted.iter().any(|w| w.starts_with(&s.path)))
+            })
+            .collect())
     }
 
     /// Forget the source named by `which` (its id, or its path as given or as stored) and

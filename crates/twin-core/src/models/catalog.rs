@@ -44,7 +44,8 @@ const PICK_CPU_MINUTES_PER_10K_WORDS: f64 = 30.0;
 const TOKENS_PER_WORD: f64 = 1.3;
 
 /// One model in the catalog: published facts only.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct CatalogEntry {
     /// Short key for `twin models pull <id>`.
     pub id: String,
@@ -99,7 +100,8 @@ impl Catalog {
 }
 
 /// What this machine offers a model.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Machine {
     /// Physical RAM in bytes.
     pub ram_bytes: u64,
@@ -141,6 +143,8 @@ impl Machine {
 /// Where a model would draft on this machine.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case", tag = "kind")]
+#[derive(ts_rs::TS)]
+#[ts(export)]
 pub enum Placement {
     /// Fully offloaded to the GPU.
     Gpu,
@@ -153,6 +157,8 @@ pub enum Placement {
 /// Whether Twin can train a voice adapter for a model here.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case", tag = "kind")]
+#[derive(ts_rs::TS)]
+#[ts(export)]
 pub enum Trainability {
     /// Yes; on the CPU, with a rough time per 10,000 words of writing per epoch.
     Yes {
@@ -169,7 +175,8 @@ pub enum Trainability {
 }
 
 /// One catalog entry judged against this machine.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Recommendation {
     /// The catalog entry.
     pub entry: CatalogEntry,

@@ -70,7 +70,8 @@ impl std::str::FromStr for ModelKind {
 }
 
 /// A GGUF file found in another app's model folder.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Discovered {
     /// The name the other app shows (`llama3.2:3b`, `publisher/repo/file.gguf`).
     pub name: String,

@@ -10,6 +10,8 @@ pub const X_POST_LIMIT: usize = 280;
 /// What to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(ts_rs::TS)]
+#[ts(export)]
 pub enum Format {
     /// A LinkedIn post.
     Linkedin,

@@ -34,7 +34,8 @@ impl DraftSpec {
 }
 
 /// What a draft runs on, told before it starts.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct DraftSetup {
     /// The chat model's name.
     pub model: String,
@@ -49,7 +50,8 @@ pub struct DraftSetup {
 }
 
 /// A finished draft and how much it sounds like the user.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct DraftOutcome {
     /// The draft.
     #[serde(flatten)]
@@ -59,7 +61,8 @@ pub struct DraftOutcome {
 }
 
 /// How a preparation ended.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Preparation {
     /// Whether a prepared draft is waiting for "Write" (false: cancelled by a newer topic).
     pub ready: bool,
@@ -69,7 +72,49 @@ pub struct Preparation {
     pub ms: Option<f64>,
 }
 
+/// A past draft as a history list shows it: its trace without the detail.
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct PastDraft {
+    /// The trace's id.
+    pub id: i64,
+    /// Unix time.
+    pub created_at: i64,
+    /// How the run ended.
+    pub status: crate::store::RunStatus,
+    /// The topic.
+    pub topic: String,
+    /// The platform written for.
+    pub format: String,
+    /// The chat model.
+    pub model: String,
+    /// The adapter and its strength, if one was used.
+    pub adapter: Option<String>,
+    /// The text.
+    pub output: String,
+}
+
 impl Twin {
+    /// The newest `limit` drafts (1 to 200), newest first.
+    pub fn draft_history(&self, limit: usize) -> Result<Vec<PastDraft>, TwinError> {
+        self.with_library(|lib| {
+            let traces = lib.store().traces(limit.clamp(1, 200))?;
+            Ok(traces
+                .into_iter()
+                .map(|t| PastDraft {
+                    id: t.id,
+                    created_at: t.created_at,
+                    status: t.status,
+                    topic: t.topic,
+                    format: t.format,
+                    model: t.model,
+                    adapter: t.adapter,
+                    output: t.output,
+                })
+                .collect())
+        })
+    }
+
     /// The loaded model and the complete request for `spec`.
     fn draft_setup(
         &self,

@@ -8,6 +8,8 @@ use std::sync::Mutex;
 /// The long jobs a shell can start and cancel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(ts_rs::TS)]
+#[ts(export)]
 pub enum JobKind {
     /// Importing files and folders.
     Import,

@@ -12,17 +12,21 @@
 //! worker threads; the CLI makes one per command. Every method returns [`TwinError`], whose
 //! [`ErrorKind`](crate::error::ErrorKind) tells a cancelled run from a failed one as data.
 
+mod bench;
 mod chat;
 mod drafting;
 mod jobs;
 mod settings;
 mod voice;
 
+pub use bench::LibraryBenchSpec;
 pub use chat::{DraftingModel, ModelChoice};
-pub use drafting::{DraftOutcome, DraftSetup, DraftSpec, Preparation};
+pub use drafting::{DraftOutcome, DraftSetup, DraftSpec, PastDraft, Preparation};
 pub use jobs::JobKind;
 pub use settings::{Settings, DEFAULT_AUTHOR};
-pub use voice::{AdaptersOverview, DatasetOverview, Evaluated, ModelsOverview, Recommendations};
+pub use voice::{
+    AdaptersOverview, DatasetOverview, Evaluated, ModelsOverview, Recommendations, TrainChoices,
+};
 
 use crate::draft::{Format, Prepared};
 use crate::error::TwinError;
@@ -80,7 +84,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// What the header of every screen shows.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Info {
     /// Twin's version.
     pub version: &'static str,
@@ -302,7 +307,7 @@ impl Twin {
         std::thread::spawn(move || {
             let followed = library.map_err(|e| e.to_string()).and_then(|mut lib| {
                 let watched: Vec<_> = lib
-                    .sources()
+                    .folders_to_watch(&[])
                     .map_err(|e| e.to_string())?
                     .into_iter()
                     .filter(|s| s.watched)

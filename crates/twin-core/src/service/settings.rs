@@ -13,7 +13,8 @@ const GPU_LAYERS: &str = "app.gpu_layers";
 const AUTHOR: &str = "app.author";
 
 /// What the user chose in Settings (and what the CLI's flags override for one command).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Settings {
     /// CPU threads for llama.cpp (0 = all cores).
     #[serde(default)]

@@ -15,7 +15,8 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Registered models, the active ones, and models found in Ollama and LM Studio.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct ModelsOverview {
     /// Every registered model.
     pub registered: Vec<ModelRecord>,
@@ -27,8 +28,38 @@ pub struct ModelsOverview {
     pub discovered: Vec<registry::Discovered>,
 }
 
+/// What a training screen lets the user choose; everything else keeps [`TrainParams`]'
+/// defaults, and a missing, zero or non-finite choice is the default too.
+#[derive(Clone, Debug, Default, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct TrainChoices {
+    /// Passes over the examples at most.
+    pub epochs: Option<f64>,
+    /// Optimizer steps at most.
+    pub max_steps: Option<usize>,
+    /// Adapter rank.
+    pub rank: Option<usize>,
+}
+
+impl TrainChoices {
+    /// The training parameters these choices make.
+    pub fn params(self) -> TrainParams {
+        let mut p = TrainParams::default();
+        if let Some(e) = self.epochs.filter(|e| e.is_finite() && *e > 0.0) {
+            p.epochs = e;
+        }
+        p.max_steps = self.max_steps.filter(|s| *s > 0);
+        if let Some(r) = self.rank.filter(|r| *r > 0) {
+            p.lora.rank = r;
+        }
+        p
+    }
+}
+
 /// Twin's model catalog judged against this computer, the pick first.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Recommendations {
     /// The catalog's version.
     pub catalog_version: u32,
@@ -41,7 +72,8 @@ pub struct Recommendations {
 }
 
 /// The newest dataset and a few of its examples of the user's own writing.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct DatasetOverview {
     /// The dataset.
     pub record: DatasetRecord,
@@ -50,7 +82,8 @@ pub struct DatasetOverview {
 }
 
 /// Every adapter, and which one each channel uses.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct AdaptersOverview {
     /// Every adapter, newest first.
     pub adapters: Vec<AdapterRecord>,
@@ -148,6 +181,29 @@ impl Twin {
                 registry::set_active(lib.store(), &record)?;
             }
             Ok((converted, reset))
+        })
+    }
+
+    /// Register, in place, the model Ollama or LM Studio keeps in `home` under `name` (as
+    /// [`Twin::models`] lists it); its file is hashed, not taken on the other app's word.
+    pub fn adopt_model(&self, name: &str, home: &Path) -> Result<ModelRecord, TwinError> {
+        let found = registry::discover(home)
+            .into_iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| {
+                TwinError::new(
+                    crate::error::ErrorKind::NotFound,
+                    format!("no model named {name:?} in Ollama's or LM Studio's folders; see `twin models list`"),
+                )
+            })?;
+        self.with_library(|lib| {
+            Ok(registry::register(
+                lib.store(),
+                &found.path,
+                &found.origin,
+                Some(&found.name),
+                None,
+            )?)
         })
     }
 

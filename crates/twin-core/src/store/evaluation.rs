@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 pub type EvalRunId = i64;
 
 /// An evaluation run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct EvalRunRecord {
     /// Row id (0 before it is stored).
     pub id: EvalRunId,

@@ -11,7 +11,8 @@ pub type TraceId = i64;
 
 /// A model file Twin knows about. Files found in Ollama's or LM Studio's folders are used in
 /// place, never copied.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct ModelRecord {
     /// Row id (0 before it is stored).
     pub id: ModelId,

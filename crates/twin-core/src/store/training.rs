@@ -11,7 +11,8 @@ pub type AdapterId = i64;
 pub type RunId = i64;
 
 /// A dataset version.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct DatasetRecord {
     /// Content hash of parameters and examples.
     pub id: String,
@@ -46,7 +47,8 @@ pub struct ExampleRecord {
 }
 
 /// A trained adapter and where it came from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct AdapterRecord {
     /// Row id (0 before it is stored).
     pub id: AdapterId,

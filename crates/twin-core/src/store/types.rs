@@ -10,7 +10,10 @@ macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }
      $(legacy { $($old:literal => $to:ident),+ })?) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS,
+        )]
+        #[ts(export)]
         pub enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
         }
@@ -127,7 +130,8 @@ pub type DocumentId = i64;
 pub type ChunkId = i64;
 
 /// A folder or file the user added to the library.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Source {
     /// Row id.
     pub id: SourceId,
@@ -289,7 +293,8 @@ pub struct PutOutcome {
 }
 
 /// The embedding model recorded for a library.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct StoredModel {
     /// Name.
     pub name: String,
@@ -367,7 +372,8 @@ impl SearchFilter {
 }
 
 /// A chunk with what a search result shows about it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct ChunkHit {
     /// Chunk row id.
     pub chunk_id: ChunkId,
@@ -427,7 +433,8 @@ pub struct Consistency {
 }
 
 /// Library-wide counts.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct LibraryStats {
     /// Sources.
     pub sources: u64,
@@ -452,7 +459,8 @@ pub struct LibraryStats {
 }
 
 /// How many documents came from one platform as one kind of writing.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, ts_rs::TS)]
+#[ts(export)]
 pub struct PlatformCount {
     /// `linkedin`, `x`, … (front matter or export), or `files`.
     pub platform: String,

@@ -238,7 +238,8 @@ pub fn in_use(store: &Store) -> Result<Vec<ChannelChoice>, AdapterError> {
 }
 
 /// A channel's choice: an adapter at a strength, or the base model (`adapter: None`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct ChannelChoice {
     /// The channel (see [`CHANNELS`]).
     pub channel: String,

@@ -120,7 +120,8 @@ impl Default for LoraConfig {
 }
 
 /// Shape of a llama-family model, read from its GGUF metadata.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct LlamaShape {
     /// `general.architecture`.
     pub architecture: String,

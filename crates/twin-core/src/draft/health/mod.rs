@@ -48,7 +48,8 @@ pub const UNRELATED_TOPICS: [&str; 8] = [
 ];
 
 /// One check's outcome.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct Check {
     /// Short name: `fragments`, `looping`, `copying`, `leftovers`, `format`, `on_topic`,
     /// `invented`, `voice`.
@@ -64,7 +65,8 @@ pub struct Check {
 }
 
 /// All checks of one draft.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct Health {
     /// Every check, hard ones first.
     pub checks: Vec<Check>,

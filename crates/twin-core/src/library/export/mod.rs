@@ -127,7 +127,8 @@ pub struct ExportItem {
 }
 
 /// A part of an export that could not be read, named by its path inside the export.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct PartError {
     /// The file inside the archive or folder (`Shares.csv`, `data/tweets.js`).
     pub part: String,

@@ -57,7 +57,8 @@ impl Default for ImportOptions {
 }
 
 /// A file that was skipped or failed, with the reason.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct FileIssue {
     /// The file.
     pub path: PathBuf,
@@ -66,7 +67,8 @@ pub struct FileIssue {
 }
 
 /// What an import or sync did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct ImportReport {
     /// Files looked at.
     pub scanned: usize,
@@ -103,7 +105,8 @@ pub struct ImportReport {
 }
 
 /// What one platform export gave.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct ExportSummary {
     /// The zip, folder or file.
     pub path: PathBuf,

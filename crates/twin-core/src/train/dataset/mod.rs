@@ -86,7 +86,8 @@ pub fn unseen_generic_prompts() -> &'static [&'static str] {
 }
 
 /// One built example before it is stored.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Example {
     /// `train` or `test`.
     pub split: Split,
@@ -155,7 +156,8 @@ fn legacy_request(messages: &[ChatMessage]) -> Option<(Format, String)> {
 }
 
 /// Why passages were left out, counted.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct FilterCounts {
     /// Paragraphs that quote someone else.
     pub quotes: usize,
@@ -174,7 +176,8 @@ pub struct FilterCounts {
 }
 
 /// What a built dataset holds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct DatasetStats {
     /// Documents used.
     pub documents: usize,

@@ -75,7 +75,8 @@ impl Default for TrainParams {
 }
 
 /// What a training run will do, for `--dry-run`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct TrainPlan {
     /// The dataset version.
     pub dataset: String,
@@ -109,6 +110,8 @@ pub struct TrainPlan {
 /// One progress event of a run.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[derive(ts_rs::TS)]
+#[ts(export)]
 pub enum TrainEvent {
     /// The run starts (or resumes at `step`).
     Started {
@@ -156,7 +159,8 @@ pub enum TrainEvent {
 }
 
 /// What a finished run produced.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct TrainOutcome {
     /// The registered adapter.
     pub adapter: AdapterRecord,
