@@ -419,6 +419,37 @@ fn main_flow_in_a_real_webkit_window() {
     );
     s.screenshot("2-draft");
 
+    // The draft is the user's to edit: marking the edited text final keeps the pair (model's
+    // text, user's text) that Twin learns from.
+    assert_eq!(
+        s.run("return document.getElementById('draft-output').isContentEditable"),
+        json!(true)
+    );
+    s.run(
+        "const o = document.getElementById('draft-output');
+         o.textContent = 'Honestly? ' + o.textContent + '\\n\\nEdited by hand before posting.';
+         document.getElementById('draft-final').click(); return true;",
+    );
+    wait_until("the edit kept", Duration::from_secs(30), || {
+        s.run("return document.getElementById('draft-edited').textContent")
+            .as_str()
+            .is_some_and(|t| t.starts_with("Your edit is kept"))
+    });
+    let edits = twin_core::store::Store::open(&data.path().join(twin_core::library::DATABASE_FILE))
+        .unwrap()
+        .draft_edits(10)
+        .unwrap();
+    assert_eq!(edits.len(), 1, "{edits:?}");
+    assert!(edits[0].final_text.starts_with("Honestly? "), "{edits:?}");
+    assert!(edits[0]
+        .final_text
+        .ends_with("Edited by hand before posting."));
+    assert!(
+        edits[0].changed > 0.0 && edits[0].changed < 0.5,
+        "{edits:?}"
+    );
+    assert_eq!(edits[0].draft.trim(), text.as_str().unwrap().trim());
+
     // Train: build the dataset (the local model back-translates every passage), plan, train a
     // short run with the live loss chart, then use and roll back the adapter it made.
     s.show("train");

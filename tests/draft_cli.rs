@@ -95,6 +95,39 @@ fn a_thread_is_drafted_streamed_traced_and_listed() {
         "{text}"
     );
 
+    // Learning from edits: the text the user made of the draft is kept with it; the draft as
+    // written teaches nothing; an unknown trace is a clear error.
+    let id = trace_id.to_string();
+    let kept = data.path().join("kept.md");
+    std::fs::write(&kept, d["text"].as_str().unwrap()).unwrap();
+    let same = json(&run_ok(
+        twin(data.path())
+            .args(["--json", "feedback", &id, "--final"])
+            .arg(&kept),
+    ));
+    assert!(same.is_null(), "{same}");
+    let edited = data.path().join("edited.md");
+    let mine = format!("{}\n\nI would say it shorter.", d["text"].as_str().unwrap());
+    std::fs::write(&edited, &mine).unwrap();
+    let edit = json(&run_ok(
+        twin(data.path())
+            .args(["--json", "feedback", &id, "--final"])
+            .arg(&edited),
+    ));
+    assert_eq!(edit["trace_id"].as_i64(), Some(trace_id), "{edit}");
+    assert!(edit["changed"].as_f64().unwrap() > 0.0, "{edit}");
+    let edits = json(&run_ok(twin(data.path()).args(["--json", "drafts"])));
+    assert_eq!(edits.as_array().unwrap().len(), 1, "{edits}");
+    assert_eq!(edits[0]["final_text"], mine.trim(), "{edits}");
+    assert_eq!(edits[0]["draft"], d["text"], "{edits}");
+    let missing = twin(data.path())
+        .args(["feedback", "9999", "--final"])
+        .arg(&edited)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no draft 9999"));
+
     let style = json(&run_ok(twin(data.path()).args(["--json", "style"])));
     assert!(style["text"].as_str().unwrap().contains("sentences"));
 

@@ -31,6 +31,29 @@ fn a_killed_training_run_resumes_from_its_checkpoint() {
         first["messages"].as_array().unwrap().last().unwrap()["role"],
         "assistant"
     );
+    // Preference pairs the dataset implies: the user's passage against the base model's draft
+    // for the same prompt.
+    let prefs = data.path().join("preferences.jsonl");
+    run_ok(
+        twin(data.path())
+            .args(["dataset", "preferences", "-o"])
+            .arg(&prefs),
+    );
+    let pairs: Vec<serde_json::Value> = std::fs::read_to_string(&prefs)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let machine = ds["stats"]["machine_negatives"].as_u64().unwrap_or(0) as usize;
+    assert_eq!(
+        pairs.len(),
+        machine,
+        "one pair per machine draft: {pairs:?}"
+    );
+    for p in &pairs {
+        assert_eq!(p["source"], "machine_draft");
+        assert_ne!(p["chosen"], p["rejected"]);
+    }
 
     let plan = json(&run_ok(twin(data.path()).args([
         "--json",

@@ -6,6 +6,7 @@ import type { AdaptersOverview } from "./bindings/AdaptersOverview";
 import type { ComparedMetric } from "./bindings/ComparedMetric";
 import type { DatasetOverview } from "./bindings/DatasetOverview";
 import type { DatasetRecord } from "./bindings/DatasetRecord";
+import type { DraftEdit } from "./bindings/DraftEdit";
 import type { DraftEvent } from "./bindings/DraftEvent";
 import type { DraftOutcome } from "./bindings/DraftOutcome";
 import type { DraftSetup } from "./bindings/DraftSetup";
@@ -75,6 +76,7 @@ export const api = {
   draftHistory: (limit: number) => invoke<PastDraft[]>("draft_history", { limit }),
   exportMarkdown: (path: string, topic: string, format: Format, text: string) =>
     invoke<void>("export_markdown", { path, topic, format, text }),
+  recordFinal: (traceId: number, text: string) => invoke<DraftEdit | null>("record_final", { traceId, text }),
   listModels: () => invoke<ModelsOverview>("list_models"),
   addModel: (path: string, origin: string | null) => invoke<ModelRecord>("add_model", { path, origin }),
   useModel: (id: number) => invoke<void>("use_model", { id }),

@@ -354,6 +354,46 @@ pub fn traces_cmd(cli: &Cli, cmd: &Option<TracesCommand>, limit: usize) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn feedback_cmd(cli: &Cli, trace: i64, file: &std::path::Path) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let edit = crate::service(cli)?.record_final(trace, &text)?;
+    if cli.json {
+        print_json(&edit)?;
+    } else {
+        match edit {
+            Some(e) => println!(
+                "kept your edit of draft {trace}: {:.0}% of the words changed; `twin drafts` lists your edits",
+                e.changed * 100.0
+            ),
+            None => println!("draft {trace} was kept as written: nothing to learn from"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn drafts_cmd(cli: &Cli, limit: usize) -> Result<ExitCode> {
+    let edits = crate::service(cli)?.draft_edits(limit)?;
+    if cli.json {
+        print_json(&edits)?;
+    } else if edits.is_empty() {
+        println!("no edited drafts yet: edit a draft in the app, or `twin feedback <trace> --final FILE`");
+    } else {
+        for e in edits {
+            let words = e.final_text.split_whitespace().count();
+            println!(
+                "{:>4}  trace {:<4} {:<10} {:>3.0}% changed, {words} words  {}",
+                e.id,
+                e.trace_id,
+                e.format,
+                e.changed * 100.0,
+                e.topic
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn style_cmd(cli: &Cli, args: &StyleArgs) -> Result<ExitCode> {
     let library = open_library(cli)?;
     let store = library.store();

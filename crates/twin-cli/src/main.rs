@@ -84,6 +84,21 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Record the text you made of a draft (after editing it elsewhere): Twin keeps the pair
+    /// to learn from your edits.
+    Feedback {
+        /// The draft's trace id (`twin traces`).
+        trace: i64,
+        /// The file holding your final text.
+        #[arg(long = "final", value_name = "FILE")]
+        final_text: PathBuf,
+    },
+    /// The drafts you edited: what Twin wrote and what you made of it.
+    Drafts {
+        /// Drafts to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Show or edit your style card (how your writing sounds, used in every draft).
     Style(draft_cmd::StyleArgs),
     /// Build, inspect and export training datasets made from your own writing.
@@ -168,6 +183,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Draft(args) => draft_cmd::draft_cmd(cli, args),
         Command::Traces { command, limit } => draft_cmd::traces_cmd(cli, command, *limit),
         Command::Style(args) => draft_cmd::style_cmd(cli, args),
+        Command::Feedback { trace, final_text } => draft_cmd::feedback_cmd(cli, *trace, final_text),
+        Command::Drafts { limit } => draft_cmd::drafts_cmd(cli, *limit),
         Command::Dataset(cmd) => train_cmd::dataset_cmd(cli, cmd),
         Command::Train(args) => train_cmd::train_cmd(cli, args),
         Command::Adapters(cmd) => train_cmd::adapters_cmd(cli, cmd),

@@ -39,6 +39,15 @@ pub enum DatasetCommand {
     },
     /// List dataset versions.
     List,
+    /// Write the preference pairs (your text against the model's, for the same request) as
+    /// JSONL: your passages against the base model's drafts, and your edits of Twin's drafts.
+    Preferences {
+        /// Dataset id (default: the newest).
+        id: Option<String>,
+        /// Output file.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// Write a dataset as JSONL (one chat per line).
     Export {
         /// Dataset id (default: the newest).
@@ -182,6 +191,22 @@ pub fn dataset_cmd(cli: &Cli, cmd: &DatasetCommand) -> Result<ExitCode> {
             } else {
                 print_dataset(&dataset, *examples);
             }
+        }
+        DatasetCommand::Preferences { id, out } => {
+            let pairs = crate::service(cli)?.preference_pairs(id.as_deref())?;
+            let jsonl = train::preferences::to_jsonl(&pairs);
+            std::fs::write(out, jsonl)
+                .with_context(|| format!("{}: cannot write", out.display()))?;
+            let edits = pairs
+                .iter()
+                .filter(|p| p.source == train::preferences::PairSource::Edit)
+                .count();
+            eprintln!(
+                "wrote {} preference pairs ({} from your edits) to {}",
+                pairs.len(),
+                edits,
+                out.display()
+            );
         }
         DatasetCommand::List => {
             let all = library.store().datasets()?;

@@ -7,6 +7,8 @@ import type { Health } from "../bindings/Health";
 import { $, el, loaders, setStatus, showError } from "../dom";
 
 let lastDraft: DraftOutcome | null = null;
+/** The buttons that act on a finished draft, off while one is being written. */
+const DRAFT_BUTTONS = ["draft-go", "draft-regenerate", "draft-copy", "draft-export", "draft-final"];
 let lastRequest: DraftArgs | null = null;
 
 function renderCitations(citations: Citation[]) {
@@ -107,8 +109,11 @@ async function runDraft(seed?: number) {
   $("citations").replaceChildren();
   $("draft-warnings").hidden = true;
   $("draft-health").hidden = true;
-  for (const id of ["draft-go", "draft-regenerate", "draft-copy", "draft-export"]) $<HTMLButtonElement>(id).disabled = true;
+  for (const id of DRAFT_BUTTONS) $<HTMLButtonElement>(id).disabled = true;
   $<HTMLButtonElement>("draft-cancel").disabled = false;
+  out.contentEditable = "false";
+  $("draft-edited").textContent = "";
+  lastDraft = null;
   // The stream shows the step being written; the final text replaces it at the end.
   let step = "";
   const channel = new Channel<DraftStream>();
@@ -136,6 +141,8 @@ async function runDraft(seed?: number) {
     const draft = await api.draft(args, channel);
     lastDraft = draft;
     out.textContent = draft.text;
+    // The draft is the user's to edit now; using the edited text teaches Twin (recordFinal).
+    out.contentEditable = "true";
     renderCitations(draft.citations);
     out.dataset.state = "done";
     if (draft.warnings?.length) {
@@ -161,7 +168,7 @@ async function runDraft(seed?: number) {
     out.textContent = errorText(e);
   } finally {
     drafting = false;
-    for (const id of ["draft-go", "draft-regenerate", "draft-copy", "draft-export"]) $<HTMLButtonElement>(id).disabled = false;
+    for (const id of DRAFT_BUTTONS) $<HTMLButtonElement>(id).disabled = false;
     $<HTMLButtonElement>("draft-cancel").disabled = true;
   }
 }
@@ -175,20 +182,47 @@ $("draft-cancel").addEventListener("click", () => api.cancel("draft"));
 $("draft-strength").addEventListener("input", () => {
   $("strength-value").textContent = Number($<HTMLInputElement>("draft-strength").value).toFixed(1);
 });
+/** The draft as the user left it: the output is editable once a draft is done. */
+function currentText(): string {
+  return $("draft-output").innerText.trim();
+}
+
+/**
+ * When the user uses a draft they edited (copy, export, "Mark as final"), the pair of the
+ * model's text and theirs is kept: what Twin learns from (`twin drafts` lists them).
+ */
+async function recordFinal(): Promise<void> {
+  if (!lastDraft) return;
+  try {
+    const edit = await api.recordFinal(lastDraft.trace_id, currentText());
+    $("draft-edited").textContent = edit
+      ? `Your edit is kept (${Math.round(edit.changed * 100)}% of the words changed): Twin learns from it.`
+      : "";
+  } catch (e) {
+    showError("edit", e);
+  }
+}
+
 $("draft-copy").addEventListener("click", async () => {
-  await navigator.clipboard.writeText($("draft-output").textContent ?? "");
+  await navigator.clipboard.writeText(currentText());
   setStatus("copied");
+  await recordFinal();
 });
 $("draft-export").addEventListener("click", async () => {
   if (!lastDraft || !lastRequest) return;
   const [path] = await api.pick("save");
   if (!path) return;
   try {
-    await api.exportMarkdown(path, lastRequest.topic, lastRequest.format, lastDraft.text);
+    await api.exportMarkdown(path, lastRequest.topic, lastRequest.format, currentText());
     setStatus(`saved ${path}`);
+    await recordFinal();
   } catch (e) {
     showError("export", e);
   }
+});
+$("draft-final").addEventListener("click", async () => {
+  await recordFinal();
+  if (!$("draft-edited").textContent) setStatus("kept as written: nothing changed to learn from");
 });
 
 async function loadHistory() {
@@ -199,6 +233,10 @@ async function loadHistory() {
         const li = el("li");
         const b = el("button", `${t.format}: ${t.topic}`, "link");
         b.addEventListener("click", () => {
+          // A past draft is shown, not edited: an edit belongs to the draft just written.
+          lastDraft = null;
+          $("draft-output").contentEditable = "false";
+          $("draft-edited").textContent = "";
           $("draft-output").textContent = t.output;
           $("draft-meta").textContent = `${t.model}${t.adapter ? " · " + t.adapter : ""} · ${t.status}`;
         });

@@ -19,6 +19,7 @@
 //! so the engine's KV cache reuses it and only each step's instruction is evaluated anew.
 
 pub mod cite;
+pub mod edits;
 mod gather;
 pub mod health;
 mod markdown;

@@ -115,6 +115,54 @@ impl Twin {
         })
     }
 
+    /// The user's final text for the draft of trace `trace_id` (copied, exported or marked
+    /// final): stored with the draft when it differs from it, for learning from edits; `None`
+    /// when the user kept the draft as written. A later final for the same draft replaces it.
+    pub fn record_final(
+        &self,
+        trace_id: crate::store::TraceId,
+        final_text: &str,
+    ) -> Result<Option<crate::store::DraftEdit>, TwinError> {
+        self.with_library(|lib| {
+            let store = lib.store();
+            let trace = store.trace(trace_id)?.ok_or_else(|| {
+                TwinError::new(
+                    crate::error::ErrorKind::NotFound,
+                    format!("no draft {trace_id}; see `twin traces`"),
+                )
+            })?;
+            if trace.status != crate::store::RunStatus::Done {
+                return Err(TwinError::bad_input(format!(
+                    "draft {trace_id} did not finish ({}); only a finished draft can be edited",
+                    trace.status
+                )));
+            }
+            let changed = draft::edits::share_changed(&trace.output, final_text);
+            if changed == 0.0 {
+                return Ok(None);
+            }
+            let mut edit = crate::store::DraftEdit {
+                id: 0,
+                trace_id,
+                created_at: crate::store::now_secs(),
+                topic: trace.topic,
+                format: trace.format,
+                model: trace.model,
+                adapter: trace.adapter,
+                draft: trace.output,
+                final_text: final_text.trim().to_string(),
+                changed,
+            };
+            edit.id = store.put_draft_edit(&edit)?;
+            Ok(Some(edit))
+        })
+    }
+
+    /// The drafts the user edited, newest first (at most `limit`, 1 to 500).
+    pub fn draft_edits(&self, limit: usize) -> Result<Vec<crate::store::DraftEdit>, TwinError> {
+        self.with_library(|lib| Ok(lib.store().draft_edits(limit.clamp(1, 500))?))
+    }
+
     /// The loaded model and the complete request for `spec`.
     fn draft_setup(
         &self,

@@ -263,6 +263,23 @@ impl Twin {
         })
     }
 
+    /// The preference pairs the newest dataset (else `dataset`) and the user's edits give (see
+    /// [`crate::train::preferences`]).
+    pub fn preference_pairs(
+        &self,
+        dataset: Option<&str>,
+    ) -> Result<Vec<crate::train::preferences::PreferencePair>, TwinError> {
+        self.with_library(|lib| {
+            let data = Dataset::load(lib.store(), dataset)?;
+            let edits = lib.store().draft_edits(usize::MAX >> 1)?;
+            let templates = Templates::in_data_dir(lib.data_dir())?;
+            let author = self.settings_in(lib)?.author;
+            Ok(crate::train::preferences::pairs(
+                &data, &edits, &templates, &author,
+            )?)
+        })
+    }
+
     /// The newest dataset and its first `examples` examples of the user's writing; `None`
     /// before the first build.
     pub fn dataset_overview(&self, examples: usize) -> Result<Option<DatasetOverview>, TwinError> {

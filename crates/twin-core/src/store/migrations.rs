@@ -235,4 +235,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
     UPDATE traces SET status = 'done' WHERE status = 'ok';
     UPDATE traces SET status = 'failed' WHERE status = 'error';
     "#,
+    // 10: what the user made of a draft (issue 21, learning from edits): the model's text and
+    // the user's final text for a trace, kept for preference training. One row per draft: a
+    // later final (copied, then edited again, then exported) replaces the earlier one.
+    r#"
+    CREATE TABLE draft_edits (
+        id          INTEGER PRIMARY KEY,
+        trace_id    INTEGER NOT NULL UNIQUE REFERENCES traces(id) ON DELETE CASCADE,
+        created_at  INTEGER NOT NULL,
+        topic       TEXT NOT NULL,
+        format      TEXT NOT NULL,
+        model       TEXT NOT NULL,
+        adapter     TEXT,
+        draft       TEXT NOT NULL,
+        final       TEXT NOT NULL,
+        changed     REAL NOT NULL           -- share of the draft's words the user changed
+    );
+    "#,
 ];

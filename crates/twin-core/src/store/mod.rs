@@ -20,7 +20,7 @@ mod types;
 mod vectors;
 
 pub use evaluation::{EvalItem, EvalRunId, EvalRunRecord};
-pub use records::{ModelId, ModelRecord, TraceId, TraceRecord};
+pub use records::{DraftEdit, ModelId, ModelRecord, TraceId, TraceRecord};
 pub use training::{
     ActiveAdapter, AdapterId, AdapterRecord, DatasetRecord, ExampleRecord, RunId, RunRecord,
 };

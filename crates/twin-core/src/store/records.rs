@@ -45,7 +45,7 @@ pub struct TraceRecord {
     pub created_at: i64,
     /// What ran (`draft`).
     pub kind: String,
-    /// `ok`, `cancelled` or `error`.
+    /// How the run ended.
     pub status: RunStatus,
     /// The user's topic.
     pub topic: String,
@@ -195,5 +195,89 @@ impl Store {
             )
             .optional()
             .map_err(|e| self.err(e))
+    }
+}
+
+/// A draft and the text the user made of it (copied, exported or marked final after editing):
+/// the pair that shows what the user would have written instead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
+pub struct DraftEdit {
+    /// Row id (0 before it is stored).
+    pub id: i64,
+    /// The draft's trace.
+    pub trace_id: TraceId,
+    /// When the final text was recorded (seconds since the epoch).
+    pub created_at: i64,
+    /// The request's topic.
+    pub topic: String,
+    /// The platform written for.
+    pub format: String,
+    /// The chat model.
+    pub model: String,
+    /// The adapter and strength, if one was used.
+    pub adapter: Option<String>,
+    /// The model's text.
+    pub draft: String,
+    /// The user's final text.
+    pub final_text: String,
+    /// Share of the draft's words the user changed (0 to 1).
+    pub changed: f64,
+}
+
+const EDIT_COLUMNS: &str =
+    "id, trace_id, created_at, topic, format, model, adapter, draft, final, changed";
+
+fn edit_row(r: &rusqlite::Row) -> rusqlite::Result<DraftEdit> {
+    Ok(DraftEdit {
+        id: r.get(0)?,
+        trace_id: r.get(1)?,
+        created_at: r.get(2)?,
+        topic: r.get(3)?,
+        format: r.get(4)?,
+        model: r.get(5)?,
+        adapter: r.get(6)?,
+        draft: r.get(7)?,
+        final_text: r.get(8)?,
+        changed: r.get(9)?,
+    })
+}
+
+impl Store {
+    /// Keep the user's final text for a draft; a later one for the same trace replaces it.
+    /// Returns the row id.
+    pub fn put_draft_edit(&self, edit: &DraftEdit) -> Result<i64> {
+        self.conn
+            .query_row(
+                "INSERT INTO draft_edits(trace_id, created_at, topic, format, model, adapter, draft, final, changed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(trace_id) DO UPDATE SET created_at = excluded.created_at,
+                     final = excluded.final, changed = excluded.changed
+                 RETURNING id",
+                params![
+                    edit.trace_id,
+                    edit.created_at,
+                    edit.topic,
+                    edit.format,
+                    edit.model,
+                    edit.adapter,
+                    edit.draft,
+                    edit.final_text,
+                    edit.changed
+                ],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The drafts the user edited, newest first.
+    pub fn draft_edits(&self, limit: usize) -> Result<Vec<DraftEdit>> {
+        self.rows(
+            &format!(
+                "SELECT {EDIT_COLUMNS} FROM draft_edits ORDER BY created_at DESC, id DESC LIMIT ?1"
+            ),
+            [limit as i64],
+            edit_row,
+        )
     }
 }

@@ -20,6 +20,7 @@ pub mod export;
 mod fused;
 pub mod llama;
 pub mod optim;
+pub mod preferences;
 pub mod trainer;
 
 pub use adapters::{AdapterChoice, AdapterError};

@@ -1,0 +1,87 @@
+//! The Train screen: the dataset, training, and adapters per channel.
+
+use super::*;
+
+/// The newest dataset: its stats and a few examples (None before the first build).
+#[tauri::command]
+pub async fn dataset_summary(
+    state: State<'_, AppState>,
+) -> CmdResult<Option<service::DatasetOverview>> {
+    run(&state, |twin| twin.dataset_overview(5)).await
+}
+
+/// Build a new dataset version from the library with the active chat model.
+#[tauri::command]
+pub async fn build_dataset(
+    state: State<'_, AppState>,
+    on_event: Channel<Value>,
+) -> CmdResult<twin_core::store::DatasetRecord> {
+    job(&state, JobKind::Dataset, move |twin, cancel| {
+        let sink = progress_sink(on_event);
+        let params = Default::default();
+        Ok(twin
+            .build_dataset(params, None, None, &sink, cancel)?
+            .record)
+    })
+    .await
+}
+
+/// The training plan for the newest dataset (examples, tokens, steps, memory, ETA).
+#[tauri::command]
+pub async fn train_plan(
+    state: State<'_, AppState>,
+    options: Option<service::TrainChoices>,
+) -> CmdResult<twin_core::train::TrainPlan> {
+    let params = options.unwrap_or_default().params();
+    run(&state, move |twin| twin.train_plan(None, None, &params)).await
+}
+
+/// Train an adapter on the newest dataset, streaming loss and evaluation events.
+#[tauri::command]
+pub async fn start_training(
+    state: State<'_, AppState>,
+    options: Option<service::TrainChoices>,
+    on_event: Channel<Value>,
+) -> CmdResult<twin_core::train::TrainOutcome> {
+    let params = options.unwrap_or_default().params();
+    job(&state, JobKind::Train, move |twin, cancel| {
+        twin.train(None, None, &params, None, cancel, &mut |e: TrainEvent| {
+            let _ = on_event.send(json!({ "kind": "train", "event": e }));
+        })
+    })
+    .await
+}
+
+/// Adapters with lineage and which channel uses which.
+#[tauri::command]
+pub async fn list_adapters(state: State<'_, AppState>) -> CmdResult<service::AdaptersOverview> {
+    run(&state, |twin| twin.adapters()).await
+}
+
+/// Use an adapter (None: the base model) for a channel at a strength.
+#[tauri::command]
+pub async fn use_adapter(
+    state: State<'_, AppState>,
+    id: Option<i64>,
+    strength: f32,
+    channel: Option<String>,
+) -> CmdResult<()> {
+    run(&state, move |twin| {
+        let id = id.map(|i| i.to_string());
+        twin.use_adapter(id.as_deref(), strength, channel.as_deref())
+            .map(|_| ())
+    })
+    .await
+}
+
+/// Go back to the adapter a channel used before; whether anything changed.
+#[tauri::command]
+pub async fn rollback_adapter(
+    state: State<'_, AppState>,
+    channel: Option<String>,
+) -> CmdResult<bool> {
+    run(&state, move |twin| {
+        Ok(twin.rollback_adapter(channel.as_deref())?.is_some())
+    })
+    .await
+}
