@@ -212,8 +212,10 @@ fn strip_bracket_number(line: &str) -> Option<&str> {
 
 /// Remove X-thread post numbers ("2/ ") from a draft of another format: small models copy them
 /// from the user's threads among the exemplars and context. A number that opens a line or
-/// follows a sentence's end is one, and so is one after a word that opens a sentence of its
-/// own ("A SaaS, 1/ This isn't…"); "24/7" and "1/2" are kept.
+/// follows a sentence's end is one, and so is one before a word that opens a sentence of its
+/// own ("A SaaS, 1/ This isn't…"); there the few words before it (at most four since the last
+/// sentence's end: the tail of a thread's opening) go too, or they would stand as a fragment
+/// ("A SaaS, This isn't…"). "24/7" and "1/2" are kept.
 pub fn strip_post_numbers(text: &str) -> String {
     text.lines()
         .map(|line| {
@@ -221,18 +223,27 @@ pub fn strip_post_numbers(text: &str) -> String {
             let mut rest = line;
             let mut at_sentence_start = true;
             let mut at_word_start = true;
+            // Where in `out` the current sentence began.
+            let mut sentence_from = 0;
             while !rest.is_empty() {
                 if at_word_start {
                     let digits = rest.chars().take_while(char::is_ascii_digit).count();
                     if (1..=2).contains(&digits) && rest[digits..].starts_with("/ ") {
                         let after = rest[digits + 2..].trim_start();
                         if at_sentence_start || after.starts_with(char::is_uppercase) {
+                            if !at_sentence_start && word_count(&out[sentence_from..]) <= 4 {
+                                out.truncate(sentence_from);
+                            }
                             rest = after;
+                            at_sentence_start = true;
                             continue;
                         }
                     }
                 }
                 let Some(c) = rest.chars().next() else { break };
+                if at_sentence_start && c != ' ' {
+                    sentence_from = out.len();
+                }
                 out.push(c);
                 rest = &rest[c.len_utf8()..];
                 at_sentence_start = match c {
@@ -541,7 +552,18 @@ mod tests {
             strip_post_numbers(
                 "2/ Small batches ship. 10/ They're proud! 3/ Done\nOpen 24/7. Half is 1/2 a day.\nA SaaS, 1/ This is a product. Split it 50/ 50 or 3/ more."
             ),
-            "Small batches ship. They're proud! Done\nOpen 24/7. Half is 1/2 a day.\nA SaaS, This is a product. Split it 50/ 50 or 3/ more."
+            "Small batches ship. They're proud! Done\nOpen 24/7. Half is 1/2 a day.\nThis is a product. Split it 50/ 50 or 3/ more."
+        );
+        // A longer run of words before the number is a sentence of its own, and stays.
+        assert_eq!(
+            strip_post_numbers(
+                "Pricing is hard. We ship small things every week, 2/ Then we rest."
+            ),
+            "Pricing is hard. We ship small things every week, Then we rest."
+        );
+        assert_eq!(
+            strip_post_numbers("Pricing is hard. A SaaS, 2/ Then we rest."),
+            "Pricing is hard. Then we rest."
         );
     }
 
