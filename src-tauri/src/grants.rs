@@ -27,12 +27,11 @@ pub struct PathGrants {
 
 /// Why a path is refused, in the words the UI shows.
 fn refused(path: &str) -> TwinError {
-    TwinError {
-        path: Some(path.into()),
-        ..TwinError::bad_input(format!(
-            "{path}: not a file or folder you picked or dropped onto Twin; refused"
-        ))
-    }
+    TwinError::about(
+        twin_core::ErrorKind::BadInput,
+        path,
+        "not a file or folder you picked or dropped onto Twin; refused",
+    )
 }
 
 impl PathGrants {

@@ -71,6 +71,17 @@ impl TwinError {
         }
     }
 
+    /// An error of `kind` about the file or folder `path`: the message names it first
+    /// ("<path>: <what>").
+    pub fn about(kind: ErrorKind, path: impl Into<PathBuf>, what: impl std::fmt::Display) -> Self {
+        let path = path.into();
+        Self {
+            kind,
+            message: format!("{}: {what}", path.display()),
+            path: Some(path),
+        }
+    }
+
     /// The cancelled outcome.
     pub fn cancelled() -> Self {
         Self::new(ErrorKind::Cancelled, "cancelled")

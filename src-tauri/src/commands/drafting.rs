@@ -98,11 +98,8 @@ pub async fn export_markdown(
 ) -> CmdResult<()> {
     let target = state.grants.writable(&path)?;
     let markdown = twin_core::draft::markdown(&topic, format, &text, twin_core::store::now_secs());
-    std::fs::write(&target, markdown).map_err(|e| TwinError {
-        kind: twin_core::ErrorKind::Io,
-        message: format!("{path}: {e}"),
-        path: Some(target),
-    })
+    std::fs::write(&target, markdown)
+        .map_err(|e| TwinError::about(twin_core::ErrorKind::Io, &target, e))
 }
 
 /// Keep the user's final text for a draft they edited (copied, exported or marked final).

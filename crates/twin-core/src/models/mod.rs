@@ -90,18 +90,6 @@ crate::error::classify!(ModelError {
     path: Self::Io { path, .. } | Self::Invalid { path, .. } | Self::Checksum { path, .. } => path.as_path();
 });
 
-/// Load the chat model named by `query` (see [`registry::find`]), else the active one, after
-/// checking the file is still the one registered.
-pub fn open_chat_model(
-    store: &crate::store::Store,
-    query: Option<&str>,
-    config: &crate::engine::ChatModelConfig,
-) -> Result<(crate::store::ModelRecord, crate::engine::ChatModel), ModelError> {
-    let record = resolve_chat_model(store, query)?;
-    let model = load_chat_model(&record, config)?;
-    Ok((record, model))
-}
-
 /// The registered chat model `query` names (id, name or path), or the active one.
 pub fn resolve_chat_model(
     store: &crate::store::Store,

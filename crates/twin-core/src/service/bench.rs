@@ -76,13 +76,11 @@ impl Twin {
                 .join("assets/sample-writing"),
         };
         if !writing.exists() {
-            return Err(TwinError {
-                path: Some(writing.clone()),
-                ..TwinError::new(
-                    ErrorKind::NotFound,
-                    format!("{}: no such folder; pass --writing", writing.display()),
-                )
-            });
+            return Err(TwinError::about(
+                ErrorKind::NotFound,
+                writing,
+                "no such folder; pass --writing",
+            ));
         }
         let spec = bench::draft::DraftBench {
             model: PathBuf::from(chat.path),

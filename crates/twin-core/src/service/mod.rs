@@ -170,21 +170,21 @@ impl Twin {
         let database = self.data_dir.join(library::DATABASE_FILE);
         if !database.exists() {
             // A fresh data folder: the library creates it, with the defaults.
-            return self.with_overrides(Settings {
+            return Ok(self.with_overrides(Settings {
                 threads: 0,
                 gpu_layers: None,
                 author: DEFAULT_AUTHOR.into(),
                 data_dir: self.data_dir.clone(),
-            });
+            }));
         }
-        self.with_overrides(Settings::load(&Store::open(&database)?)?)
+        Ok(self.with_overrides(Settings::load(&Store::open(&database)?)?))
     }
 
-    fn with_overrides(&self, mut settings: Settings) -> Result<Settings, TwinError> {
+    fn with_overrides(&self, mut settings: Settings) -> Settings {
         if let Some(t) = self.threads {
             settings.threads = t;
         }
-        Ok(settings)
+        settings
     }
 
     /// Run `f` as the cancellable job `kind` (see [`Twin::cancel`]). Any job but drafting
@@ -210,7 +210,7 @@ impl Twin {
 
     /// The user's settings, with this process's overrides (`--threads`).
     pub fn settings(&self) -> Result<Settings, TwinError> {
-        self.with_library(|lib| self.with_overrides(Settings::load(lib.store())?))
+        self.with_library(|lib| self.settings_in(lib))
     }
 
     /// Keep `settings`; models load with them from the next command on.
@@ -219,7 +219,7 @@ impl Twin {
     }
 
     fn settings_in(&self, lib: &Library) -> Result<Settings, TwinError> {
-        self.with_overrides(Settings::load(lib.store())?)
+        Ok(self.with_overrides(Settings::load(lib.store())?))
     }
 
     /// First run: a library without models gets the embedded default models (see

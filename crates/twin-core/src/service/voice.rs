@@ -149,23 +149,14 @@ impl Twin {
         f32: bool,
     ) -> Result<(models::ConvertedModel, bool), TwinError> {
         let dir = self.data_dir.join("models");
-        std::fs::create_dir_all(&dir).map_err(|e| TwinError {
-            path: Some(dir.clone()),
-            ..TwinError::new(
-                crate::error::ErrorKind::Io,
-                format!("{}: {e}", dir.display()),
-            )
-        })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| TwinError::about(crate::error::ErrorKind::Io, &dir, e))?;
         let name = folder
             .canonicalize()
             .ok()
             .and_then(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .ok_or_else(|| TwinError {
-                path: Some(folder.to_path_buf()),
-                ..TwinError::new(
-                    crate::error::ErrorKind::NotFound,
-                    format!("{}: no such folder", folder.display()),
-                )
+            .ok_or_else(|| {
+                TwinError::about(crate::error::ErrorKind::NotFound, folder, "no such folder")
             })?;
         let out = dir.join(format!("{name}.{}.gguf", if f32 { "f32" } else { "f16" }));
         let converted = models::convert_sentence_transformer(
