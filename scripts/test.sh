@@ -12,7 +12,11 @@ rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup compon
 # The front end's types are generated from the Rust structs the app's commands return (ts-rs,
 # into ui/src/bindings), then the front end is type-checked against them and built: a field
 # renamed in Rust and not in the UI fails here. The app embeds the built front end.
-cargo test -p twin-core --lib export_bindings --quiet
+# `--workspace --lib`, not `-p twin-core`: Cargo unifies dependency features over the packages
+# a command selects, so `-p` built 132 crates a second time with other features (llama.cpp's
+# C++ among them). The app has no library target, so nothing of it is built before its front
+# end.
+cargo test --workspace --lib export_bindings --quiet
 npm --prefix ui run build --silent
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
