@@ -299,6 +299,9 @@ fn training_killed_at_random_moments_always_resumes() {
 #[test]
 fn watch_and_import_on_overlapping_folders_at_once() {
     let data = common::library_with_model();
+    // This trial is about the library; a training cycle the sample writing would wake (see
+    // tests/autotrain.rs) would only slow it down.
+    run_ok(twin(data.path()).args(["autotrain", "disable"]));
     let src = tempfile::tempdir().unwrap();
     let copy = |from: &Path, to: &Path| {
         for entry in common::walkdir_all(from) {

@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use twin_core::library::watch::{self, WatchEvent};
+use std::sync::Mutex;
+use twin_core::autotrain::AutotrainEvent;
+use twin_core::library::watch::WatchEvent;
 use twin_core::store::SearchFilter;
 use twin_core::{ImportOptions, ImportReport, SearchMode, SearchQuery};
 
@@ -161,7 +163,7 @@ pub fn import(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
 }
 
 pub fn watch_cmd(cli: &Cli, paths: &[PathBuf], flags: &ImportFlags) -> Result<ExitCode> {
-    let twin = service(cli)?;
+    let twin = std::sync::Arc::new(service(cli)?);
     provision(cli, &twin)?;
     let cancel = cancel_on_ctrl_c();
     if !paths.is_empty() {
@@ -183,7 +185,10 @@ pub fn watch_cmd(cli: &Cli, paths: &[PathBuf], flags: &ImportFlags) -> Result<Ex
         "no folders to watch: import a folder first or name one"
     );
     let json = cli.json;
-    watch::watch(
+    // The twin keeps learning while the folders are followed (unless automation is off).
+    let announced = std::sync::Mutex::new(None);
+    twin.follow_autotrain(move |event| print_autotrain_event(json, &event, &announced));
+    let watched = twin.watch(
         &mut library,
         &sources,
         &options,
@@ -201,6 +206,7 @@ pub fn watch_cmd(cli: &Cli, paths: &[PathBuf], flags: &ImportFlags) -> Result<Ex
                     }
                 }
             }
+            WatchEvent::Syncing(_) => {}
             WatchEvent::Synced(report) => {
                 if json {
                     println!(
@@ -219,8 +225,48 @@ pub fn watch_cmd(cli: &Cli, paths: &[PathBuf], flags: &ImportFlags) -> Result<Ex
                 }
             }
         },
-    )?;
+    );
+    // Lets a running cycle record where it stopped (it resumes on the next start).
+    twin.stop_autotrain();
+    watched?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A training cycle's start, pause and end, one line each (progress stays quiet: `twin
+/// autotrain status` shows it). `announced` is the cycle whose start was printed.
+fn print_autotrain_event(json: bool, event: &AutotrainEvent, announced: &Mutex<Option<i64>>) {
+    match event {
+        AutotrainEvent::Progress {
+            cycle, documents, ..
+        } => {
+            let Ok(mut last) = announced.lock() else {
+                return;
+            };
+            if *last != Some(*cycle) {
+                *last = Some(*cycle);
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "autotrain", "detail": event})
+                    );
+                } else {
+                    println!(
+                        "training cycle {cycle}: learning from {documents} new or edited documents"
+                    );
+                }
+            }
+        }
+        _ if json => println!(
+            "{}",
+            serde_json::json!({"event": "autotrain", "detail": event})
+        ),
+        AutotrainEvent::Paused { cycle } => {
+            println!("training cycle {cycle} waits while you work")
+        }
+        AutotrainEvent::Finished { cycle } => {
+            println!("{}", crate::autotrain_cmd::summary(cycle))
+        }
+    }
 }
 
 pub fn sources(cli: &Cli, remove: Option<&str>) -> Result<ExitCode> {

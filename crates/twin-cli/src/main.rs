@@ -1,5 +1,6 @@
 //! `twin`: the command line, a thin shell over twin-core.
 
+mod autotrain_cmd;
 mod bench_cmd;
 mod draft_cmd;
 mod eval_cmd;
@@ -113,6 +114,9 @@ enum Command {
     /// judge; writes an HTML + JSON report. `--compare A B` puts two runs side by side.
     Eval(Box<eval_cmd::EvalArgs>),
     /// Measure speed and memory; prints a table.
+    /// Automatic retraining: status, run, enable, disable, history.
+    #[command(subcommand)]
+    Autotrain(autotrain_cmd::AutotrainCommand),
     #[command(subcommand)]
     Bench(BenchCommand),
 }
@@ -189,6 +193,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Train(args) => train_cmd::train_cmd(cli, args),
         Command::Adapters(cmd) => train_cmd::adapters_cmd(cli, cmd),
         Command::Eval(args) => eval_cmd::eval_cmd(cli, args),
+        Command::Autotrain(cmd) => autotrain_cmd::run(cli, cmd),
         Command::Bench(cmd) => bench_cmd::bench(cli, cmd),
     }
 }
@@ -203,6 +208,9 @@ fn resume_hint(command: &Command) -> &'static str {
         }
         Command::Eval(_) => "measurements so far are kept, and the same command resumes",
         Command::Models(_) => "a partial download is kept, and the same command resumes it",
+        Command::Autotrain(_) => {
+            "the cycle is kept and resumes with `twin autotrain run` or `twin watch`"
+        }
         _ => "finished work is kept; run the same command again to resume",
     }
 }

@@ -29,6 +29,29 @@ impl Bar {
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
+
+    /// Show `label` and the share done (0 to 1) of work measured as a whole (a training cycle).
+    pub fn fraction(&self, label: &str, share: f64) {
+        if let Ok(mut stage) = self.stage.lock() {
+            // A counted stage after this one sets its own style again.
+            *stage = None;
+        }
+        self.bar.set_style(
+            ProgressStyle::with_template("{prefix:10} [{bar:30}] {percent:>3}% {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        self.bar.set_prefix(label.to_string());
+        self.bar.set_length(1000);
+        self.bar
+            .set_position((share.clamp(0.0, 1.0) * 1000.0) as u64);
+        self.bar.set_message("");
+    }
+
+    /// A note beside the bar.
+    pub fn message(&self, text: &str) {
+        self.bar.set_message(text.to_string());
+    }
 }
 
 fn counted(label: &str, unit: &str) -> String {

@@ -31,6 +31,8 @@ pub enum ErrorKind {
     BadInput,
     /// Reading or writing a file failed.
     Io,
+    /// Another run holds what this one needs (a training cycle on the same library); try later.
+    Busy,
     /// Anything else: the database, llama.cpp, a computation.
     Failed,
 }

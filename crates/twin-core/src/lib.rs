@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod autotrain;
 pub mod bench;
 pub mod draft;
 pub mod engine;

@@ -22,7 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("prompts", &["prompt"]),
     ("inference and training pipelines", &["draft", "train"]),
     ("evaluation", &["eval"]),
-    ("tools", &["bench", "first_run", "fuzzing"]),
+    ("tools", &["autotrain", "bench", "first_run", "fuzzing"]),
     ("service", &["service"]),
 ];
 

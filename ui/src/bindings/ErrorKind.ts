@@ -4,4 +4,4 @@
  * What kind of outcome an error is, for a shell to decide what to show (and the CLI which exit
  * code to return).
  */
-export type ErrorKind = "cancelled" | "needs_setup" | "not_found" | "bad_input" | "io" | "failed";
+export type ErrorKind = "cancelled" | "needs_setup" | "not_found" | "bad_input" | "io" | "busy" | "failed";

@@ -36,4 +36,14 @@ seed: number,
 /**
  * Author's name as the prompts use it.
  */
-author: string, };
+author: string, 
+/**
+ * Measure only the base model and the adapters named in `adapters` (automatic
+ * retraining's comparison of a candidate with the adapter in use). By default every
+ * adapter of the base gets a perplexity.
+ */
+named_only?: boolean | null, 
+/**
+ * Draft with the base model too (the default).
+ */
+base_drafts?: boolean | null, };

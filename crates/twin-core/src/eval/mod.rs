@@ -118,6 +118,16 @@ pub struct EvalParams {
     pub seed: u32,
     /// Author's name as the prompts use it.
     pub author: String,
+    /// Measure only the base model and the adapters named in `adapters` (automatic
+    /// retraining's comparison of a candidate with the adapter in use). By default every
+    /// adapter of the base gets a perplexity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub named_only: Option<bool>,
+    /// Draft with the base model too (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub base_drafts: Option<bool>,
 }
 
 impl Default for EvalParams {
@@ -131,6 +141,8 @@ impl Default for EvalParams {
             judge_model: None,
             seed: 0x7717,
             author: "the author".into(),
+            named_only: None,
+            base_drafts: None,
         }
     }
 }
@@ -339,10 +351,13 @@ fn configs_for(
     params: &EvalParams,
 ) -> Result<Vec<Config>, EvalError> {
     let store = library.store();
+    let named_only = params.named_only.unwrap_or(false);
     let mut adapters: Vec<AdapterRecord> = store
         .adapters()?
         .into_iter()
-        .filter(|a| a.base_sha256 == base.sha256 && std::path::Path::new(&a.path).is_file())
+        .filter(|a| {
+            !named_only && a.base_sha256 == base.sha256 && std::path::Path::new(&a.path).is_file()
+        })
         .collect();
     adapters.sort_by_key(|a| a.id);
     let mut drafting: HashSet<i64> = HashSet::new();
@@ -369,7 +384,7 @@ fn configs_for(
         config: "base".into(),
         label: format!("{} (base)", base.name),
         adapter_path: None,
-        drafts: true,
+        drafts: params.base_drafts.unwrap_or(true),
     }];
     configs.extend(
         adapters

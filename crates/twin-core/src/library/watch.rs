@@ -18,6 +18,8 @@ pub const DEBOUNCE: Duration = Duration::from_millis(400);
 pub enum WatchEvent {
     /// Watching started for these sources.
     Started(Vec<PathBuf>),
+    /// These changed paths are about to be synced.
+    Syncing(Vec<PathBuf>),
     /// Changed paths were synced.
     Synced(ImportReport),
     /// A sync failed; watching continues.
@@ -77,6 +79,7 @@ pub fn watch(
             if mine.is_empty() {
                 continue;
             }
+            on_event(WatchEvent::Syncing(mine.clone()));
             match library.sync_paths(source, &mine, options, &NoProgress, cancel) {
                 Ok(report) => on_event(WatchEvent::Synced(report)),
                 Err(e) => on_event(WatchEvent::Error(e.to_string())),

@@ -193,6 +193,7 @@ impl Twin {
     /// kept until the next draft, which uses it only if it was made for that request on the
     /// library as it is then.
     pub fn prepare_draft(&self, spec: &DraftSpec) -> Result<Preparation, TwinError> {
+        let _active = self.user_activity();
         self.cancel(super::JobKind::Prepare);
         let mine = (spec.request.topic.clone(), spec.request.format);
         *lock(&self.preparing) = Some(mine.clone());
@@ -253,6 +254,7 @@ impl Twin {
         on_setup: impl FnOnce(&DraftSetup),
         on_event: &mut dyn FnMut(DraftEvent),
     ) -> Result<DraftOutcome, TwinError> {
+        let _active = self.user_activity();
         let request_key = (spec.request.topic.clone(), spec.request.format);
         if lock(&self.preparing).as_ref() != Some(&request_key) {
             self.cancel(super::JobKind::Prepare);

@@ -12,6 +12,7 @@
 //! worker threads; the CLI makes one per command. Every method returns [`TwinError`], whose
 //! [`ErrorKind`](crate::error::ErrorKind) tells a cancelled run from a failed one as data.
 
+mod autotrain;
 mod bench;
 mod chat;
 mod drafting;
@@ -19,6 +20,7 @@ mod jobs;
 mod settings;
 mod voice;
 
+pub use autotrain::{ActiveGuard, Activity, CycleOverrides};
 pub use bench::LibraryBenchSpec;
 pub use chat::{DraftingModel, ModelChoice};
 pub use drafting::{DraftOutcome, DraftSetup, DraftSpec, PastDraft, Preparation};
@@ -73,6 +75,12 @@ pub struct Twin {
     jobs: jobs::Jobs,
     /// The thread following watched folders, if one runs.
     watching: Mutex<Option<CancelToken>>,
+    /// Whether the user is at work (automatic training waits while they are).
+    activity: Arc<Activity>,
+    /// The thread that starts training cycles by itself, if one runs.
+    follower: Mutex<Option<autotrain::Follower>>,
+    /// Stops the cycle the follower runs (automation turned off).
+    cycle_cancel: Mutex<Option<CancelToken>>,
 }
 
 /// Lock `mutex`, taking it over when a thread panicked while holding it: what it guards is a
@@ -112,6 +120,9 @@ impl Twin {
             })?,
         };
         Ok(Self {
+            activity: Arc::new(Activity::new(&data_dir)),
+            follower: Mutex::new(None),
+            cycle_cancel: Mutex::new(None),
             data_dir,
             threads: options.threads,
             model_dirs: options.model_dirs,
@@ -264,6 +275,7 @@ impl Twin {
         progress: &dyn Progress,
         cancel: &CancelToken,
     ) -> Result<ImportReport, TwinError> {
+        let _active = self.user_activity();
         self.with_library(|lib| {
             self.provision_in(lib)?;
             let settings = self.settings_in(lib)?;
@@ -297,13 +309,15 @@ impl Twin {
 
     /// Follow every watched folder on a thread of its own with its own connection (SQLite WAL
     /// allows it), so following never holds the library other commands use. A second call
-    /// replaces the first follower (after a folder was added).
+    /// replaces the first follower (after a folder was added). Nothing starts when no folder
+    /// is watched.
     pub fn follow_watched(&self, on_event: impl FnMut(watch::WatchEvent) + Send + 'static) {
         let cancel = CancelToken::new();
         if let Some(old) = lock(&self.watching).replace(cancel.clone()) {
             old.cancel();
         }
         let library = self.open_library();
+        let activity = Arc::clone(&self.activity);
         std::thread::spawn(move || {
             let followed = library.map_err(|e| e.to_string()).and_then(|mut lib| {
                 let watched: Vec<_> = lib
@@ -312,19 +326,37 @@ impl Twin {
                     .into_iter()
                     .filter(|s| s.watched)
                     .collect();
-                watch::watch(
-                    &mut lib,
-                    &watched,
-                    &ImportOptions::default(),
-                    &cancel,
-                    on_event,
-                )
-                .map_err(|e| e.to_string())
+                if watched.is_empty() {
+                    return Ok(());
+                }
+                let options = ImportOptions::default();
+                watch_with(&activity, &mut lib, &watched, &options, &cancel, on_event)
+                    .map_err(|e| e.to_string())
             });
             if let Err(e) = followed {
                 tracing::warn!("following watched folders stopped: {e}");
             }
         });
+    }
+
+    /// Follow `sources` on `library` until `cancel` is set (what `twin watch` runs in the
+    /// foreground); automatic training waits while a change is being synced.
+    pub fn watch(
+        &self,
+        library: &mut Library,
+        sources: &[crate::store::Source],
+        options: &ImportOptions,
+        cancel: &CancelToken,
+        on_event: impl FnMut(watch::WatchEvent),
+    ) -> Result<(), TwinError> {
+        Ok(watch_with(
+            &self.activity,
+            library,
+            sources,
+            options,
+            cancel,
+            on_event,
+        )?)
     }
 
     /// Download a GGUF from Hugging Face (resuming a partial download) and register it. The
@@ -367,4 +399,24 @@ impl Twin {
         };
         Ok(Some(model.probability(text)))
     }
+}
+
+/// [`watch::watch`], marking the user at work while each change is synced: a sync is the
+/// user's writing arriving, and automatic training waits for it.
+fn watch_with(
+    activity: &Arc<Activity>,
+    library: &mut Library,
+    sources: &[crate::store::Source],
+    options: &ImportOptions,
+    cancel: &CancelToken,
+    mut on_event: impl FnMut(watch::WatchEvent),
+) -> Result<(), library::LibraryError> {
+    let mut syncing: Option<ActiveGuard> = None;
+    watch::watch(library, sources, options, cancel, |event| {
+        match &event {
+            watch::WatchEvent::Syncing(_) => drop(syncing.replace(activity.begin())),
+            _ => drop(syncing.take()),
+        }
+        on_event(event)
+    })
 }

@@ -238,6 +238,7 @@ impl Twin {
         progress: &dyn Progress,
         cancel: &CancelToken,
     ) -> Result<Dataset, TwinError> {
+        let _active = self.user_activity();
         self.with_library(|lib| {
             params.author = author.unwrap_or(self.settings_in(lib)?.author);
             let (record, chat) = self.base_model(lib, model)?;
@@ -321,6 +322,7 @@ impl Twin {
         cancel: &CancelToken,
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<TrainOutcome, TwinError> {
+        let _active = self.user_activity();
         self.with_library(|lib| {
             let record = models::resolve_chat_model(lib.store(), model)?;
             registry::verify(&record, false)?;
@@ -396,6 +398,7 @@ impl Twin {
         progress: &dyn Progress,
         cancel: &CancelToken,
     ) -> Result<Evaluated, TwinError> {
+        let _active = self.user_activity();
         self.with_library(|lib| {
             let settings = self.settings_in(lib)?;
             params.author = author.unwrap_or_else(|| settings.author.clone());

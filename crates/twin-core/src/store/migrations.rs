@@ -252,4 +252,33 @@ pub(super) const MIGRATIONS: &[&str] = &[
         changed     REAL NOT NULL           -- share of the draft's words the user changed
     );
     "#,
+    // 11: automatic retraining (issue 21): each cycle with its trigger, the candidate adapter
+    // it trained, the scores the promotion gate compared and its verdict; and the writing the
+    // last cycle's dataset already covered, by content hash, so the next one knows what is new.
+    r#"
+    CREATE TABLE autotrain_cycles (
+        id              INTEGER PRIMARY KEY,
+        status          TEXT NOT NULL,      -- running | done | cancelled | failed
+        trigger         TEXT NOT NULL,      -- threshold | platform | schedule | manual
+        phase           TEXT NOT NULL,      -- dataset | train | evaluate | decided
+        started_at      INTEGER NOT NULL,
+        finished_at     INTEGER,
+        change          TEXT NOT NULL,      -- JSON: the new writing that woke it
+        params          TEXT NOT NULL,      -- JSON: fixed at the start, so a resume trains the same run
+        dataset_id      TEXT,
+        incumbent_id    INTEGER REFERENCES adapters(id) ON DELETE SET NULL,
+        incumbent_name  TEXT NOT NULL,      -- what it competed against (the base model when no adapter was in use)
+        candidate_id    INTEGER REFERENCES adapters(id) ON DELETE SET NULL,
+        candidate_name  TEXT,
+        eval_run_id     INTEGER REFERENCES eval_runs(id) ON DELETE SET NULL,
+        scores          TEXT NOT NULL DEFAULT '{}',  -- JSON: both sides' scores, timings, memory
+        promoted        INTEGER NOT NULL DEFAULT 0,
+        reason          TEXT,
+        error           TEXT
+    );
+    CREATE TABLE autotrain_seen (
+        content_hash  TEXT PRIMARY KEY,
+        platform      TEXT
+    );
+    "#,
 ];

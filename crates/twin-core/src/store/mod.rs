@@ -6,6 +6,7 @@
 //! - the vector table only ever holds vectors of the one recorded embedding model; choosing
 //!   another model drops them all and marks every chunk for re-embedding.
 
+mod autotrain;
 mod documents;
 mod embeddings;
 mod evaluation;
@@ -19,6 +20,7 @@ mod training;
 mod types;
 mod vectors;
 
+pub use autotrain::{Change, CycleParams, CycleRecord, CycleScores, SideScores, UnseenDocument};
 pub use evaluation::{EvalItem, EvalRunId, EvalRunRecord};
 pub use records::{DraftEdit, ModelId, ModelRecord, TraceId, TraceRecord};
 pub use training::{

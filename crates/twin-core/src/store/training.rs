@@ -414,21 +414,23 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Register a finished run's adapter, make it `channel`'s, and mark the run done with it,
-    /// in one transaction: a kill between those steps (which once registered the adapter
-    /// twice, the resumed run registering it again) leaves either all of it or none.
+    /// Register a finished run's adapter, make it `channel`'s (when one is given), and mark the
+    /// run done with it, in one transaction: a kill between those steps (which once registered
+    /// the adapter twice, the resumed run registering it again) leaves either all of it or none.
     pub fn finish_run(
         &self,
         adapter: &AdapterRecord,
         run: &RunRecord,
-        channel: &str,
+        channel: Option<&str>,
     ) -> Result<AdapterId> {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| self.err(e))?;
         let done = (|| {
             let id = self.put_adapter(adapter)?;
-            self.activate_adapter(channel, Some(id), 1.0)?;
+            if let Some(channel) = channel {
+                self.activate_adapter(channel, Some(id), 1.0)?;
+            }
             self.update_run(&RunRecord {
                 adapter_id: Some(id),
                 status: RunStatus::Done,

@@ -18,7 +18,7 @@ use crate::prompt::grammar::{max_tokens_for, Topic};
 use crate::prompt::templates::Templates;
 use crate::store::{DatasetRecord, ExampleKind, ExampleRecord, Split, Store};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 mod passages;
 mod requests;
@@ -320,6 +320,25 @@ pub fn build(
             docs.push(doc);
         }
     }
+    // The dataset built before, if any: its split is kept, and, for the same base model, its
+    // replay answers and machine drafts are reused (greedy or seeded, they would come out the
+    // same), so a rebuild after new writing only asks the model about the new passages.
+    let previous = match Dataset::load(store, None) {
+        Ok(d) => Some(d),
+        Err(TrainError::NoDataset) => None,
+        Err(e) => return Err(e),
+    };
+    let previous_split: HashMap<String, Split> = previous
+        .iter()
+        .flat_map(|d| d.examples.iter())
+        .filter(|e| e.kind == ExampleKind::User)
+        .filter_map(|e| Some((e.document_path.clone()?, e.split)))
+        .collect();
+    let reusable = previous
+        .as_ref()
+        .filter(|d| d.record.base_model == model_sha256)
+        .map(|d| d.examples.as_slice())
+        .unwrap_or_default();
     let held_out = held_out_paths(
         &docs
             .iter()
@@ -332,6 +351,7 @@ pub fn build(
             })
             .collect::<Vec<_>>(),
         params,
+        &previous_split,
     );
     // Passages first, so progress has a total.
     let mut seen_hashes: Vec<u64> = Vec::new();
@@ -450,17 +470,27 @@ pub fn build(
             return Err(TrainError::Cancelled);
         }
         let messages = vec![ChatMessage::user(*prompt)];
-        let answer = model.generate(
-            &GenerateRequest {
-                messages: messages.clone(),
-                max_tokens: 160,
-                sampling: Sampling::greedy(),
-                ..Default::default()
-            },
-            cancel,
-            &mut |_| {},
-        )?;
-        if answer.text.trim().is_empty() {
+        let earlier = reusable
+            .iter()
+            .find(|e| e.kind == ExampleKind::Replay && e.messages == messages);
+        let answer = match earlier {
+            Some(e) => e.reply.clone(),
+            None => {
+                model
+                    .generate(
+                        &GenerateRequest {
+                            messages: messages.clone(),
+                            max_tokens: 160,
+                            sampling: Sampling::greedy(),
+                            ..Default::default()
+                        },
+                        cancel,
+                        &mut |_| {},
+                    )?
+                    .text
+            }
+        };
+        if answer.trim().is_empty() {
             continue;
         }
         stats.train_replay += 1;
@@ -469,7 +499,7 @@ pub fn build(
             kind: ExampleKind::Replay,
             document_path: None,
             messages,
-            reply: answer.text.trim().to_string(),
+            reply: answer.trim().to_string(),
             request: None,
         });
         progress.report(ProgressEvent {
@@ -496,6 +526,14 @@ pub fn build(
         }
         let messages = examples[i].messages.clone();
         let request = examples[i].request.clone();
+        if let Some(e) = reusable
+            .iter()
+            .find(|e| e.kind == ExampleKind::Machine && e.messages == messages)
+        {
+            stats.machine_negatives += 1;
+            examples.push(e.clone());
+            continue;
+        }
         let answer = model.generate(
             &GenerateRequest {
                 messages: messages.clone(),

@@ -189,9 +189,15 @@ pub(super) type SplitDocument<'a> = (String, Option<String>, &'a str);
 /// Which paths are held out: the first `round(n × fraction)` documents of each platform in an
 /// order seeded by their *text*, not their path, so the same writing gets the same split
 /// wherever the library lives (a path-keyed split changed with the checkout's folder).
+///
+/// `previous` is the split of the dataset built before (path → split): a document keeps the
+/// side it was on, and only new documents are assigned, topping the platform up to its share.
+/// Rebuilt datasets then share their held-out documents, so the scores of adapters trained
+/// on successive versions stay comparable, and no adapter is scored on writing it trained on.
 pub(super) fn held_out_paths(
     docs: &[SplitDocument<'_>],
     params: &DatasetParams,
+    previous: &HashMap<String, Split>,
 ) -> HashSet<String> {
     let mut by_platform: BTreeMap<String, Vec<([u8; 32], &String)>> = BTreeMap::new();
     for (path, platform, text) in docs {
@@ -206,11 +212,30 @@ pub(super) fn held_out_paths(
     let mut out = HashSet::new();
     for paths in by_platform.values_mut() {
         paths.sort();
-        let paths: Vec<&String> = paths.iter().map(|(_, p)| *p).collect();
-        let n = (paths.len() as f64 * params.test_fraction).round() as usize;
+        let total = paths.len();
+        let n = (total as f64 * params.test_fraction).round() as usize;
         // Never hold out a platform's only document.
-        let n = n.min(paths.len().saturating_sub(1));
-        out.extend(paths.iter().take(n).map(|p| p.to_string()));
+        let n = n.min(total.saturating_sub(1));
+        let kept_test = paths
+            .iter()
+            .filter(|(_, p)| previous.get(*p) == Some(&Split::Test))
+            .count();
+        let new: Vec<&String> = paths
+            .iter()
+            .filter(|(_, p)| !previous.contains_key(*p))
+            .map(|(_, p)| *p)
+            .collect();
+        let kept_train = total - kept_test - new.len();
+        // New documents top the share up, leaving at least one to train on.
+        let room = new.len() - usize::from(kept_train == 0 && !new.is_empty());
+        let take = n.saturating_sub(kept_test).min(room);
+        out.extend(
+            paths
+                .iter()
+                .filter(|(_, p)| previous.get(*p) == Some(&Split::Test))
+                .map(|(_, p)| p.to_string()),
+        );
+        out.extend(new.iter().take(take).map(|p| p.to_string()));
     }
     out
 }

@@ -159,17 +159,60 @@ fn held_out_split_is_by_document_and_per_platform() {
             .collect()
     };
     let params = DatasetParams::default();
-    let held = held_out_paths(&docs_under("/d"), &params);
+    let held = held_out_paths(&docs_under("/d"), &params, &HashMap::new());
     assert_eq!(held.len(), 4, "{held:?}");
     assert!(!held.contains("/d/only.md"));
     assert_eq!(
         held,
-        held_out_paths(&docs_under("/d"), &params),
+        held_out_paths(&docs_under("/d"), &params, &HashMap::new()),
         "the split is deterministic"
     );
-    let moved: HashSet<String> = held_out_paths(&docs_under("/elsewhere/d"), &params)
-        .into_iter()
-        .map(|p| p.replacen("/elsewhere", "", 1))
-        .collect();
+    let moved: HashSet<String> =
+        held_out_paths(&docs_under("/elsewhere/d"), &params, &HashMap::new())
+            .into_iter()
+            .map(|p| p.replacen("/elsewhere", "", 1))
+            .collect();
     assert_eq!(held, moved, "moving the library keeps the split");
+}
+
+#[test]
+fn a_rebuilt_dataset_keeps_each_document_on_its_side_and_tops_up_with_new_ones() {
+    let texts: Vec<String> = (0..40).map(|i| format!("Post number {i}.")).collect();
+    let docs = |n: usize| -> Vec<SplitDocument<'_>> {
+        (0..n)
+            .map(|i| {
+                (
+                    format!("/d/{i}.md"),
+                    Some("a".to_string()),
+                    texts[i].as_str(),
+                )
+            })
+            .collect()
+    };
+    let params = DatasetParams::default();
+    let first = held_out_paths(&docs(20), &params, &HashMap::new());
+    assert_eq!(first.len(), 3);
+    let previous: HashMap<String, Split> = docs(20)
+        .iter()
+        .map(|(p, _, _)| {
+            let side = if first.contains(p) {
+                Split::Test
+            } else {
+                Split::Train
+            };
+            (p.clone(), side)
+        })
+        .collect();
+    // Twenty new posts: the old held-out ones stay held out, no old training document moves
+    // over (an adapter trained on it would be scored on its own training text), and new ones
+    // top the share up to 15% of 40.
+    let second = held_out_paths(&docs(40), &params, &previous);
+    assert!(first.is_subset(&second), "{first:?} {second:?}");
+    assert_eq!(second.len(), 6);
+    for p in second.difference(&first) {
+        assert!(!previous.contains_key(p), "{p} was trained on before");
+    }
+    // Without the earlier split, the text order alone would have moved documents across.
+    let fresh = held_out_paths(&docs(40), &params, &HashMap::new());
+    assert_eq!(fresh.len(), 6);
 }

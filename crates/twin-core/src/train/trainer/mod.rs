@@ -55,6 +55,15 @@ pub struct TrainParams {
     pub patience: usize,
     /// Write a checkpoint every this many steps.
     pub checkpoint_every: usize,
+    /// Whether the finished adapter becomes the default channel's at once. Automatic
+    /// retraining keeps its candidates aside until they pass the promotion gate. Not part of
+    /// the run's identity, nor of the parameters stored with the adapter.
+    #[serde(skip, default = "activate_by_default")]
+    pub activate: bool,
+}
+
+fn activate_by_default() -> bool {
+    true
 }
 
 impl Default for TrainParams {
@@ -70,6 +79,7 @@ impl Default for TrainParams {
             eval_every: 0,
             patience: 2,
             checkpoint_every: 10,
+            activate: true,
         }
     }
 }
@@ -217,8 +227,8 @@ fn evaluate(model: &LoraModel, test: &[Sequence], pass: Pass) -> Result<f64, Tra
     })
 }
 
-/// Train an adapter for `base` on `dataset`, register it and make it the default channel's
-/// adapter. An unfinished run with the same base, dataset and parameters is resumed from its
+/// Train an adapter for `base` on `dataset`, register it and (unless `params.activate` is off)
+/// make it the default channel's adapter. An unfinished run with the same base, dataset and parameters is resumed from its
 /// last checkpoint. `name` names the adapter (default `voice-<n>`).
 pub fn train(
     store: &Store,
@@ -495,7 +505,11 @@ pub fn train(
     };
     run.step = step as i64;
     run.history = serde_json::to_value(&state.0.history).unwrap_or_default();
-    record.id = store.finish_run(&record, &run, super::adapters::DEFAULT_CHANNEL)?;
+    record.id = store.finish_run(
+        &record,
+        &run,
+        params.activate.then_some(super::adapters::DEFAULT_CHANNEL),
+    )?;
     // The checkpoints served their purpose; the adapter and the run record remain.
     let _ = std::fs::remove_dir_all(&dir);
     Ok(TrainOutcome {
