@@ -130,7 +130,20 @@ fn main_flow_in_a_real_webkit_window() {
         .canonicalize()
         .unwrap();
     // An empty data folder: the first drop sets up the embedded default models by itself.
+    // Learning by itself is turned off first: the sample writing would wake a training cycle
+    // (tests/autotrain.rs covers that) while this test drafts and trains by hand.
     let data = tempfile::tempdir().unwrap();
+    {
+        let store =
+            twin_core::store::Store::open(&data.path().join(twin_core::library::DATABASE_FILE))
+                .unwrap();
+        twin_core::autotrain::AutotrainSettings {
+            enabled: false,
+            ..Default::default()
+        }
+        .save(&store)
+        .unwrap();
+    }
     let mut procs = Processes(Vec::new());
 
     // A virtual display of the size the app is designed for.
@@ -537,6 +550,12 @@ fn main_flow_in_a_real_webkit_window() {
         Duration::from_secs(20),
         || s.run("return document.getElementById('train-offer').hidden") == json!(true),
     );
+    // The Twin history: automation's state and every training cycle (none here).
+    wait_until("the twin history", Duration::from_secs(20), || {
+        s.run("return document.getElementById('autotrain-summary').textContent")
+            .as_str()
+            .is_some_and(|t| t.contains("Learning by itself is off"))
+    });
     s.screenshot("3-train");
     s.run("document.getElementById('adapter-rollback').click(); return true;");
     wait_until(
@@ -636,6 +655,24 @@ fn main_flow_in_a_real_webkit_window() {
     assert!(pick.as_str().unwrap().starts_with('★'), "{pick}");
     let machine = s.run("return document.getElementById('recommended-machine').textContent");
     assert!(machine.as_str().unwrap().contains("GB RAM"), "{machine}");
+    // The switch shows the stored setting, and saving it keeps it (a threshold no library
+    // here reaches, so no cycle starts).
+    wait_until("the learning switch", Duration::from_secs(20), || {
+        s.run("return document.getElementById('set-autotrain-words').value") == json!("2000")
+    });
+    assert_eq!(
+        s.run("return document.getElementById('set-autotrain').checked"),
+        json!(false)
+    );
+    s.run(
+        "document.getElementById('set-autotrain-words').value = '500000';
+         document.querySelector('#autotrain-form button[type=submit]').click(); return true;",
+    );
+    wait_until(
+        "the learning settings saved",
+        Duration::from_secs(20),
+        || s.run("return document.getElementById('autotrain-state').textContent") == json!("saved"),
+    );
     s.screenshot("5-settings");
 
     // The LinkedIn archive Twin was opened with is listed with what it held.

@@ -41,6 +41,12 @@ fn main() {
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .manage(state)
+        .setup(|app| {
+            use tauri::Manager;
+            app.state::<commands::AppState>()
+                .start_background(app.handle().clone());
+            Ok(())
+        })
         // A drop is the user choosing files: granted here, before the page hears of it.
         .on_window_event(|window, event| {
             if let tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) = event {
@@ -79,6 +85,10 @@ fn main() {
             commands::training::list_adapters,
             commands::training::use_adapter,
             commands::training::rollback_adapter,
+            commands::training::autotrain_status,
+            commands::training::autotrain_history,
+            commands::training::save_autotrain_settings,
+            commands::training::autotrain_run,
             commands::evaluation::run_eval,
             commands::evaluation::eval_runs,
             commands::evaluation::eval_report,

@@ -3,6 +3,9 @@
 // here or in a screen, not a blank screen. The screens call these, never `invoke` directly.
 import { invoke, Channel } from "@tauri-apps/api/core";
 import type { AdaptersOverview } from "./bindings/AdaptersOverview";
+import type { AutotrainSettings } from "./bindings/AutotrainSettings";
+import type { AutotrainStatus } from "./bindings/AutotrainStatus";
+import type { CycleRecord } from "./bindings/CycleRecord";
 import type { ComparedMetric } from "./bindings/ComparedMetric";
 import type { DatasetOverview } from "./bindings/DatasetOverview";
 import type { DatasetRecord } from "./bindings/DatasetRecord";
@@ -91,6 +94,10 @@ export const api = {
   listAdapters: () => invoke<AdaptersOverview>("list_adapters"),
   useAdapter: (id: number | null, strength: number, channel: string | null) => invoke<void>("use_adapter", { id, strength, channel }),
   rollbackAdapter: (channel: string | null) => invoke<boolean>("rollback_adapter", { channel }),
+  autotrainStatus: () => invoke<AutotrainStatus>("autotrain_status"),
+  autotrainHistory: (limit: number) => invoke<CycleRecord[]>("autotrain_history", { limit }),
+  saveAutotrainSettings: (settings: AutotrainSettings) => invoke<void>("save_autotrain_settings", { settings }),
+  autotrainRun: () => invoke<CycleRecord>("autotrain_run"),
   runEval: (drafts: number, judge: boolean, onEvent: Channel<Progress>) => invoke<Summary>("run_eval", { drafts, judge, onEvent }),
   evalRuns: () => invoke<EvalRunRecord[]>("eval_runs"),
   evalReport: (id: number) => invoke<Summary>("eval_report", { id }),

@@ -44,6 +44,19 @@ pub enum BenchCommand {
     /// Draft quality: drafts fixed topics in every format with each chain on your library and
     /// the active model (and adapter), and counts the publishable ones (draft health).
     Quality(draft_cmd::QualityArgs),
+    /// Automatic retraining: one cycle on the sample writing in a scratch folder (time per
+    /// phase, peak memory) and a draft's first token idle and while the cycle trains.
+    Autotrain {
+        /// Steps at most for the candidate (default: the training defaults).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Drafts timed each way (at most 3).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Writing for the scratch library. Default: the sample writing.
+        #[arg(long)]
+        writing: Option<PathBuf>,
+    },
     /// Voice training: tokens/s and peak RSS of LoRA steps on the newest dataset.
     Train {
         /// Steps to time (after one warm-up step).
@@ -130,6 +143,16 @@ pub fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode> {
             sequence_tokens,
         } => return train_cmd::bench_train(cli, *steps, targets, *sequence_tokens),
         BenchCommand::Quality(args) => return draft_cmd::bench_quality(cli, args),
+        BenchCommand::Autotrain {
+            steps,
+            runs,
+            writing,
+        } => {
+            let scratch = tempfile::tempdir().context("creating a scratch folder")?;
+            let rows =
+                service(cli)?.bench_autotrain(writing.as_deref(), scratch.path(), *steps, *runs)?;
+            return print_rows(cli, &rows);
+        }
     };
     let scratch = tempfile::tempdir().context("creating a scratch folder")?;
     let bar = progress_bar::Bar::new(!cli.json);

@@ -61,6 +61,21 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// What runs for as long as the window is open: the watched folders are followed, and
+    /// training cycles start by themselves when the writing has grown (unless turned off in
+    /// Settings). Cycles report as `autotrain` events, syncs as `library-changed`.
+    pub fn start_background(&self, app: tauri::AppHandle) {
+        let events = app.clone();
+        self.twin.follow_watched(move |event| {
+            let _ = events.emit("library-changed", format!("{event:?}"));
+        });
+        self.twin.follow_autotrain(move |event| {
+            let _ = app.emit("autotrain", event);
+        });
+    }
+}
+
 /// Run `f` on a blocking worker with the service.
 async fn run<T: Send + 'static>(
     state: &State<'_, AppState>,

@@ -85,3 +85,47 @@ pub async fn rollback_adapter(
     })
     .await
 }
+
+/// Automatic retraining: settings, the writing waiting, the cycle running and the last one.
+#[tauri::command]
+pub async fn autotrain_status(
+    state: State<'_, AppState>,
+) -> CmdResult<twin_core::autotrain::AutotrainStatus> {
+    run(&state, |twin| twin.autotrain_status()).await
+}
+
+/// Every training cycle, newest first, with its scores and verdict.
+#[tauri::command]
+pub async fn autotrain_history(
+    state: State<'_, AppState>,
+    limit: usize,
+) -> CmdResult<Vec<twin_core::autotrain::Cycle>> {
+    run(&state, move |twin| {
+        twin.autotrain_history(limit.clamp(1, 500))
+    })
+    .await
+}
+
+/// Keep the automatic retraining settings (turning it off stops a running cycle).
+#[tauri::command]
+pub async fn save_autotrain_settings(
+    state: State<'_, AppState>,
+    settings: twin_core::autotrain::AutotrainSettings,
+) -> CmdResult<()> {
+    run(&state, move |twin| twin.save_autotrain_settings(&settings)).await
+}
+
+/// Run a training cycle now ("Learn now"); its progress arrives as `autotrain` events.
+#[tauri::command]
+pub async fn autotrain_run(
+    app: tauri::AppHandle,
+    state: State<'_, AppState>,
+) -> CmdResult<twin_core::autotrain::Cycle> {
+    job(&state, JobKind::Autotrain, move |twin, cancel| {
+        let emit = move |e: twin_core::autotrain::AutotrainEvent| {
+            let _ = app.emit("autotrain", e);
+        };
+        twin.autotrain_run(&Default::default(), &emit, cancel)
+    })
+    .await
+}

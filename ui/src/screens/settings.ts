@@ -3,6 +3,7 @@
 import { api } from "../api";
 import type { Recommendation } from "../bindings/Recommendation";
 import { $, barChannel, el, loaders, showError } from "../dom";
+import { loadAutotrainSettings } from "./history";
 
 async function loadModels() {
   try {
@@ -169,4 +170,5 @@ loaders.settings = () => {
   loadModels();
   loadRecommended();
   loadSettings();
+  loadAutotrainSettings();
 };

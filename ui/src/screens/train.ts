@@ -4,6 +4,7 @@ import { Channel } from "@tauri-apps/api/core";
 import { api, errorText, isCancelled, type TrainOptions, type TrainStream } from "../api";
 import type { DatasetStats } from "../bindings/DatasetStats";
 import { $, barChannel, el, loaders, show, showError } from "../dom";
+import { loadHistory } from "./history";
 
 const curve: { train: [number, number][]; eval: [number, number][] } = { train: [], eval: [] };
 
@@ -189,4 +190,5 @@ $("adapter-rollback").addEventListener("click", async () => {
 loaders.train = () => {
   loadDataset();
   loadAdapters();
+  loadHistory();
 };

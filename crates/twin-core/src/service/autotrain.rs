@@ -388,7 +388,7 @@ fn background_threads() -> usize {
 /// Lower this thread's priority (Linux: `nice` 10 for this thread; the threads it starts
 /// inherit it), and that of the training pool's threads, which candle starts once per
 /// process. Elsewhere a no-op: `setpriority` there would lower the whole app.
-fn lower_priority() {
+pub(super) fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
         fn nice_this_thread() {

@@ -40,6 +40,24 @@ fn rust_docs() -> Result<PathBuf, TwinError> {
 }
 
 impl Twin {
+    /// The writing a benchmark imports: `writing`, else `assets/sample-writing` here.
+    fn bench_writing(&self, writing: Option<&Path>) -> Result<PathBuf, TwinError> {
+        let writing = match writing {
+            Some(w) => w.to_path_buf(),
+            None => std::env::current_dir()
+                .map_err(|e| TwinError::failed(e.to_string()))?
+                .join("assets/sample-writing"),
+        };
+        if !writing.exists() {
+            return Err(TwinError::about(
+                ErrorKind::NotFound,
+                &writing,
+                "no such folder; pass --writing",
+            ));
+        }
+        Ok(writing)
+    }
+
     /// The library's embedding model file.
     fn embedding_model_path(&self) -> Result<PathBuf, TwinError> {
         self.with_library(|lib| {
@@ -69,19 +87,7 @@ impl Twin {
                 choice.model.as_deref(),
             )?)
         })?;
-        let writing = match writing {
-            Some(w) => w.to_path_buf(),
-            None => std::env::current_dir()
-                .map_err(|e| TwinError::failed(e.to_string()))?
-                .join("assets/sample-writing"),
-        };
-        if !writing.exists() {
-            return Err(TwinError::about(
-                ErrorKind::NotFound,
-                writing,
-                "no such folder; pass --writing",
-            ));
-        }
+        let writing = self.bench_writing(writing)?;
         let spec = bench::draft::DraftBench {
             model: PathBuf::from(chat.path),
             config: self.chat_config(choice)?,
@@ -174,5 +180,157 @@ impl Twin {
             let rows = bench::quality::summary(&drafts, &voice);
             Ok((drafts, rows))
         })
+    }
+
+    /// `twin bench autotrain`: one automatic training cycle on `writing` (default: the sample
+    /// writing here) in a scratch data folder under `scratch`, with the library's embedding
+    /// model and the active chat model: the time of each phase and the peak memory, and how
+    /// long a LinkedIn draft waits for its first token idle and while the cycle trains (the
+    /// cycle yields at its next step). `steps` caps the candidate's training (None: the
+    /// training defaults); `runs` drafts are timed each way (median).
+    pub fn bench_autotrain(
+        &self,
+        writing: Option<&Path>,
+        scratch: &Path,
+        steps: Option<usize>,
+        runs: usize,
+    ) -> Result<Vec<BenchRow>, TwinError> {
+        use crate::autotrain::AutotrainEvent;
+        use crate::draft::{DraftEvent, Format};
+        use crate::progress::{CancelToken, NoProgress};
+        use std::time::Instant;
+        let chat =
+            self.with_library(|lib| Ok(crate::models::resolve_chat_model(lib.store(), None)?))?;
+        let embedding = self.embedding_model_path()?;
+        let writing = self.bench_writing(writing)?;
+        let twin = Twin::open(super::TwinOptions {
+            data_dir: Some(scratch.join("data")),
+            threads: self.threads,
+            model_dirs: self.model_dirs.clone(),
+        })?;
+        twin.with_library(|lib| Ok(lib.set_embedding_model(&embedding).map(|_| ())?))?;
+        twin.add_model(Path::new(&chat.path), "added", Some(&chat.name))?;
+        let mut settings = crate::autotrain::AutotrainSettings {
+            enabled: false,
+            ..Default::default()
+        };
+        settings.max_steps = steps;
+        twin.save_autotrain_settings(&settings)?;
+        twin.import(
+            &[writing],
+            crate::library::ImportOptions::default(),
+            &NoProgress,
+            &CancelToken::new(),
+        )?;
+
+        // Time to the first token of the writing step, the draft stopped right there.
+        let topics = bench::quality::TOPICS;
+        let first_token = |topic: &str| -> Result<f64, TwinError> {
+            let cancel = CancelToken::new();
+            let started = Instant::now();
+            let mut first = None;
+            let spec = super::DraftSpec::new(topic, Format::Linkedin);
+            let result = twin.draft(&spec, &cancel, |_| {}, &mut |e| {
+                if let DraftEvent::Text { step, .. } = e {
+                    if step != "self_query" && step != "expand" && first.is_none() {
+                        first = Some(started.elapsed().as_secs_f64() * 1e3);
+                        cancel.cancel();
+                    }
+                }
+            });
+            match result {
+                Ok(_) => Ok(first.unwrap_or(0.0)),
+                Err(e) if e.kind == ErrorKind::Cancelled => Ok(first.unwrap_or(0.0)),
+                Err(e) => Err(e),
+            }
+        };
+        let runs = runs.clamp(1, topics.len());
+        // Loads the model and warms the shared prompt prefix, as the runs after it find it.
+        first_token(topics[runs - 1])?;
+        let idle = (0..runs)
+            .map(|i| first_token(topics[i]))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let (busy, cycle) = std::thread::scope(|s| {
+            let (training, started) = std::sync::mpsc::channel();
+            let cancel = CancelToken::new();
+            let on_event = move |e: AutotrainEvent| {
+                if let AutotrainEvent::Progress { phase, .. } = &e {
+                    if phase == "train" {
+                        let _ = training.send(());
+                    }
+                }
+            };
+            let twin = &twin;
+            let cycle = s.spawn(move || {
+                // As the follower runs it in the app and `twin watch`.
+                super::autotrain::lower_priority();
+                twin.autotrain_run(&super::CycleOverrides::default(), &on_event, &cancel)
+            });
+            // Drafts start once the candidate is training, each after a step has begun.
+            let busy = match started.recv() {
+                Ok(()) => (0..runs)
+                    .map(|i| {
+                        std::thread::sleep(std::time::Duration::from_millis(1500));
+                        first_token(topics[i])
+                    })
+                    .collect::<Result<Vec<_>, _>>(),
+                Err(_) => Err(TwinError::failed(
+                    "the training cycle ended before it trained",
+                )),
+            };
+            let cycle = cycle
+                .join()
+                .map_err(|_| TwinError::failed("the training cycle panicked"))?;
+            Ok::<_, TwinError>((busy?, cycle?))
+        })?;
+        let (idle_ms, busy_ms) = (bench::draft::median(idle), bench::draft::median(busy));
+        let mut rows = vec![
+            bench::row(
+                "draft first token, idle",
+                format!("{idle_ms:.0} ms"),
+                format!("LinkedIn post, full chain, median of {runs}"),
+            ),
+            bench::row(
+                "draft first token, cycle training",
+                format!("{busy_ms:.0} ms"),
+                format!(
+                    "{:.2}× idle (goal ≤ 2×): the candidate pauses at its next step",
+                    busy_ms / idle_ms.max(1e-9)
+                ),
+            ),
+        ];
+        let sc = &cycle.scores;
+        for (phase, secs) in &sc.seconds {
+            rows.push(bench::row(
+                format!("cycle: {phase}"),
+                format!("{secs:.1} s"),
+                match phase.as_str() {
+                    "train" => format!("{} steps, drafts above included", sc.steps),
+                    "evaluate" => format!(
+                        "held-out loss and {} drafts a side",
+                        sc.candidate.as_ref().map_or(0, |c| c.drafts)
+                    ),
+                    _ => "back-translations of new passages, replay, machine drafts".into(),
+                },
+            ));
+        }
+        rows.push(bench::row(
+            "cycle: total",
+            format!("{:.1} s", sc.seconds.values().sum::<f64>()),
+            format!(
+                "{} new words; {}",
+                cycle.change.words,
+                cycle.reason.clone().unwrap_or_default()
+            ),
+        ));
+        rows.push(bench::row(
+            "peak memory (process)",
+            sc.peak_memory_bytes.map_or("unknown".into(), |b| {
+                format!("{:.0} MiB", b as f64 / 1048576.0)
+            }),
+            "VmHWM of this process: the drafting model, the training and the evaluation",
+        ));
+        Ok(rows)
     }
 }

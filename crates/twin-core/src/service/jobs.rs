@@ -25,6 +25,8 @@ pub enum JobKind {
     Pull,
     /// Evaluating.
     Eval,
+    /// A training cycle run on request (cycles started by themselves stop with the follower).
+    Autotrain,
 }
 
 /// The running jobs: one per kind (a newer job of a kind replaces the older one's entry, and
