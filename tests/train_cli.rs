@@ -211,6 +211,39 @@ fn a_killed_training_run_resumes_from_its_checkpoint() {
         .unwrap();
     run_ok(twin(data.path()).args(["adapters", "rm", &second["id"].to_string()]));
 
+    // Continuing from an adapter, with the preference term (DPO on the dataset's machine
+    // drafts): the run starts from crash-test's weights, so its first held-out loss is
+    // crash-test's, below the base model's, and the adapter records both choices.
+    let out = run_ok(twin(data.path()).args([
+        "--json",
+        "train",
+        "--max-steps",
+        "2",
+        "--sequence-tokens",
+        "256",
+        "--eval-every",
+        "2",
+        "--preference",
+        "--from",
+        "crash-test",
+        "--name",
+        "pref",
+    ]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pref: serde_json::Value =
+        serde_json::from_str(&text[text.find("{\n").expect("outcome JSON")..]).unwrap();
+    let params = &pref["adapter"]["params"];
+    assert_eq!(params["preference"]["beta"], 0.1, "{params}");
+    assert_eq!(params["init_adapter"], adapter_path.as_str());
+    let start = pref["adapter"]["metrics"]["history"][0]["eval"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        start < pref["base_eval_loss"].as_f64().unwrap(),
+        "continued from crash-test: {pref}"
+    );
+    run_ok(twin(data.path()).args(["adapters", "rm", "pref"]));
+
     run_ok(twin(data.path()).args(["adapters", "rm", "crash-test"]));
     assert!(!std::path::Path::new(&adapter_path).exists());
     let list = json(&run_ok(

@@ -12,7 +12,8 @@ use twin_core::store::RunStatus;
 pub enum AutotrainCommand {
     /// Whether automation is on, the writing waiting, and the cycles running and last.
     Status,
-    /// Run a cycle now in the foreground (an interrupted one resumes first).
+    /// Run a cycle now in the foreground. An interrupted cycle resumes first, with the
+    /// settings it started with; the options apply to a new one.
     Run {
         /// Optimizer steps at most for the candidate.
         #[arg(long)]
@@ -41,6 +42,9 @@ pub enum AutotrainCommand {
         /// Optimizer steps at most per candidate (0: the training defaults).
         #[arg(long)]
         steps: Option<usize>,
+        /// Train candidates with the preference term (DPO): on or off.
+        #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+        preference: Option<String>,
     },
     /// Turn automation off (a running cycle stops and resumes when turned on again).
     Disable,
@@ -135,8 +139,12 @@ pub fn run(cli: &Cli, command: &AutotrainCommand) -> Result<ExitCode> {
             margin,
             drafts,
             steps,
+            preference,
         } => {
             let mut s = twin.autotrain_settings()?;
+            if let Some(p) = preference {
+                s.preference = p == "on";
+            }
             s.enabled = true;
             s.min_words = min_words.unwrap_or(s.min_words);
             s.every_days = every_days.unwrap_or(s.every_days);

@@ -57,6 +57,19 @@ pub enum BenchCommand {
         #[arg(long)]
         writing: Option<PathBuf>,
     },
+    /// Preference training: an adapter trained with the preference term (DPO) against one
+    /// without, on the sample writing: held-out margins and "sounds like you".
+    Preference {
+        /// Training steps of each adapter.
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        /// Drafts on held-out topics per adapter.
+        #[arg(long, default_value_t = 12)]
+        drafts: usize,
+        /// Writing for the scratch library. Default: the sample writing.
+        #[arg(long)]
+        writing: Option<PathBuf>,
+    },
     /// Voice training: tokens/s and peak RSS of LoRA steps on the newest dataset.
     Train {
         /// Steps to time (after one warm-up step).
@@ -143,6 +156,20 @@ pub fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode> {
             sequence_tokens,
         } => return train_cmd::bench_train(cli, *steps, targets, *sequence_tokens),
         BenchCommand::Quality(args) => return draft_cmd::bench_quality(cli, args),
+        BenchCommand::Preference {
+            steps,
+            drafts,
+            writing,
+        } => {
+            let scratch = tempfile::tempdir().context("creating a scratch folder")?;
+            let rows = service(cli)?.bench_preference(
+                writing.as_deref(),
+                scratch.path(),
+                *steps,
+                *drafts,
+            )?;
+            return print_rows(cli, &rows);
+        }
         BenchCommand::Autotrain {
             steps,
             runs,

@@ -102,6 +102,16 @@ pub struct TrainArgs {
     /// Write a checkpoint every N steps.
     #[arg(long, default_value_t = 10)]
     pub checkpoint_every: usize,
+    /// Also train a preference term (DPO): your passages over the base model's drafts for the
+    /// same requests, and your edits over Twin's drafts.
+    #[arg(long)]
+    pub preference: bool,
+    /// DPO's β for --preference.
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+    /// Continue from this adapter (id or name; same targets and rank) instead of a fresh one.
+    #[arg(long, value_name = "ADAPTER")]
+    pub from: Option<String>,
     /// Print the plan (examples, tokens, steps, memory, ETA) without training.
     #[arg(long)]
     pub dry_run: bool,
@@ -121,6 +131,11 @@ impl TrainArgs {
         p.eval_every = self.eval_every;
         p.patience = self.patience;
         p.checkpoint_every = self.checkpoint_every;
+        p.init_adapter = self.from.clone();
+        p.preference = self.preference.then(|| train::PreferenceParams {
+            beta: self.beta,
+            ..Default::default()
+        });
         p
     }
 }

@@ -28,4 +28,9 @@ drafts: number,
 /**
  * Optimizer steps at most per candidate (None: the training defaults).
  */
-max_steps: number | null, };
+max_steps: number | null, 
+/**
+ * Whether candidates train with the preference term (DPO) on the user's passages over
+ * the base model's drafts and on the user's edits (see `train::preferences`).
+ */
+preference: boolean, };

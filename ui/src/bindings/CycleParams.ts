@@ -20,4 +20,8 @@ drafts: number,
 /**
  * The held-out loss improvement a candidate needs (0.02: 2% lower).
  */
-margin: number, };
+margin: number, 
+/**
+ * Whether the candidate trains with the preference term (DPO) beside the usual loss.
+ */
+preference: boolean, };

@@ -158,6 +158,7 @@ export async function loadAutotrainSettings() {
     $<HTMLInputElement>("set-autotrain").checked = s.enabled;
     $<HTMLInputElement>("set-autotrain-words").value = String(s.min_words);
     $<HTMLInputElement>("set-autotrain-days").value = String(s.every_days);
+    $<HTMLInputElement>("set-autotrain-preference").checked = s.preference;
   } catch (e) {
     showError("settings", e);
   }
@@ -176,6 +177,7 @@ $("autotrain-form").addEventListener("submit", async (e) => {
       enabled: $<HTMLInputElement>("set-autotrain").checked,
       min_words: num("set-autotrain-words", s.min_words),
       every_days: num("set-autotrain-days", s.every_days),
+      preference: $<HTMLInputElement>("set-autotrain-preference").checked,
     });
     $("autotrain-state").textContent = "saved";
   } catch (err) {

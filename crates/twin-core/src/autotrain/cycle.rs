@@ -241,6 +241,9 @@ fn phases(ctx: &mut CycleContext<'_>, cycle: &mut CycleRecord) -> Result<(), Aut
                 activate: false,
                 ..Default::default()
             };
+            if params.preference {
+                train_params.preference = Some(crate::train::PreferenceParams::default());
+            }
             if let Some(lr) = params.learning_rate {
                 train_params.optimizer.learning_rate = lr;
             }

@@ -9,6 +9,11 @@ const EVERY_DAYS: &str = "autotrain.every_days";
 const MARGIN: &str = "autotrain.margin";
 const DRAFTS: &str = "autotrain.drafts";
 const MAX_STEPS: &str = "autotrain.max_steps";
+const PREFERENCE: &str = "autotrain.preference";
+
+/// Whether candidates train with the preference term unless the user chose: see the note on
+/// `twin bench preference` in the README for the measurement this rests on.
+pub const PREFERENCE_BY_DEFAULT: bool = false;
 
 /// When cycles run and what a candidate must show.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
@@ -27,6 +32,9 @@ pub struct AutotrainSettings {
     pub drafts: usize,
     /// Optimizer steps at most per candidate (None: the training defaults).
     pub max_steps: Option<usize>,
+    /// Whether candidates train with the preference term (DPO) on the user's passages over
+    /// the base model's drafts and on the user's edits (see `train::preferences`).
+    pub preference: bool,
 }
 
 impl Default for AutotrainSettings {
@@ -38,6 +46,7 @@ impl Default for AutotrainSettings {
             margin: 0.02,
             drafts: 4,
             max_steps: None,
+            preference: PREFERENCE_BY_DEFAULT,
         }
     }
 }
@@ -56,6 +65,7 @@ impl AutotrainSettings {
                 .unwrap_or(d.margin),
             drafts: parsed(get(DRAFTS)?).unwrap_or(d.drafts),
             max_steps: parsed(get(MAX_STEPS)?).filter(|s| *s > 0),
+            preference: get(PREFERENCE)?.map_or(d.preference, |v| v == "true"),
         })
     }
 
@@ -66,6 +76,7 @@ impl AutotrainSettings {
         store.set_setting(EVERY_DAYS, &self.every_days.max(1).to_string())?;
         store.set_setting(MARGIN, &self.margin.to_string())?;
         store.set_setting(DRAFTS, &self.drafts.to_string())?;
+        store.set_setting(PREFERENCE, &self.preference.to_string())?;
         match self.max_steps {
             Some(s) => store.set_setting(MAX_STEPS, &s.to_string()),
             None => store.delete_setting(MAX_STEPS),

@@ -377,6 +377,7 @@ fn cycle_params(settings: &AutotrainSettings) -> CycleParams {
         learning_rate: None,
         drafts: settings.drafts,
         margin: settings.margin,
+        preference: settings.preference,
     }
 }
 

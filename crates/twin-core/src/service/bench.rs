@@ -58,6 +58,35 @@ impl Twin {
         Ok(writing)
     }
 
+    /// A service on a scratch data folder under `scratch` with this library's embedding model
+    /// and active chat model, `writing` (default: the sample writing) imported, and automatic
+    /// training off: what the benchmarks that train measure on.
+    fn scratch_twin(&self, writing: Option<&Path>, scratch: &Path) -> Result<Twin, TwinError> {
+        use crate::progress::{CancelToken, NoProgress};
+        let chat =
+            self.with_library(|lib| Ok(crate::models::resolve_chat_model(lib.store(), None)?))?;
+        let embedding = self.embedding_model_path()?;
+        let writing = self.bench_writing(writing)?;
+        let twin = Twin::open(super::TwinOptions {
+            data_dir: Some(scratch.join("data")),
+            threads: self.threads,
+            model_dirs: self.model_dirs.clone(),
+        })?;
+        twin.with_library(|lib| Ok(lib.set_embedding_model(&embedding).map(|_| ())?))?;
+        twin.add_model(Path::new(&chat.path), "added", Some(&chat.name))?;
+        twin.save_autotrain_settings(&crate::autotrain::AutotrainSettings {
+            enabled: false,
+            ..Default::default()
+        })?;
+        twin.import(
+            &[writing],
+            crate::library::ImportOptions::default(),
+            &NoProgress,
+            &CancelToken::new(),
+        )?;
+        Ok(twin)
+    }
+
     /// The library's embedding model file.
     fn embedding_model_path(&self) -> Result<PathBuf, TwinError> {
         self.with_library(|lib| {
@@ -197,31 +226,15 @@ impl Twin {
     ) -> Result<Vec<BenchRow>, TwinError> {
         use crate::autotrain::AutotrainEvent;
         use crate::draft::{DraftEvent, Format};
-        use crate::progress::{CancelToken, NoProgress};
+        use crate::progress::CancelToken;
         use std::time::Instant;
-        let chat =
-            self.with_library(|lib| Ok(crate::models::resolve_chat_model(lib.store(), None)?))?;
-        let embedding = self.embedding_model_path()?;
-        let writing = self.bench_writing(writing)?;
-        let twin = Twin::open(super::TwinOptions {
-            data_dir: Some(scratch.join("data")),
-            threads: self.threads,
-            model_dirs: self.model_dirs.clone(),
-        })?;
-        twin.with_library(|lib| Ok(lib.set_embedding_model(&embedding).map(|_| ())?))?;
-        twin.add_model(Path::new(&chat.path), "added", Some(&chat.name))?;
+        let twin = self.scratch_twin(writing, scratch)?;
         let mut settings = crate::autotrain::AutotrainSettings {
             enabled: false,
             ..Default::default()
         };
         settings.max_steps = steps;
         twin.save_autotrain_settings(&settings)?;
-        twin.import(
-            &[writing],
-            crate::library::ImportOptions::default(),
-            &NoProgress,
-            &CancelToken::new(),
-        )?;
 
         // Time to the first token of the writing step, the draft stopped right there.
         let topics = bench::quality::TOPICS;
@@ -331,6 +344,191 @@ impl Twin {
             }),
             "VmHWM of this process: the drafting model, the training and the evaluation",
         ));
+        Ok(rows)
+    }
+
+    /// `twin bench preference`: an adapter trained with the preference term (DPO) against one
+    /// trained without it, same dataset and steps, on `writing` (default: the sample writing) in
+    /// a scratch folder. On held-out pairs (each held-out passage against the base model's
+    /// draft for its request, passages no adapter trained on) the margin log p(user text) −
+    /// log p(draft) per token under llama.cpp; and "sounds like you" of `drafts` drafts on
+    /// held-out topics with each adapter (held-out documents out of retrieval).
+    pub fn bench_preference(
+        &self,
+        writing: Option<&Path>,
+        scratch: &Path,
+        steps: usize,
+        drafts: usize,
+    ) -> Result<Vec<BenchRow>, TwinError> {
+        use crate::draft::DraftRequest;
+        use crate::engine::{ChatMessage, GenerateRequest, Sampling};
+        use crate::progress::{CancelToken, NoProgress};
+        use crate::store::{ExampleKind, Split};
+        use crate::train::{adapters::AdapterPick, PreferenceParams, TrainParams};
+        use std::time::Instant;
+        let cancel = CancelToken::new();
+        let twin = self.scratch_twin(writing, scratch)?;
+        let dataset = twin.build_dataset(Default::default(), None, None, &NoProgress, &cancel)?;
+        let sft = TrainParams {
+            max_steps: Some(steps),
+            activate: false,
+            ..Default::default()
+        };
+        let with_preference = TrainParams {
+            preference: Some(PreferenceParams::default()),
+            ..sft.clone()
+        };
+        let mut trained = Vec::new();
+        for (name, params) in [("sft", &sft), ("preference", &with_preference)] {
+            let started = Instant::now();
+            let outcome = twin.train(None, None, params, Some(name), &cancel, &mut |_| {})?;
+            trained.push((outcome, started.elapsed().as_secs_f64()));
+        }
+
+        // Held-out pairs: the user's passage against the base model's draft for its request.
+        let heldout: Vec<_> = dataset
+            .split(Split::Test)
+            .filter(|e| e.kind == ExampleKind::User)
+            .collect();
+        let (base, config) = twin.with_library(|lib| {
+            let settings = twin.settings_in(lib)?;
+            let record = crate::models::resolve_chat_model(lib.store(), None)?;
+            let config = crate::engine::ChatModelConfig {
+                context_tokens: crate::eval::CONTEXT_TOKENS,
+                ..settings.chat_config()
+            };
+            Ok((record, config))
+        })?;
+        let base_model = crate::models::load_chat_model(&base, &config)?;
+        let mut pairs: Vec<(Vec<ChatMessage>, String, String)> = Vec::new();
+        for (i, e) in heldout.iter().enumerate() {
+            let draft = base_model.generate(
+                &GenerateRequest {
+                    messages: e.messages.clone(),
+                    max_tokens: 200,
+                    sampling: Sampling {
+                        seed: 0x5eed + i as u32,
+                        ..Sampling::drafting()
+                    },
+                    ..Default::default()
+                },
+                &cancel,
+                &mut |_| {},
+            )?;
+            pairs.push((e.messages.clone(), e.reply.clone(), draft.text));
+        }
+        drop(base_model);
+        let per_token = |model: &crate::engine::ChatModel,
+                         messages: &[ChatMessage],
+                         reply: &str,
+                         scale: f32|
+         -> Result<f64, TwinError> {
+            let enc = model.encode_example(messages, reply)?;
+            let nll = model
+                .score(&enc.tokens, enc.prompt_len, scale, &cancel)?
+                .nll;
+            Ok(-nll.iter().map(|&x| f64::from(x)).sum::<f64>() / nll.len().max(1) as f64)
+        };
+        let stats = |v: &[f64]| {
+            let n = v.len().max(1) as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+            (mean, sd)
+        };
+        let mut rows = Vec::new();
+        let mut margins = Vec::new();
+        for (outcome, secs) in &trained {
+            let adapter = &outcome.adapter;
+            let model = crate::models::load_chat_model(
+                &base,
+                &crate::engine::ChatModelConfig {
+                    adapter: Some(PathBuf::from(&adapter.path)),
+                    ..config.clone()
+                },
+            )?;
+            let mut m = Vec::new();
+            let mut base_m = Vec::new();
+            for (messages, user, draft) in &pairs {
+                m.push(
+                    per_token(&model, messages, user, 1.0)?
+                        - per_token(&model, messages, draft, 1.0)?,
+                );
+                base_m.push(
+                    per_token(&model, messages, user, 0.0)?
+                        - per_token(&model, messages, draft, 0.0)?,
+                );
+            }
+            if margins.is_empty() {
+                let (mean, sd) = stats(&base_m);
+                rows.push(bench::row(
+                    "held-out margin, base model",
+                    format!("{mean:+.3} ± {sd:.3} nats/token"),
+                    format!(
+                        "log p(your text) − log p(its draft) per token, {} held-out pairs",
+                        pairs.len()
+                    ),
+                ));
+            }
+            let (mean, sd) = stats(&m);
+            margins.push(mean);
+            rows.push(bench::row(
+                format!("held-out margin, {}", adapter.name),
+                format!("{mean:+.3} ± {sd:.3} nats/token"),
+                format!(
+                    "held-out loss {:.3} → {:.3}; {} steps in {secs:.0} s",
+                    outcome.base_eval_loss, outcome.best_eval_loss, outcome.steps
+                ),
+            ));
+        }
+
+        // "Sounds like you" of drafts on held-out topics with each adapter.
+        let excluded: Vec<String> = heldout
+            .iter()
+            .filter_map(|e| e.document_path.clone())
+            .collect();
+        let topics: Vec<_> = heldout.iter().filter_map(|e| e.request.clone()).collect();
+        let mut voices = Vec::new();
+        for (outcome, _) in &trained {
+            let mut scores = Vec::new();
+            for i in 0..drafts.max(1) {
+                let Some((format, topic)) = topics.get(i % topics.len().max(1)).cloned() else {
+                    break;
+                };
+                let mut request = DraftRequest::new(topic, format);
+                request.draft_only = true;
+                request.exclude_documents = excluded.clone();
+                request.sampling.seed = 0x7717 + i as u32;
+                let spec = super::DraftSpec {
+                    request,
+                    strength: None,
+                    author: None,
+                    model: ModelChoice {
+                        adapter: AdapterPick::Named(outcome.adapter.name.clone()),
+                        ..Default::default()
+                    },
+                };
+                let done = twin.draft(&spec, &cancel, |_| {}, &mut |_| {})?;
+                scores.extend(done.sounds_like_you);
+            }
+            let (mean, sd) = stats(&scores);
+            voices.push(mean);
+            rows.push(bench::row(
+                format!("sounds like you, {}", outcome.adapter.name),
+                format!("{:.1}% ± {:.1}", mean * 100.0, sd * 100.0),
+                format!("{} drafts on held-out topics", scores.len()),
+            ));
+        }
+        if let ([m_sft, m_pref], [v_sft, v_pref]) = (margins.as_slice(), voices.as_slice()) {
+            rows.push(bench::row(
+                "preference vs SFT only",
+                format!(
+                    "margin {:+.3} nats/token, sounds like you {:+.1} points",
+                    m_pref - m_sft,
+                    (v_pref - v_sft) * 100.0
+                ),
+                "positive: the preference term moved the adapter towards your text",
+            ));
+        }
         Ok(rows)
     }
 }

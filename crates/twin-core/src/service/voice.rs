@@ -327,11 +327,18 @@ impl Twin {
             let record = models::resolve_chat_model(lib.store(), model)?;
             registry::verify(&record, false)?;
             let dataset = Dataset::load(lib.store(), dataset)?;
+            // An adapter to continue from, named as the user names adapters.
+            let mut params = params.clone();
+            if let Some(query) = &params.init_adapter {
+                let from = adapters::find(lib.store(), query)?;
+                adapters::check(&from, &record.sha256, &record.name)?;
+                params.init_adapter = Some(from.path);
+            }
             Ok(train::train(
                 lib.store(),
                 &record,
                 &dataset,
-                params,
+                &params,
                 name,
                 cancel,
                 on_event,

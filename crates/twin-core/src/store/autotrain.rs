@@ -74,6 +74,9 @@ pub struct CycleParams {
     pub drafts: usize,
     /// The held-out loss improvement a candidate needs (0.02: 2% lower).
     pub margin: f64,
+    /// Whether the candidate trains with the preference term (DPO) beside the usual loss.
+    #[serde(default)]
+    pub preference: bool,
 }
 
 /// One side's scores on the held-out split.

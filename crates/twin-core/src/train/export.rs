@@ -61,3 +61,36 @@ pub fn write_adapter(
     }
     gguf::write(path, &metadata, &tensors).map_err(|e| TrainError::Export(e.to_string()))
 }
+
+/// Set `vars` from the adapter file at `path` (written by [`write_adapter`]): a run that
+/// continues from an earlier adapter starts where it ended. Every variable must be in the file
+/// with the same shape (same targets and rank); anything else is refused, naming the file.
+pub fn read_adapter_into(path: &Path, vars: &[(String, Var)]) -> Result<(), TrainError> {
+    use candle_core::quantized::gguf_file;
+    let refuse = |reason: String| TrainError::Model {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = std::fs::File::open(path).map_err(|source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let content = gguf_file::Content::read(&mut file)
+        .map_err(|e| refuse(format!("not a GGUF adapter: {e}")))?;
+    for (name, var) in vars {
+        let device = var.device();
+        let tensor = content
+            .tensor(&mut file, name, device)
+            .map_err(|_| refuse(format!("has no {name}: trained with other targets?")))?
+            .dequantize(device)?;
+        if tensor.dims() != var.dims() {
+            return Err(refuse(format!(
+                "{name} is {:?}, this run's is {:?}: trained with another rank",
+                tensor.dims(),
+                var.dims()
+            )));
+        }
+        var.set(&tensor)?;
+    }
+    Ok(())
+}

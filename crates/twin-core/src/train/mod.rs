@@ -26,7 +26,9 @@ pub mod trainer;
 pub use adapters::{AdapterChoice, AdapterError};
 pub use dataset::{Dataset, DatasetParams};
 pub use llama::{LoraConfig, LoraModel, Pass, Target};
-pub use trainer::{plan, train, TrainEvent, TrainOutcome, TrainParams, TrainPlan};
+pub use trainer::{
+    plan, train, PreferenceParams, TrainEvent, TrainOutcome, TrainParams, TrainPlan,
+};
 
 use std::path::PathBuf;
 

@@ -183,6 +183,27 @@ impl Accumulator {
         Ok(())
     }
 
+    /// Add the gradients of a term computed once per step rather than per micro-batch (the
+    /// preference term): scaled so that it counts in full in [`Accumulator::take_mean`].
+    pub fn add_whole(
+        &mut self,
+        vars: &[(String, Var)],
+        grads: &GradStore,
+    ) -> Result<(), TrainError> {
+        let n = self.count.max(1) as f64;
+        for (i, (name, var)) in vars.iter().enumerate() {
+            let g = grads.get(var.as_tensor()).ok_or_else(|| {
+                TrainError::Data(format!("no gradient reached {name}: the graph is cut"))
+            })?;
+            let g = (g * n)?;
+            self.sums[i] = Some(match self.sums[i].take() {
+                Some(s) => (s + g)?,
+                None => g,
+            });
+        }
+        Ok(())
+    }
+
     /// The mean gradients, leaving the accumulator empty.
     pub fn take_mean(&mut self) -> Result<Vec<Tensor>, TrainError> {
         let n = self.count.max(1) as f64;

@@ -26,10 +26,12 @@ use std::time::Instant;
 mod checkpoint;
 mod packing;
 mod plan;
+mod preference;
 mod speed;
 use checkpoint::*;
 use packing::*;
 pub use plan::*;
+pub use preference::PreferenceParams;
 pub use speed::*;
 
 /// How to train.
@@ -55,6 +57,14 @@ pub struct TrainParams {
     pub patience: usize,
     /// Write a checkpoint every this many steps.
     pub checkpoint_every: usize,
+    /// An adapter file to start from instead of a fresh adapter (same targets and rank): the
+    /// run continues where that adapter ended. Part of the run's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_adapter: Option<String>,
+    /// Train a preference term (DPO) beside the next-token loss, on the pairs the dataset and
+    /// the user's edits give (see `train::preferences`). Part of the run's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preference: Option<PreferenceParams>,
     /// Whether the finished adapter becomes the default channel's at once. Automatic
     /// retraining keeps its candidates aside until they pass the promotion gate. Not part of
     /// the run's identity, nor of the parameters stored with the adapter.
@@ -79,6 +89,8 @@ impl Default for TrainParams {
             eval_every: 0,
             patience: 2,
             checkpoint_every: 10,
+            init_adapter: None,
+            preference: None,
             activate: true,
         }
     }
@@ -311,23 +323,54 @@ pub fn train(
             (state, best)
         }
         None => {
+            if let Some(from) = &params.init_adapter {
+                super::export::read_adapter_into(Path::new(from), &vars)?;
+            }
             let base_eval = evaluate(&model, &test, Pass::Base)?;
+            // Continuing, the adapter started from is the one to beat (and is kept if no step
+            // beats it).
+            let start_eval = match params.init_adapter {
+                Some(_) => evaluate(&model, &test, Pass::Eval)?,
+                None => base_eval,
+            };
             let st = CheckpointState {
                 step: 0,
                 tensors: String::new(),
-                best_eval: base_eval,
+                best_eval: start_eval,
                 base_eval,
                 best_step: 0,
                 evals_without_gain: 0,
                 history: vec![HistoryPoint {
                     step: 0,
                     train: None,
-                    eval: Some(base_eval),
+                    eval: Some(start_eval),
                 }],
                 tokens: 0,
             };
             (st, snapshot(&vars)?)
         }
+    };
+    // Preference pairs, with their reference margins (the adapter off), once per run.
+    let pairs = match &params.preference {
+        Some(_) => {
+            let templates = crate::prompt::templates::Templates::in_data_dir(&data_dir)?;
+            let author = dataset.record.params["author"]
+                .as_str()
+                .unwrap_or("the author")
+                .to_string();
+            let edits = store.draft_edits(100_000)?;
+            let raw = super::preferences::pairs(dataset, &edits, &templates, &author)?;
+            let tokenizer = ChatTokenizer::load(&base_path)?;
+            let encoded =
+                preference::encode_pairs(&model, &tokenizer, &raw, params.sequence_tokens)?;
+            if encoded.is_empty() {
+                return Err(TrainError::Data(
+                    "no preference pairs: the dataset has no machine drafts and you have edited no draft".into(),
+                ));
+            }
+            encoded
+        }
+        None => Vec::new(),
     };
     let resumed_from = state.0.step;
     run.status = RunStatus::Running;
@@ -382,6 +425,12 @@ pub fn train(
             loss_sum += f64::from(loss);
             accumulator.add(&vars, &grads)?;
             tokens += seq.len();
+        }
+        if let Some(pp) = &params.preference {
+            let pair = &pairs[step % pairs.len()];
+            let (loss, gap, grads) = preference::backward(&model, pair, pp)?;
+            tracing::debug!(step, loss, gap, "preference term");
+            accumulator.add_whole(&vars, &grads)?;
         }
         let micro_done = accumulator.count.max(1);
         let lr = learning_rate(params.optimizer.learning_rate, step, warmup, prepared.steps);
