@@ -121,6 +121,9 @@ pub fn run_cycle(
     cycle.error = None;
     ctx.library.store().update_cycle(&cycle)?;
     let result = phases(ctx, &mut cycle);
+    if matches!(&result, Err(e) if e.kind() != ErrorKind::Cancelled) && cycle.dataset_id.is_none() {
+        ctx.library.store_mut().mark_writing_seen()?;
+    }
     let store = ctx.library.store();
     match result {
         Ok(()) => {}
@@ -133,9 +136,6 @@ pub fn run_cycle(
             cycle.status = RunStatus::Failed;
             cycle.error = Some(e.to_string());
             cycle.finished_at = Some(crate::store::now_secs());
-            if cycle.dataset_id.is_none() {
-                store.mark_writing_seen()?;
-            }
             store.update_cycle(&cycle)?;
             (ctx.on_event)(AutotrainEvent::Finished {
                 cycle: Box::new(cycle.clone()),
@@ -217,8 +217,8 @@ fn phases(ctx: &mut CycleContext<'_>, cycle: &mut CycleRecord) -> Result<(), Aut
                 &progress(0),
                 ctx.cancel,
             )?;
+            ctx.library.store_mut().mark_writing_seen()?;
             let store = ctx.library.store();
-            store.mark_writing_seen()?;
             cycle.dataset_id = Some(dataset.record.id.clone());
             cycle.phase = "train".into();
             add_seconds(&mut scores, "dataset", started);

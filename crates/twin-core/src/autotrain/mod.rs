@@ -99,25 +99,20 @@ impl Trigger {
 
 /// The writing added or edited since the last cycle built its dataset.
 pub fn pending_change(store: &Store) -> Result<Change, StoreError> {
-    let unseen = store.unseen_documents()?;
+    let unseen = store.unseen_writing()?;
     let seen = store.seen_platforms()?;
-    let mut new_platforms: Vec<String> = Vec::new();
-    if !seen.is_empty() {
-        for d in &unseen {
-            if !seen.contains(&d.platform) {
-                let name = d.platform.clone().unwrap_or_else(|| "files".into());
-                if !new_platforms.contains(&name) {
-                    new_platforms.push(name);
-                }
-            }
-        }
-    }
-    Ok(Change {
-        documents: unseen.len(),
-        words: unseen
+    let new_platforms = if seen.is_empty() {
+        Vec::new()
+    } else {
+        unseen
             .iter()
-            .map(|d| crate::prompt::format::word_count(&d.body))
-            .sum(),
+            .filter(|u| !seen.contains(&u.platform))
+            .map(|u| u.platform.clone().unwrap_or_else(|| "files".into()))
+            .collect()
+    };
+    Ok(Change {
+        documents: unseen.iter().map(|u| u.documents).sum(),
+        words: unseen.iter().map(|u| u.words).sum(),
         new_platforms,
     })
 }

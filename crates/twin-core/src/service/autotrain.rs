@@ -122,16 +122,11 @@ impl Twin {
         self.with_library(|lib| Ok(AutotrainSettings::load(lib.store())?))
     }
 
-    /// Keep `settings`. Turning automation off stops a cycle this process runs (it resumes
-    /// when turned on again); a follower in another process stops at its next step.
+    /// Keep `settings`. Turning automation off stops the cycle a follower runs, in this
+    /// process or another, at its next step after at most a few seconds; it resumes when
+    /// automation is turned on again.
     pub fn save_autotrain_settings(&self, settings: &AutotrainSettings) -> Result<(), TwinError> {
-        self.with_library(|lib| Ok(settings.save(lib.store())?))?;
-        if !settings.enabled {
-            if let Some(token) = lock(&self.cycle_cancel).as_ref() {
-                token.cancel();
-            }
-        }
-        Ok(())
+        self.with_library(|lib| Ok(settings.save(lib.store())?))
     }
 
     /// Where automation stands: settings, writing waiting, the cycle running, the last one.
@@ -293,7 +288,6 @@ impl Twin {
             // Stopped by the follower's token, or by automation being turned off (here, or in
             // another process).
             let cycle_cancel = CancelToken::new();
-            *lock(&self.cycle_cancel) = Some(cycle_cancel.clone());
             let settings_path = lib.store().path().to_path_buf();
             let activity = Arc::clone(&self.activity);
             let off = OffSwitch::new(settings_path);
@@ -304,7 +298,6 @@ impl Twin {
                 wait_for_user(&activity, cycle, on_event, &cycle_cancel);
             };
             let result = self.run_cycle(&mut lib, record, &yield_to_user, on_event, &cycle_cancel);
-            *lock(&self.cycle_cancel) = None;
             match result {
                 Ok(_) => {}
                 Err(e) if e.kind == ErrorKind::Cancelled => {}
@@ -320,8 +313,8 @@ impl Twin {
     }
 }
 
-/// Notices, from inside a cycle, that the user turned automation off in another process
-/// (read from the store at most every few seconds, on a connection of its own).
+/// Notices, from inside a cycle, that the user turned automation off, in this process or
+/// another (read from the store at most every few seconds, on a connection of its own).
 struct OffSwitch {
     store: Mutex<Option<Store>>,
     path: PathBuf,

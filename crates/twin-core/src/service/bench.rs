@@ -229,12 +229,11 @@ impl Twin {
         use crate::progress::CancelToken;
         use std::time::Instant;
         let twin = self.scratch_twin(writing, scratch)?;
-        let mut settings = crate::autotrain::AutotrainSettings {
+        twin.save_autotrain_settings(&crate::autotrain::AutotrainSettings {
             enabled: false,
+            max_steps: steps,
             ..Default::default()
-        };
-        settings.max_steps = steps;
-        twin.save_autotrain_settings(&settings)?;
+        })?;
 
         // Time to the first token of the writing step, the draft stopped right there.
         let topics = bench::quality::TOPICS;

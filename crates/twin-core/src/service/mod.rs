@@ -79,8 +79,6 @@ pub struct Twin {
     activity: Arc<Activity>,
     /// The thread that starts training cycles by itself, if one runs.
     follower: Mutex<Option<autotrain::Follower>>,
-    /// Stops the cycle the follower runs (automation turned off).
-    cycle_cancel: Mutex<Option<CancelToken>>,
 }
 
 /// Lock `mutex`, taking it over when a thread panicked while holding it: what it guards is a
@@ -122,7 +120,6 @@ impl Twin {
         Ok(Self {
             activity: Arc::new(Activity::new(&data_dir)),
             follower: Mutex::new(None),
-            cycle_cancel: Mutex::new(None),
             data_dir,
             threads: options.threads,
             model_dirs: options.model_dirs,

@@ -150,13 +150,16 @@ fn cycle_row(r: &rusqlite::Row) -> rusqlite::Result<CycleRecord> {
     })
 }
 
-/// A document of the user's own writing, as the change since the last cycle counts it.
+/// The user's writing no cycle has covered yet, on one platform.
 #[derive(Clone, Debug, PartialEq)]
-pub struct UnseenDocument {
-    /// Its platform, if known.
+pub struct UnseenWriting {
+    /// The platform, if known.
     pub platform: Option<String>,
-    /// Its cleaned text.
-    pub body: String,
+    /// New or edited documents.
+    pub documents: usize,
+    /// Their words, approximately: spaces and line breaks plus one per document (blank lines
+    /// count a little; exact enough for a threshold, and counted without reading bodies out).
+    pub words: usize,
 }
 
 impl Store {
@@ -235,18 +238,26 @@ impl Store {
     }
 
     /// The user's original documents (no duplicates) that the last cycle's dataset did not
-    /// cover: new ones, and edited ones (their content changed).
-    pub fn unseen_documents(&self) -> Result<Vec<UnseenDocument>> {
+    /// cover, new ones and edited ones (their content changed), counted per platform in SQL:
+    /// the follower asks after every sync, and the bodies never leave the database.
+    pub fn unseen_writing(&self) -> Result<Vec<UnseenWriting>> {
         self.rows(
-            "SELECT platform, body FROM documents d
-             WHERE duplicate_of IS NULL AND near_duplicate_of IS NULL
-               AND NOT EXISTS (SELECT 1 FROM autotrain_seen s WHERE s.content_hash = d.content_hash)
-             ORDER BY path",
+            "SELECT platform, COUNT(*),
+                    SUM(CASE WHEN length(trim(b)) = 0 THEN 0 ELSE
+                        length(trim(b)) - length(replace(replace(trim(b), ' ', ''), char(10), '')) + 1
+                    END)
+             FROM (SELECT platform, replace(replace(body, char(13), ''), char(9), ' ') AS b
+                   FROM documents d
+                   WHERE duplicate_of IS NULL AND near_duplicate_of IS NULL
+                     AND NOT EXISTS (SELECT 1 FROM autotrain_seen s
+                                     WHERE s.content_hash = d.content_hash))
+             GROUP BY platform ORDER BY platform",
             [],
             |r| {
-                Ok(UnseenDocument {
+                Ok(UnseenWriting {
                     platform: r.get(0)?,
-                    body: r.get(1)?,
+                    documents: r.get::<_, i64>(1)? as usize,
+                    words: r.get::<_, Option<i64>>(2)?.unwrap_or(0).max(0) as usize,
                 })
             },
         )
@@ -262,19 +273,16 @@ impl Store {
     }
 
     /// Remember the user's writing as it is now as covered (a cycle built its dataset from it).
-    pub fn mark_writing_seen(&self) -> Result<()> {
-        self.conn
-            .execute_batch(
-                "BEGIN IMMEDIATE;
-                 DELETE FROM autotrain_seen;
-                 INSERT OR IGNORE INTO autotrain_seen(content_hash, platform)
-                     SELECT content_hash, platform FROM documents
-                     WHERE duplicate_of IS NULL AND near_duplicate_of IS NULL;
-                 COMMIT;",
-            )
-            .map_err(|e| {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                self.err(e)
-            })
+    pub fn mark_writing_seen(&mut self) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM autotrain_seen", [])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO autotrain_seen(content_hash, platform)
+                 SELECT content_hash, platform FROM documents
+                 WHERE duplicate_of IS NULL AND near_duplicate_of IS NULL",
+                [],
+            )?;
+            Ok(())
+        })
     }
 }

@@ -20,7 +20,7 @@ mod training;
 mod types;
 mod vectors;
 
-pub use autotrain::{Change, CycleParams, CycleRecord, CycleScores, SideScores, UnseenDocument};
+pub use autotrain::{Change, CycleParams, CycleRecord, CycleScores, SideScores, UnseenWriting};
 pub use evaluation::{EvalItem, EvalRunId, EvalRunRecord};
 pub use records::{DraftEdit, ModelId, ModelRecord, TraceId, TraceRecord};
 pub use training::{
