@@ -12,8 +12,8 @@ cargo build --workspace --bin twin
 twin="$root/target/debug/twin"
 export TWIN_DATA_DIR="${TWIN_DATA_DIR:-$root/.twin-data}"
 echo "library: $TWIN_DATA_DIR"
-"$twin" models import models/all-MiniLM-L6-v2
-"$twin" models add models/SmolLM2-135M-Instruct.Q4_1.gguf
+# A fresh data folder sets itself up on first use: the embedding model converted to GGUF, the
+# chat model rewritten with 8-bit weights (CPU-friendly; see README, "Speed").
 "$twin" import assets/sample-writing
 "$twin" status
 echo

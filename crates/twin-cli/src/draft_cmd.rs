@@ -60,9 +60,10 @@ pub struct DraftArgs {
     /// (plan, write, critique, revise). Default: the model's profile (small models: direct).
     #[arg(long)]
     pub chain: Option<draft::Chain>,
-    /// Alternative search queries the model writes (0 = search the topic only).
-    #[arg(long, default_value_t = 3)]
-    pub expansions: usize,
+    /// Alternative search queries the model writes (0 = search the topic only). Default: the
+    /// model's profile (none for models under 1B parameters, 3 above).
+    #[arg(long)]
+    pub expansions: Option<usize>,
     /// Do not extract platform/date filters from the topic.
     #[arg(long)]
     pub no_self_query: bool,

@@ -520,6 +520,81 @@ fn a_prefilled_prompt_is_sampled_from_at_once_and_writes_what_a_cold_run_writes(
 }
 
 #[test]
+fn a_fresh_model_starts_from_the_prompt_head_an_earlier_one_kept_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("prompts");
+    let load = || {
+        ChatModel::load(
+            &smollm2(),
+            &ChatModelConfig {
+                prompt_cache: Some(cache.clone()),
+                context_tokens: 2048,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    // A head of ~400 tokens (a format's instructions, style card, exemplars) and a request.
+    let head = "You are Nell's writing twin. Examples of Nell's posts:\n".to_string()
+        + &"I priced the wood and my hours and forgot the sharpening, the ruined boards and the drive to the client. "
+            .repeat(16);
+    let ask = |topic: &str| GenerateRequest {
+        messages: vec![
+            ChatMessage::system(head.clone()),
+            ChatMessage::user(format!("Plan a post about: {topic}")),
+        ],
+        max_tokens: 12,
+        sampling: Sampling::greedy(),
+        cache_prompt: true,
+        ..Default::default()
+    };
+    let run = |m: &ChatModel, r: &GenerateRequest| {
+        m.generate(r, &CancelToken::new(), &mut |_| {}).unwrap()
+    };
+
+    let first = run(&load(), &ask("pricing"));
+    assert_eq!(first.stats.from_disk_tokens, 0);
+    let kept: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(kept.len(), 2, "one state file and its token list: {kept:?}");
+
+    // A new model (a new process, as far as the KV cache knows): the head comes from disk.
+    let fresh = load();
+    let second = run(&fresh, &ask("shipping small"));
+    println!("first {:?}\nsecond {:?}", first.stats, second.stats);
+    assert!(second.stats.from_disk_tokens > 300, "{:?}", second.stats);
+    assert!(second.stats.from_disk_tokens < second.stats.prompt_tokens);
+    assert_eq!(second.stats.reused_tokens, second.stats.from_disk_tokens);
+    assert!(second.stats.generated_tokens > 0);
+    // Started from a kept head, it keeps nothing new: one file per head, not per topic.
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+    // The same prompt from disk writes what it wrote when evaluated from scratch.
+    let again = run(&load(), &ask("pricing"));
+    assert!(again.stats.from_disk_tokens > 300);
+    assert_eq!(again.text, first.text);
+
+    // Requests that do not ask for it neither read nor write the cache.
+    let plain = run(
+        &load(),
+        &GenerateRequest {
+            cache_prompt: false,
+            ..ask("pricing")
+        },
+    );
+    assert_eq!(plain.stats.from_disk_tokens, 0);
+
+    // A damaged file is dropped and the prompt evaluated as usual.
+    for entry in std::fs::read_dir(&cache).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "kv") {
+            std::fs::write(&path, b"not a llama.cpp state").unwrap();
+        }
+    }
+    let recovered = run(&load(), &ask("pricing"));
+    assert_eq!(recovered.stats.from_disk_tokens, 0);
+    assert_eq!(recovered.text, first.text);
+}
+
+#[test]
 fn a_prepared_draft_starts_from_the_prepared_retrieval_while_it_still_holds() {
     // Its own model, so no test running in parallel evaluates anything between prepare and draft.
     let model = &ChatModel::load(

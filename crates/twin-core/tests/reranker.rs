@@ -180,7 +180,7 @@ fn the_active_reranker_orders_a_drafts_context() {
     let topic = "how to price a small software product";
     let mut request = DraftRequest::new(topic, Format::Linkedin);
     request.draft_only = true;
-    request.expansions = 0;
+    request.expansions = Some(0);
     request.self_query = false;
     // The context is chosen before any writing: stop there (the trace is kept on cancel).
     let context_of = |library: &mut twin_core::Library, request: &DraftRequest| {

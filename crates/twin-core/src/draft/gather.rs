@@ -158,13 +158,14 @@ pub(super) fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathere
     // 2. Query expansion.
     let t = Instant::now();
     let mut variants = Vec::new();
-    if request.expansions > 0 && request.retrieval {
+    let expansions = request.expansions_for(run.model.info().parameters);
+    if expansions > 0 && request.retrieval {
         let e: Expansion = run.structured(
             "expand",
             "expand",
-            minijinja::context! { n => request.expansions },
-            grammar::expansion_grammar(request.expansions),
-            grammar::max_tokens_for(request.expansions),
+            minijinja::context! { n => expansions },
+            grammar::expansion_grammar(expansions),
+            grammar::max_tokens_for(expansions),
         )?;
         variants = e.queries;
     }

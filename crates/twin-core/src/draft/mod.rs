@@ -104,8 +104,9 @@ pub struct DraftRequest {
     pub draft_only: bool,
     /// Ground the draft in the library (off: style card only, for comparisons).
     pub retrieval: bool,
-    /// Alternative queries written by the model (0 = search the topic only).
-    pub expansions: usize,
+    /// Alternative queries written by the model (0 = search the topic only; `None`: the
+    /// model's profile, see [`profile::for_parameters`]).
+    pub expansions: Option<usize>,
     /// Extract platform and date filters from the topic with the model.
     pub self_query: bool,
     /// Context chunks at most.
@@ -137,7 +138,7 @@ impl DraftRequest {
             chain: None,
             draft_only: false,
             retrieval: true,
-            expansions: 3,
+            expansions: None,
             self_query: true,
             context_chunks: 6,
             context_tokens: 900,
@@ -148,6 +149,12 @@ impl DraftRequest {
             author: "the author".into(),
             exclude_documents: Vec::new(),
         }
+    }
+
+    /// Alternative queries the model writes for this request, on a model of `parameters`.
+    pub fn expansions_for(&self, parameters: u64) -> usize {
+        self.expansions
+            .unwrap_or_else(|| profile::for_parameters(parameters).expansions)
     }
 
     /// The chain this request runs on a model of `parameters` parameters.

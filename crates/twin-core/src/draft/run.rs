@@ -84,6 +84,9 @@ impl Run<'_> {
         let instruction = self.templates.render(template, self.ctx(&extra))?;
         Ok(GenerateRequest {
             messages: vec![ChatMessage::system(system), ChatMessage::user(instruction)],
+            // The system prompt opens with the format's instructions, style card and exemplars:
+            // the same for every draft in a format, worth keeping for the next process.
+            cache_prompt: true,
             ..request
         })
     }

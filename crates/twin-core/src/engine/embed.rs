@@ -29,21 +29,24 @@ pub struct EmbedderConfig {
     pub threads: usize,
     /// Layers to offload to the GPU (`u32::MAX` for all); ignored on CPU-only builds.
     pub gpu_layers: u32,
-    /// Tokens packed into one llama.cpp batch. 512 measured fastest on CPU: attention cost grows
-    /// with the tokens of the whole batch, so larger batches are slower per token.
+    /// Tokens packed into one llama.cpp batch. On CPU 256–1024 measured alike and 2048 a third
+    /// slower (`twin bench library`): attention cost grows with the tokens of the whole batch.
+    /// GPU builds default to 4096 (not measured here: no GPU was lent).
     pub batch_tokens: usize,
-    /// Sequences packed into one batch at most. llama.cpp splits the context evenly between
-    /// sequences, so the context is sized `max_sequences × max_tokens`.
+    /// Sequences packed into one batch at most.
     pub max_sequences: usize,
 }
 
 impl Default for EmbedderConfig {
     fn default() -> Self {
+        let gpu_layers = default_gpu_layers();
+        // A GPU has the opposite trade-off: it wants many sequences per launch.
+        let on_gpu = gpu_layers > 0;
         Self {
             threads: super::default_threads(),
-            gpu_layers: default_gpu_layers(),
-            batch_tokens: 512,
-            max_sequences: 16,
+            gpu_layers,
+            batch_tokens: if on_gpu { 4096 } else { 512 },
+            max_sequences: if on_gpu { 64 } else { 16 },
         }
     }
 }
@@ -235,19 +238,126 @@ impl Embedder {
 
     /// Embed `texts`, returning one L2-normalised vector per text, in order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EngineError> {
+        self.submit(texts)?.wait()
+    }
+
+    /// Queue `texts` on the worker and return at once: the caller reads, writes or tokenises
+    /// the next batch while this one is embedded (the import pipeline keeps one batch in flight
+    /// so the embedder never waits for SQLite).
+    pub fn submit(&self, texts: &[&str]) -> Result<PendingEmbedding, EngineError> {
         let tokens: Vec<Vec<LlamaToken>> = texts.iter().map(|t| self.tokenize(t)).collect();
-        self.run(tokens)
+        self.start(tokens)
     }
 
     /// The pooled output of every token sequence, in order, on the worker thread.
     pub(crate) fn run(&self, tokens: Vec<Vec<LlamaToken>>) -> Result<Vec<Vec<f32>>, EngineError> {
-        if tokens.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (reply, response) = mpsc::channel();
-        self.jobs.send((tokens, reply))?;
-        response.recv().map_err(|_| EngineError::WorkerGone)?
+        self.start(tokens)?.wait()
     }
+
+    fn start(&self, tokens: Vec<Vec<LlamaToken>>) -> Result<PendingEmbedding, EngineError> {
+        let count = tokens.iter().map(Vec::len).sum();
+        let (reply, response) = mpsc::channel();
+        if tokens.is_empty() {
+            let _ = reply.send(Ok(Vec::new()));
+        } else {
+            self.jobs.send((tokens, reply))?;
+        }
+        Ok(PendingEmbedding {
+            tokens: count,
+            response,
+        })
+    }
+}
+
+/// A batch queued on the embedding worker ([`Embedder::submit`]).
+pub struct PendingEmbedding {
+    tokens: usize,
+    response: mpsc::Receiver<Result<Vec<Vec<f32>>, EngineError>>,
+}
+
+impl PendingEmbedding {
+    /// Tokens the batch embeds (with `[CLS]`/`[SEP]`, after truncation).
+    pub fn tokens(&self) -> usize {
+        self.tokens
+    }
+
+    /// Wait for the vectors, in the order of the texts.
+    pub fn wait(self) -> Result<Vec<Vec<f32>>, EngineError> {
+        self.response.recv().map_err(|_| EngineError::WorkerGone)?
+    }
+}
+
+/// The llama.cpp context an encoder runs in. The context is one batch long: an encoder keeps
+/// no KV cache, every batch is evaluated whole (`n_ubatch = n_batch`), and llama.cpp's per-
+/// sequence share of the context (`n_ctx / n_seq_max`) bounds nothing for it (positions come
+/// from each sequence's own table). Wave 1 sized it `max_sequences × batch_tokens` (8,192
+/// tokens), which only made llama.cpp reserve a larger graph and output buffer.
+fn context_params(config: &EmbedderConfig, pooled: Pooled) -> LlamaContextParams {
+    let threads = super::llama_threads(config.threads);
+    let n = config.batch_tokens.max(8) as u32;
+    LlamaContextParams::default()
+        .with_embeddings(true)
+        .with_pooling_type(match pooled {
+            Pooled::Embedding => LlamaPoolingType::Mean,
+            Pooled::Rank => LlamaPoolingType::Rank,
+        })
+        .with_n_ctx(NonZeroU32::new(n))
+        .with_n_batch(n)
+        // Non-causal models must fit a whole batch in one ubatch (llama.cpp asserts).
+        .with_n_ubatch(n)
+        .with_n_seq_max(config.max_sequences.max(1) as u32)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads)
+}
+
+/// Timings of [`bare_embed`].
+#[derive(Clone, Debug)]
+pub struct BareEmbed {
+    /// Tokens embedded (after truncation, with `[CLS]`/`[SEP]`).
+    pub tokens: usize,
+    /// Seconds of the fastest repetition.
+    pub seconds: f64,
+}
+
+/// The reference `twin bench library` measures the import pipeline against: llama.cpp's own
+/// encode loop on `texts` with `config` (a context of its own, no worker thread or channel,
+/// tokenised before the clock starts), fastest of `reps` repetitions.
+pub fn bare_embed(
+    path: &Path,
+    texts: &[&str],
+    config: &EmbedderConfig,
+    reps: usize,
+) -> Result<BareEmbed, EngineError> {
+    let embedder = Embedder::load(
+        path,
+        &EmbedderConfig {
+            max_sequences: 1,
+            batch_tokens: config.batch_tokens,
+            ..config.clone()
+        },
+    )?;
+    let sequences: Vec<Vec<LlamaToken>> = texts.iter().map(|t| embedder.tokenize(t)).collect();
+    let tokens = sequences.iter().map(Vec::len).sum();
+    let mut ctx = embedder
+        .model
+        .new_context(backend()?, context_params(config, Pooled::Embedding))
+        .map_err(|e| EngineError::Runtime(format!("creating the embedding context: {e}")))?;
+    let seqs = config.max_sequences.max(1);
+    let mut batch = LlamaBatch::new(config.batch_tokens, seqs as i32);
+    let mut seconds = f64::MAX;
+    for _ in 0..reps.max(1) {
+        let started = std::time::Instant::now();
+        embed_all(
+            &mut ctx,
+            &mut batch,
+            &sequences,
+            config.batch_tokens,
+            seqs,
+            Pooled::Embedding,
+        )?;
+        seconds = seconds.min(started.elapsed().as_secs_f64());
+    }
+    Ok(BareEmbed { tokens, seconds })
 }
 
 fn spawn_worker(
@@ -256,22 +366,8 @@ fn spawn_worker(
     pooled: Pooled,
 ) -> Result<super::worker::Worker<Job>, EngineError> {
     super::worker::Worker::spawn("twin-embed", move |inbox: mpsc::Receiver<Job>, ready_tx| {
-        let threads = super::llama_threads(config.threads);
-        let n = config.batch_tokens as u32;
-        let seqs = config.max_sequences.max(1) as u32;
-        let params = LlamaContextParams::default()
-            .with_embeddings(true)
-            .with_pooling_type(match pooled {
-                Pooled::Embedding => LlamaPoolingType::Mean,
-                Pooled::Rank => LlamaPoolingType::Rank,
-            })
-            .with_n_ctx(NonZeroU32::new(n.max(256) * seqs))
-            .with_n_batch(n)
-            // Non-causal models must fit a whole batch in one ubatch (llama.cpp asserts).
-            .with_n_ubatch(n)
-            .with_n_seq_max(seqs)
-            .with_n_threads(threads)
-            .with_n_threads_batch(threads);
+        let params = context_params(&config, pooled);
+        let seqs = config.max_sequences.max(1) as i32;
         let backend = match backend() {
             Ok(b) => b,
             Err(e) => {
@@ -289,7 +385,7 @@ fn spawn_worker(
             }
         };
         let _ = ready_tx.send(Ok(()));
-        let mut batch = LlamaBatch::new(config.batch_tokens, seqs as i32);
+        let mut batch = LlamaBatch::new(config.batch_tokens, seqs);
         for (sequences, reply) in inbox {
             let result = embed_all(
                 &mut ctx,

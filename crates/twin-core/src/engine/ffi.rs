@@ -1,6 +1,7 @@
 //! The only raw llama.cpp calls in Twin (through llama-cpp-sys-2), for what llama-cpp-2 does
-//! not wrap: the device count `fit_params` needs, and the abort callback that lets a cancel
-//! stop a prompt evaluation between two graph nodes instead of after the whole batch.
+//! not wrap: the device count `fit_params` needs, the abort callback that lets a cancel
+//! stop a prompt evaluation between two graph nodes instead of after the whole batch, and
+//! requantizing a GGUF (`llama_model_quantize`).
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use std::ffi::c_void;
@@ -55,5 +56,49 @@ pub(crate) fn with_abort_callback(
         raw.abort_callback = Some(should_abort);
         raw.abort_callback_data = slot as *const AbortSlot as *mut c_void;
         std::mem::transmute(raw)
+    }
+}
+
+/// Weight layouts [`quantize`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantType {
+    /// 4-bit blocks with a scale: the layout llama.cpp's CPU backend repacks into its fastest
+    /// kernels (AVX2 / NEON interleaved rows).
+    Q4_0,
+    /// 8-bit blocks with a scale.
+    Q8_0,
+}
+
+/// Write `input` requantized to `to` at `output` with `threads` threads (llama.cpp's own
+/// quantizer; weights already quantized are requantized). llama.cpp reports failure only as a
+/// non-zero status, so the reason is what its log said.
+pub(crate) fn quantize(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    to: QuantType,
+    threads: usize,
+) -> Result<(), String> {
+    let cstr = |p: &std::path::Path| {
+        p.to_str()
+            .and_then(|s| std::ffi::CString::new(s).ok())
+            .ok_or_else(|| format!("{} is not a path llama.cpp can open", p.display()))
+    };
+    let (inp, out) = (cstr(input)?, cstr(output)?);
+    // SAFETY: default params are plain data; both paths are NUL-terminated and outlive the
+    // call; the pointers in the params stay null (no imatrix, overrides or pruning).
+    #[allow(unsafe_code)]
+    let status = unsafe {
+        let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
+        params.nthread = i32::try_from(threads.max(1)).unwrap_or(1);
+        params.ftype = match to {
+            QuantType::Q4_0 => llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_0,
+            QuantType::Q8_0 => llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q8_0,
+        };
+        params.allow_requantize = true;
+        llama_cpp_sys_2::llama_model_quantize(inp.as_ptr(), out.as_ptr(), &params)
+    };
+    match status {
+        0 => Ok(()),
+        n => Err(format!("llama.cpp's quantizer failed (status {n})")),
     }
 }

@@ -16,6 +16,7 @@ mod worker;
 pub use backend::{compute_devices, ComputeDevice, DeviceKind};
 pub use chat_template::ChatMessage;
 pub use embed::{Embedder, EmbedderConfig, ModelIdentity};
+pub use ffi::QuantType;
 pub use generate::{
     ChatModel, ChatModelConfig, ChatModelInfo, FinishReason, GenerateRequest, Generation,
     GenerationStats, Sampling, Scored,
@@ -23,7 +24,7 @@ pub use generate::{
 pub use rerank::Reranker;
 pub use tokens::{ChatTokenizer, EncodedExample};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Errors from the inference runtime; each names the model file when one is involved.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,22 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
+}
+
+/// Write `input` requantized to `to` at `output` (see [`QuantType`]).
+pub fn requantize(
+    input: &Path,
+    output: &Path,
+    to: QuantType,
+    threads: usize,
+) -> Result<(), EngineError> {
+    let _span = tracing::info_span!("requantize", from = %input.display(), ?to).entered();
+    validate_gguf(input)?;
+    backend::backend()?;
+    ffi::quantize(input, output, to, threads).map_err(|reason| EngineError::Load {
+        path: input.to_path_buf(),
+        reason,
+    })
 }
 
 /// The thread count llama.cpp gets for `asked`: at least one, at most twice the cores (a

@@ -167,7 +167,7 @@ pub(super) fn measure_all(
             let defaults = DraftRequest::new(topic.clone(), *format);
             let request = DraftRequest {
                 draft_only: true,
-                expansions: 0,
+                expansions: Some(0),
                 self_query: false,
                 // The sampling drafts get (DRY included), with the run's seed.
                 sampling: Sampling {

@@ -15,10 +15,11 @@ pub mod watch;
 
 pub use sync::{ExportSummary, FileIssue, ImportOptions, ImportReport};
 
+use crate::engine::embed::PendingEmbedding;
 use crate::engine::{Embedder, EmbedderConfig, EngineError, Reranker};
 use crate::progress::{CancelToken, Progress, ProgressEvent, Stage};
 use crate::search::{self, SearchQuery, SearchResult};
-use crate::store::{Source, Store, StoreError, StoredModel};
+use crate::store::{ChunkId, Source, Store, StoreError, StoredModel};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -312,34 +313,47 @@ impl Library {
             total,
             item: None,
         });
+        // One batch in flight: while the worker embeds it, this thread writes the previous
+        // batch's vectors and reads and tokenises the next, so the embedder never waits for
+        // SQLite. Reads move past the ids in flight (they have no vector yet).
+        let mut in_flight: Option<(Vec<ChunkId>, PendingEmbedding)> = None;
+        let mut after: ChunkId = 0;
         loop {
-            if cancel.is_cancelled() {
+            let next = if cancel.is_cancelled() {
                 report.cancelled = true;
+                Vec::new()
+            } else {
+                self.store.pending_chunks_after(after, batch.max(1))?
+            };
+            let submitted = match next.last() {
+                None => None,
+                Some(last) => {
+                    after = last.id;
+                    let inputs: Vec<String> = next
+                        .iter()
+                        .map(|c| chunk::embedding_input(&c.title, &c.heading_path, &c.text))
+                        .collect();
+                    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                    let ids = next.iter().map(|c| c.id).collect();
+                    Some((ids, embedder.submit(&refs)?))
+                }
+            };
+            if let Some((ids, job)) = in_flight.take() {
+                report.tokens += job.tokens();
+                let rows: Vec<_> = ids.into_iter().zip(job.wait()?).collect();
+                self.store.put_vectors(&embedder.identity().hash, &rows)?;
+                report.chunks += rows.len();
+                progress.report(ProgressEvent {
+                    stage: Stage::Embed,
+                    done: report.chunks as u64,
+                    total,
+                    item: None,
+                });
+            }
+            if submitted.is_none() {
                 break;
             }
-            let pending = self.store.pending_chunks(batch.max(1))?;
-            if pending.is_empty() {
-                break;
-            }
-            let inputs: Vec<String> = pending
-                .iter()
-                .map(|c| chunk::embedding_input(&c.title, &c.heading_path, &c.text))
-                .collect();
-            let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-            let vectors = embedder.embed(&refs)?;
-            report.tokens += inputs
-                .iter()
-                .map(|t| embedder.count_tokens(t).min(embedder.max_tokens()))
-                .sum::<usize>();
-            let rows: Vec<_> = pending.iter().map(|c| c.id).zip(vectors).collect();
-            self.store.put_vectors(&embedder.identity().hash, &rows)?;
-            report.chunks += rows.len();
-            progress.report(ProgressEvent {
-                stage: Stage::Embed,
-                done: report.chunks as u64,
-                total,
-                item: None,
-            });
+            in_flight = submitted;
         }
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)

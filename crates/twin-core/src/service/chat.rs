@@ -76,6 +76,7 @@ impl Twin {
         let adapter = adapters::choose(lib.store(), &choice.adapter, &record, platform)?;
         let config = ChatModelConfig {
             adapter: adapter.as_ref().map(|a| a.path.clone()),
+            prompt_cache: Some(lib.data_dir().join("cache").join("prompts")),
             ..choice.config(&settings)
         };
         let key = (

@@ -67,15 +67,21 @@ impl Store {
 
     /// Up to `limit` chunks waiting for a vector, with the document title for context.
     pub fn pending_chunks(&self, limit: usize) -> Result<Vec<PendingChunk>> {
+        self.pending_chunks_after(0, limit)
+    }
+
+    /// Like [`Self::pending_chunks`], from chunk ids above `after` only: a reader that has
+    /// chunks in flight (read, not yet written back) moves on past them.
+    pub fn pending_chunks_after(&self, after: ChunkId, limit: usize) -> Result<Vec<PendingChunk>> {
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT c.id, d.title, c.heading_path, c.text FROM chunks c JOIN documents d ON d.id = c.document_id
-                 WHERE c.embedded = 0 ORDER BY c.id LIMIT ?1",
+                 WHERE c.embedded = 0 AND c.id > ?1 ORDER BY c.id LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([limit as i64], |r| {
+            .query_map([after, limit as i64], |r| {
                 Ok(PendingChunk {
                     id: r.get(0)?,
                     title: r.get(1)?,

@@ -32,6 +32,7 @@ pub(super) fn spawn_worker(
     config: &ChatModelConfig,
     context: u32,
     mut adapter: Option<LlamaLoraAdapter>,
+    cache: Option<super::prompt_cache::PromptCache>,
 ) -> Result<crate::engine::worker::Worker<Job>, EngineError> {
     let threads = crate::engine::llama_threads(config.threads);
     let batch_tokens = config.batch_tokens.clamp(8, context);
@@ -104,6 +105,7 @@ pub(super) fn spawn_worker(
                     &mut kv,
                     ready_logits,
                     adapter.as_mut(),
+                    cache.as_ref(),
                     job,
                 );
                 abort.watch(None);
@@ -117,6 +119,11 @@ pub(super) fn spawn_worker(
             }
         },
     )
+}
+
+/// How many tokens `a` and `b` share from the start.
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// Let llama.cpp fit the model into free GPU memory (1 GiB margin per device, context of at
@@ -337,6 +344,7 @@ pub(super) fn run_job(
     kv: &mut KvState,
     ready_logits: Option<i32>,
     adapter: Option<&mut LlamaLoraAdapter>,
+    cache: Option<&super::prompt_cache::PromptCache>,
     job: GenerateJob,
 ) -> Result<Generation, EngineError> {
     let _span = tracing::info_span!("generate", prompt_tokens = job.prompt.len()).entered();
@@ -371,17 +379,26 @@ pub(super) fn run_job(
     }
 
     apply_adapter_scale(ctx, kv, adapter, request.adapter_scale)?;
+    let cache = cache.filter(|_| request.cache_prompt);
+    let in_memory = common_prefix(&kv.cached, &prompt);
+    let mut from_disk = 0;
+    if let Some((file, shared)) = cache.and_then(|c| c.best(&prompt, kv.scale)) {
+        if shared >= in_memory + super::prompt_cache::MIN_GAIN {
+            if let Some(tokens) = cache.and_then(|c| c.load(ctx, &file)) {
+                from_disk = common_prefix(&tokens, &prompt);
+                kv.cached = tokens;
+            } else {
+                kv.cached.clear();
+            }
+        }
+    }
 
     // Keep the longest shared prefix; at least one prompt token is evaluated for fresh logits,
     // unless the cache holds exactly this prompt with its last logits (a prefill, see
     // `max_tokens: 0`), which is then sampled from as it stands.
-    let shared = kv
-        .cached
-        .iter()
-        .zip(&prompt)
-        .take_while(|(a, b)| a == b)
-        .count();
-    let ready_logits = ready_logits.filter(|_| shared == prompt.len() && shared == kv.cached.len());
+    let shared = common_prefix(&kv.cached, &prompt);
+    let ready_logits = ready_logits
+        .filter(|_| from_disk == 0 && shared == prompt.len() && shared == kv.cached.len());
     let mut common = if ready_logits.is_some() {
         shared
     } else {
@@ -434,6 +451,16 @@ pub(super) fn run_job(
         }
         kv.cached.extend_from_slice(&prompt[pos..end]);
         pos = end;
+    }
+    stats.from_disk_tokens = from_disk;
+    // Keep this evaluation for later processes when it started cold: not when it continued
+    // one kept already (a format's head is saved once, not again with every topic's sources),
+    // nor when it continued the previous step in this process (the chain's later steps).
+    if let Some(c) = cache {
+        let cold = from_disk == 0 && in_memory < super::prompt_cache::MIN_GAIN;
+        if cold && prompt.len() >= super::prompt_cache::MIN_SAVE {
+            c.save(ctx, &kv.cached, kv.scale);
+        }
     }
     stats.prompt_ms = started.elapsed().as_secs_f64() * 1e3;
 

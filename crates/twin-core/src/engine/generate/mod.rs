@@ -32,6 +32,7 @@ use std::time::Instant;
 
 mod bare;
 mod jobs;
+mod prompt_cache;
 pub use bare::*;
 use jobs::*;
 
@@ -53,6 +54,9 @@ pub struct ChatModelConfig {
     pub adapter: Option<PathBuf>,
     /// How traces name the model (the registry passes `name@sha256:…`); default: the file stem.
     pub id: Option<String>,
+    /// A folder where requests that ask for it (`GenerateRequest::cache_prompt`) keep their
+    /// evaluated prompt for the next process (see `prompt_cache`); `None`: nothing is kept.
+    pub prompt_cache: Option<PathBuf>,
 }
 
 impl Default for ChatModelConfig {
@@ -64,6 +68,7 @@ impl Default for ChatModelConfig {
             batch_tokens: 512,
             adapter: None,
             id: None,
+            prompt_cache: None,
         }
     }
 }
@@ -166,6 +171,10 @@ pub struct GenerateRequest {
     /// retrieved writing) as a repeat, so a draft paraphrases its sources instead of pasting
     /// them.
     pub penalize_prompt: bool,
+    /// Keep this prompt's evaluation on disk for later processes and start from the closest
+    /// one kept there, when the model has a `prompt_cache` folder. For prompts whose head
+    /// recurs (a format's instructions, style card and exemplars), not for one-off requests.
+    pub cache_prompt: bool,
 }
 
 /// Why generation ended.
@@ -189,6 +198,9 @@ pub struct GenerationStats {
     pub prompt_tokens: usize,
     /// Prompt tokens found in the KV cache from the previous request (not evaluated again).
     pub reused_tokens: usize,
+    /// Of those, tokens loaded from the prompt cache on disk (a fresh process's head start).
+    #[serde(default)]
+    pub from_disk_tokens: usize,
     /// Tokens generated.
     pub generated_tokens: usize,
     /// Time to evaluate the prompt, ms.
@@ -361,7 +373,11 @@ impl ChatModel {
             adapter: config.adapter.clone(),
         };
         let model = Arc::new(model);
-        let jobs = spawn_worker(Arc::clone(&model), config, context, adapter)?;
+        let cache = config
+            .prompt_cache
+            .as_deref()
+            .map(|dir| prompt_cache::PromptCache::new(dir, path, config.adapter.as_deref()));
+        let jobs = spawn_worker(Arc::clone(&model), config, context, adapter, cache)?;
         Ok(Self {
             model,
             template,
