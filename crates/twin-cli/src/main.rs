@@ -113,10 +113,10 @@ enum Command {
     /// Evaluate: held-out perplexity, style distance, "sounds like you", retrieval, a local
     /// judge; writes an HTML + JSON report. `--compare A B` puts two runs side by side.
     Eval(Box<eval_cmd::EvalArgs>),
-    /// Measure speed and memory; prints a table.
     /// Automatic retraining: status, run, enable, disable, history.
     #[command(subcommand)]
     Autotrain(autotrain_cmd::AutotrainCommand),
+    /// Measure speed, memory and quality; prints a table.
     #[command(subcommand)]
     Bench(BenchCommand),
 }
