@@ -100,6 +100,8 @@ fn drafts_in_every_format_cite_real_chunks_on_topic() {
             request.chain = Some(draft::Chain::Full);
         }
         request.author = "Nell".into();
+        // A 135M model's profile skips query expansion; asked for, it runs and is traced.
+        request.expansions = Some(3);
         let mut streamed = String::new();
         let mut steps = Vec::new();
         let d = draft::draft(
@@ -609,6 +611,8 @@ fn a_prepared_draft_starts_from_the_prepared_retrieval_while_it_still_holds() {
     let mut request = DraftRequest::new("How to price a small software product", Format::Linkedin);
     request.draft_only = true;
     request.chain = Some(draft::Chain::Outlined);
+    // The expansion is one of the steps preparing does ahead (the profile would skip it).
+    request.expansions = Some(3);
     request.sampling.seed = 7;
     // Up to the first token of the first writing step; the trace is stored either way.
     let first_token = |lib: &mut Library, request: &DraftRequest, prepared| {
