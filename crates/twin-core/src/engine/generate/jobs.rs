@@ -382,14 +382,14 @@ pub(super) fn run_job(
     let cache = cache.filter(|_| request.cache_prompt);
     let in_memory = common_prefix(&kv.cached, &prompt);
     let mut from_disk = 0;
-    if let Some((file, shared)) = cache.and_then(|c| c.best(&prompt, kv.scale)) {
-        if shared >= in_memory + super::prompt_cache::MIN_GAIN {
-            if let Some(tokens) = cache.and_then(|c| c.load(ctx, &file)) {
-                from_disk = common_prefix(&tokens, &prompt);
-                kv.cached = tokens;
-            } else {
-                kv.cached.clear();
+    if let Some(c) = cache {
+        match c.best(&prompt, kv.scale) {
+            Some((file, shared)) if shared >= in_memory + super::prompt_cache::MIN_GAIN => {
+                // `load` empties the context first, whether or not the file reads.
+                kv.cached = c.load(ctx, &file).unwrap_or_default();
+                from_disk = common_prefix(&kv.cached, &prompt);
             }
+            _ => {}
         }
     }
 
