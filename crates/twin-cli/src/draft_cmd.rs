@@ -61,7 +61,7 @@ pub struct DraftArgs {
     #[arg(long)]
     pub chain: Option<draft::Chain>,
     /// Alternative search queries the model writes (0 = search the topic only). Default: the
-    /// model's profile (none for models under 1B parameters, 3 above).
+    /// model's profile (3).
     #[arg(long)]
     pub expansions: Option<usize>,
     /// Do not extract platform/date filters from the topic.

@@ -339,7 +339,7 @@ pub fn draft(b: &DraftBench) -> Result<Vec<BenchRow>, DraftError> {
         (
             "step: query expansion (model, grammar)",
             t.expand_ms,
-            "the model's profile: none under 1B parameters, else 3 variants",
+            "3 variants (the model's profile)",
         ),
         (
             "step: hybrid search × 4 queries + RRF",

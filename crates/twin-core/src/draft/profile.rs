@@ -77,14 +77,15 @@ pub fn for_parameters(parameters: u64) -> Profile {
     match parameters {
         // SmolLM2-135M with its voice adapter, 12 drafts a chain (`twin bench quality`):
         // full 6/12 publishable, outlined 2/12, direct 2/12.
-        // No query expansion: SmolLM2-135M's alternative queries are loose paraphrases ("with
-        // practical tips and tricks for pricing your new software" for "how to price a small
-        // software product") and, written before retrieval, they cost a cold draft ~1 s of its
-        // first token on 2 cores.
+        // Query expansion stays on: skipping it saves ~1 s of a cold first token on 2 cores,
+        // but the main job's draft without it (2026-12-03, Q8_0 + voice adapter) looped and
+        // drifted from pricing to code review ("not publishable: looping") where the same
+        // request with expansion gave two publishable posts on pricing. Three drafts are no
+        // measurement; until `twin bench quality` says otherwise, quality comes first.
         p if p < 1_000_000_000 => Profile {
             size_class: "small",
             chain: Chain::Full,
-            expansions: 0,
+            expansions: 3,
         },
         // Not measured yet: the full chain, as designed.
         p if p < 4_000_000_000 => Profile {
