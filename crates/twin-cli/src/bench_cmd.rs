@@ -57,8 +57,8 @@ pub enum BenchCommand {
         #[arg(long)]
         writing: Option<PathBuf>,
     },
-    /// Preference training: an adapter trained with the preference term (DPO) against one
-    /// without, on the sample writing: held-out margins and "sounds like you".
+    /// Preference training: adapters trained without the preference term, with DPO and with
+    /// SimPO, on the sample writing: held-out margins and "sounds like you".
     Preference {
         /// Training steps of each adapter.
         #[arg(long, default_value_t = 30)]

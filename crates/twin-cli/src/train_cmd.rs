@@ -28,6 +28,11 @@ pub enum DatasetCommand {
         /// Chat model that writes the instructions and the replay answers (default: active).
         #[arg(long)]
         model: Option<String>,
+        /// Training requests that also get the base model's own draft: the negatives "sounds
+        /// like you" learns from and the rejected side of `train --preference`'s pairs (64 is
+        /// one per request on a few dozen posts).
+        #[arg(long, default_value_t = train::dataset::MACHINE_DRAFTS)]
+        machine_drafts: usize,
     },
     /// Show a dataset version: counts, filters and a few examples.
     Show {
@@ -102,19 +107,32 @@ pub struct TrainArgs {
     /// Write a checkpoint every N steps.
     #[arg(long, default_value_t = 10)]
     pub checkpoint_every: usize,
-    /// Also train a preference term (DPO): your passages over the base model's drafts for the
+    /// Also train a preference term: your passages over the base model's drafts for the
     /// same requests, and your edits over Twin's drafts.
     #[arg(long)]
     pub preference: bool,
-    /// DPO's β for --preference.
-    #[arg(long, default_value_t = 0.1)]
-    pub beta: f64,
+    /// The preference objective for --preference (SimPO measured worse on the sample writing:
+    /// see the README).
+    #[arg(long, value_enum, default_value_t = Objective::Dpo)]
+    pub objective: Objective,
+    /// β for --preference (default: DPO 0.1, SimPO 2.0).
+    #[arg(long)]
+    pub beta: Option<f64>,
     /// Continue from this adapter (id or name; same targets and rank) instead of a fresh one.
     #[arg(long, value_name = "ADAPTER")]
     pub from: Option<String>,
     /// Print the plan (examples, tokens, steps, memory, ETA) without training.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `--objective`'s values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Objective {
+    /// Direct preference optimisation against the model with the adapter off.
+    Dpo,
+    /// Reference-free, length-normalised (SimPO).
+    Simpo,
 }
 
 impl TrainArgs {
@@ -132,9 +150,14 @@ impl TrainArgs {
         p.patience = self.patience;
         p.checkpoint_every = self.checkpoint_every;
         p.init_adapter = self.from.clone();
-        p.preference = self.preference.then(|| train::PreferenceParams {
-            beta: self.beta,
-            ..Default::default()
+        p.preference = self.preference.then(|| {
+            let objective = match self.objective {
+                Objective::Dpo => train::PreferenceObjective::Dpo,
+                Objective::Simpo => train::PreferenceObjective::Simpo,
+            };
+            let mut pp = train::PreferenceParams::new(objective);
+            pp.beta = self.beta.unwrap_or(pp.beta);
+            pp
         });
         p
     }
@@ -177,11 +200,13 @@ pub fn dataset_cmd(cli: &Cli, cmd: &DatasetCommand) -> Result<ExitCode> {
             min_words,
             author,
             model,
+            machine_drafts,
         } => {
             let params = DatasetParams {
                 test_fraction: *test_fraction,
                 max_words: *max_words,
                 min_words: *min_words,
+                machine_drafts: *machine_drafts,
                 ..Default::default()
             };
             let bar = progress_bar::Bar::new(!cli.json);

@@ -212,6 +212,11 @@ fn phases(ctx: &mut CycleContext<'_>, cycle: &mut CycleRecord) -> Result<(), Aut
                 &templates,
                 &DatasetParams {
                     author: ctx.author.clone(),
+                    machine_drafts: if params.preference {
+                        train::dataset::PREFERENCE_MACHINE_DRAFTS
+                    } else {
+                        train::dataset::MACHINE_DRAFTS
+                    },
                     ..Default::default()
                 },
                 &progress(0),

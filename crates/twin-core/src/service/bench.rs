@@ -346,9 +346,9 @@ impl Twin {
         Ok(rows)
     }
 
-    /// `twin bench preference`: an adapter trained with the preference term (DPO) against one
-    /// trained without it, same dataset and steps, on `writing` (default: the sample writing) in
-    /// a scratch folder. On held-out pairs (each held-out passage against the base model's
+    /// `twin bench preference`: adapters trained without the preference term, with DPO and with
+    /// SimPO, same dataset (one machine draft per training request) and steps, on `writing`
+    /// (default: the sample writing) in a scratch folder. On held-out pairs (each held-out passage against the base model's
     /// draft for its request, passages no adapter trained on) the margin log p(user text) −
     /// log p(draft) per token under llama.cpp; and "sounds like you" of `drafts` drafts on
     /// held-out topics with each adapter (held-out documents out of retrieval).
@@ -363,24 +363,42 @@ impl Twin {
         use crate::engine::{ChatMessage, GenerateRequest, Sampling};
         use crate::progress::{CancelToken, NoProgress};
         use crate::store::{ExampleKind, Split};
-        use crate::train::{adapters::AdapterPick, PreferenceParams, TrainParams};
+        use crate::train::{
+            adapters::AdapterPick, DatasetParams, PreferenceObjective, PreferenceParams,
+            TrainParams,
+        };
         use std::time::Instant;
         let cancel = CancelToken::new();
         let twin = self.scratch_twin(writing, scratch)?;
-        let dataset = twin.build_dataset(Default::default(), None, None, &NoProgress, &cancel)?;
+        // One machine draft per training request (up to 64): many pairs, as the autotrain cycle
+        // builds them when preference training is on.
+        let dataset_params = DatasetParams {
+            machine_drafts: crate::train::dataset::PREFERENCE_MACHINE_DRAFTS,
+            ..Default::default()
+        };
+        let dataset = twin.build_dataset(dataset_params, None, None, &NoProgress, &cancel)?;
         let sft = TrainParams {
             max_steps: Some(steps),
             activate: false,
             ..Default::default()
         };
-        let with_preference = TrainParams {
-            preference: Some(PreferenceParams::default()),
-            ..sft.clone()
-        };
         let mut trained = Vec::new();
-        for (name, params) in [("sft", &sft), ("preference", &with_preference)] {
+        for objective in [
+            None,
+            Some(PreferenceObjective::Dpo),
+            Some(PreferenceObjective::Simpo),
+        ] {
+            let params = TrainParams {
+                preference: objective.map(PreferenceParams::new),
+                ..sft.clone()
+            };
+            let name = match objective {
+                None => "sft",
+                Some(PreferenceObjective::Dpo) => "dpo",
+                Some(PreferenceObjective::Simpo) => "simpo",
+            };
             let started = Instant::now();
-            let outcome = twin.train(None, None, params, Some(name), &cancel, &mut |_| {})?;
+            let outcome = twin.train(None, None, &params, Some(name), &cancel, &mut |_| {})?;
             trained.push((outcome, started.elapsed().as_secs_f64()));
         }
 
@@ -434,7 +452,16 @@ impl Twin {
             let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
             (mean, sd)
         };
-        let mut rows = Vec::new();
+        let mut rows = vec![bench::row(
+            "preference pairs",
+            dataset
+                .examples
+                .iter()
+                .filter(|e| e.kind == ExampleKind::Machine)
+                .count()
+                .to_string(),
+            "training passages against the base model's draft for the same request",
+        )];
         let mut margins = Vec::new();
         for (outcome, secs) in &trained {
             let adapter = &outcome.adapter;
@@ -517,16 +544,18 @@ impl Twin {
                 format!("{} drafts on held-out topics", scores.len()),
             ));
         }
-        if let ([m_sft, m_pref], [v_sft, v_pref]) = (margins.as_slice(), voices.as_slice()) {
-            rows.push(bench::row(
-                "preference vs SFT only",
-                format!(
-                    "margin {:+.3} nats/token, sounds like you {:+.1} points",
-                    m_pref - m_sft,
-                    (v_pref - v_sft) * 100.0
-                ),
-                "positive: the preference term moved the adapter towards your text",
-            ));
+        if let (Some(m_sft), Some(v_sft)) = (margins.first(), voices.first()) {
+            for ((outcome, _), (m, v)) in trained.iter().zip(margins.iter().zip(&voices)).skip(1) {
+                rows.push(bench::row(
+                    format!("{} vs SFT only", outcome.adapter.name),
+                    format!(
+                        "margin {:+.3} nats/token, sounds like you {:+.1} points",
+                        m - m_sft,
+                        (v - v_sft) * 100.0
+                    ),
+                    "positive: the preference term moved the adapter towards your text",
+                ));
+            }
         }
         Ok(rows)
     }

@@ -27,7 +27,8 @@ pub use adapters::{AdapterChoice, AdapterError};
 pub use dataset::{Dataset, DatasetParams};
 pub use llama::{LoraConfig, LoraModel, Pass, Target};
 pub use trainer::{
-    plan, train, PreferenceParams, TrainEvent, TrainOutcome, TrainParams, TrainPlan,
+    plan, train, PreferenceObjective, PreferenceParams, TrainEvent, TrainOutcome, TrainParams,
+    TrainPlan,
 };
 
 use std::path::PathBuf;

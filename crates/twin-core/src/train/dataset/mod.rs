@@ -40,6 +40,14 @@ pub struct DatasetParams {
     pub seed: u64,
     /// Author's name as the drafting prompts use it.
     pub author: String,
+    /// How many training requests also get the base model's own draft (a machine negative:
+    /// what "sounds like you" is fitted against, and the rejected side of preference pairs).
+    #[serde(default = "default_machine_drafts")]
+    pub machine_drafts: usize,
+}
+
+fn default_machine_drafts() -> usize {
+    MACHINE_DRAFTS
 }
 
 impl Default for DatasetParams {
@@ -51,6 +59,7 @@ impl Default for DatasetParams {
             replay_fraction: 0.1,
             seed: 7,
             author: "the author".into(),
+            machine_drafts: MACHINE_DRAFTS,
         }
     }
 }
@@ -518,7 +527,7 @@ pub fn build(
         .filter(|(_, e)| e.split == Split::Train && e.kind == ExampleKind::User)
         .map(|(i, _)| i)
         .collect();
-    let wanted = MACHINE_NEGATIVES.min(picks.len());
+    let wanted = params.machine_drafts.min(picks.len());
     let stride = (picks.len() / wanted.max(1)).max(1);
     for (n, &i) in picks.iter().step_by(stride).take(wanted).enumerate() {
         if cancel.is_cancelled() {
@@ -591,8 +600,13 @@ pub fn build(
     Ok(Dataset { record, examples })
 }
 
-/// The base model's drafts for training requests kept as "sounds like you" negatives.
-const MACHINE_NEGATIVES: usize = 8;
+/// The base model's drafts for training requests kept by default: enough negatives for "sounds
+/// like you"; preference training asks for more (`PREFERENCE_MACHINE_DRAFTS`).
+pub const MACHINE_DRAFTS: usize = 8;
+
+/// Machine drafts a dataset built for preference training asks for: one per training request
+/// up to this many, so the preference term sees many pairs, not the same few again and again.
+pub const PREFERENCE_MACHINE_DRAFTS: usize = 64;
 
 #[cfg(test)]
 mod tests;

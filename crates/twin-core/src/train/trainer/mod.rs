@@ -31,7 +31,7 @@ mod speed;
 use checkpoint::*;
 use packing::*;
 pub use plan::*;
-pub use preference::PreferenceParams;
+pub use preference::{Objective as PreferenceObjective, PreferenceParams};
 pub use speed::*;
 
 /// How to train.
@@ -352,7 +352,7 @@ pub fn train(
     };
     // Preference pairs, with their reference margins (the adapter off), once per run.
     let pairs = match &params.preference {
-        Some(_) => {
+        Some(preference_params) => {
             let templates = crate::prompt::templates::Templates::in_data_dir(&data_dir)?;
             let author = dataset.record.params["author"]
                 .as_str()
@@ -361,8 +361,13 @@ pub fn train(
             let edits = store.draft_edits(100_000)?;
             let raw = super::preferences::pairs(dataset, &edits, &templates, &author)?;
             let tokenizer = ChatTokenizer::load(&base_path)?;
-            let encoded =
-                preference::encode_pairs(&model, &tokenizer, &raw, params.sequence_tokens)?;
+            let encoded = preference::encode_pairs(
+                &model,
+                &tokenizer,
+                &raw,
+                params.sequence_tokens,
+                preference_params.objective,
+            )?;
             if encoded.is_empty() {
                 return Err(TrainError::Data(
                     "no preference pairs: the dataset has no machine drafts and you have edited no draft".into(),
