@@ -145,6 +145,8 @@ fn embedding_against_bare(
 ) -> Result<Vec<BenchRow>, LibraryError> {
     let cancel = CancelToken::new();
     let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    // The library's own embedder lends its weights to every layout: one load, one file hash.
+    let embedder = lib.embedder()?;
     let mut rows = Vec::new();
     let mut best: Option<(f64, usize, usize)> = None;
     for (batch_tokens, max_sequences) in BARE_LAYOUTS {
@@ -154,7 +156,7 @@ fn embedding_against_bare(
             max_sequences,
             ..Default::default()
         };
-        let bare = crate::engine::embed::bare_embed(&b.model, &refs, &config, 2)?;
+        let bare = crate::engine::embed::bare_embed(&embedder, &refs, &config, 2)?;
         let rate = bare.tokens as f64 / bare.seconds;
         rows.push(row(
             format!("llama.cpp alone, batch {batch_tokens} tokens"),

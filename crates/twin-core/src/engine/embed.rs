@@ -320,22 +320,15 @@ pub struct BareEmbed {
 }
 
 /// The reference `twin bench library` measures the import pipeline against: llama.cpp's own
-/// encode loop on `texts` with `config` (a context of its own, no worker thread or channel,
-/// tokenised before the clock starts), fastest of `reps` repetitions.
+/// encode loop on `texts` with `config`'s layout, on `embedder`'s weights in a context of its
+/// own (no worker thread or channel, tokenised before the clock starts), fastest of `reps`
+/// repetitions.
 pub fn bare_embed(
-    path: &Path,
+    embedder: &Embedder,
     texts: &[&str],
     config: &EmbedderConfig,
     reps: usize,
 ) -> Result<BareEmbed, EngineError> {
-    let embedder = Embedder::load(
-        path,
-        &EmbedderConfig {
-            max_sequences: 1,
-            batch_tokens: config.batch_tokens,
-            ..config.clone()
-        },
-    )?;
     let sequences: Vec<Vec<LlamaToken>> = texts.iter().map(|t| embedder.tokenize(t)).collect();
     let tokens = sequences.iter().map(Vec::len).sum();
     let mut ctx = embedder
