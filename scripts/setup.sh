@@ -35,4 +35,13 @@ if [ ! -d "$root/ui/node_modules" ] || [ "$root/ui/package-lock.json" -nt "$root
   (cd "$root/ui" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# The official OpenAI Python client, which the local API's test (tests/twin_everywhere.rs)
+# drives; pinned, into the target folder, away from the system's Python packages.
+openai_version=3.57.0
+if [ ! -f "$root/target/py-openai/openai-$openai_version.stamp" ]; then
+  rm -rf "$root/target/py-openai"
+  python3 -m pip install -q --disable-pip-version-check --no-warn-conflicts --target "$root/target/py-openai" "openai==$openai_version"
+  touch "$root/target/py-openai/openai-$openai_version.stamp"
+fi
+
 "$root/scripts/fetch-models.sh"

@@ -673,7 +673,48 @@ fn main_flow_in_a_real_webkit_window() {
         Duration::from_secs(20),
         || s.run("return document.getElementById('autotrain-state').textContent") == json!("saved"),
     );
+    // The local API's switch: on, it serves the twin to a real HTTP client with the key it
+    // shows, and refuses one without it.
+    wait_until("the API switch", Duration::from_secs(20), || {
+        s.run("return document.getElementById('api-state').textContent") == json!("off")
+    });
+    s.run(
+        "document.getElementById('set-api').checked = true;
+         document.getElementById('set-api-port').value = '0';
+         document.querySelector('#api-form button[type=submit]').click(); return true;",
+    );
+    wait_until("the API serving", Duration::from_secs(20), || {
+        s.run("return document.getElementById('api-state').textContent") == json!("serving")
+    });
+    let api_url = s.run("return document.getElementById('api-url').textContent");
+    let api_url = api_url.as_str().unwrap().to_string();
+    let key = s.run("return document.getElementById('api-token').textContent");
+    let key = key.as_str().unwrap().to_string();
+    assert!(api_url.starts_with("http://127.0.0.1:"), "{api_url}");
+    let models = ureq::get(&format!("{api_url}/models"))
+        .header("Authorization", &format!("Bearer {key}"))
+        .call()
+        .expect("the API answers with the key")
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let models: Value = serde_json::from_str(&models).unwrap();
+    assert!(
+        models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "twin"),
+        "{models}"
+    );
+    let refused = ureq::get(&format!("{api_url}/models")).call();
+    assert!(
+        matches!(refused, Err(ureq::Error::StatusCode(401))),
+        "without the key: {refused:?}"
+    );
     s.screenshot("5-settings");
+    s.run("document.getElementById('api-form').scrollIntoView(); return true;");
+    s.screenshot("5b-settings-api");
 
     // The LinkedIn archive Twin was opened with is listed with what it held.
     s.show("library");

@@ -19,6 +19,10 @@ pub enum Pick {
     Model,
     /// Where to save a draft as Markdown.
     Save,
+    /// A twin bundle to import.
+    Bundle,
+    /// Where to save a twin bundle.
+    SaveBundle,
 }
 
 fn local(path: FilePath) -> Option<PathBuf> {
@@ -60,11 +64,24 @@ pub async fn pick_paths(
             .and_then(local)
             .into_iter()
             .collect(),
+        Pick::Bundle => dialog
+            .add_filter("Twin bundle", &[twin_core::bundle::EXTENSION])
+            .blocking_pick_file()
+            .and_then(local)
+            .into_iter()
+            .collect(),
+        Pick::SaveBundle => dialog
+            .add_filter("Twin bundle", &[twin_core::bundle::EXTENSION])
+            .set_file_name("twin.twinpkg")
+            .blocking_save_file()
+            .and_then(local)
+            .into_iter()
+            .collect(),
     })
     .await
     .map_err(|e| e.to_string())?;
     match what {
-        Pick::Save => picked.iter().for_each(|p| state.grants.grant_write(p)),
+        Pick::Save | Pick::SaveBundle => picked.iter().for_each(|p| state.grants.grant_write(p)),
         _ => state.grants.grant_read(&picked),
     }
     Ok(picked

@@ -3,6 +3,7 @@
 // here or in a screen, not a blank screen. The screens call these, never `invoke` directly.
 import { invoke, Channel } from "@tauri-apps/api/core";
 import type { AdaptersOverview } from "./bindings/AdaptersOverview";
+import type { ApiStatus } from "./bindings/ApiStatus";
 import type { AutotrainSettings } from "./bindings/AutotrainSettings";
 import type { AutotrainStatus } from "./bindings/AutotrainStatus";
 import type { CycleRecord } from "./bindings/CycleRecord";
@@ -14,8 +15,11 @@ import type { DraftEvent } from "./bindings/DraftEvent";
 import type { DraftOutcome } from "./bindings/DraftOutcome";
 import type { DraftSetup } from "./bindings/DraftSetup";
 import type { EvalRunRecord } from "./bindings/EvalRunRecord";
+import type { Exported } from "./bindings/Exported";
 import type { Format } from "./bindings/Format";
+import type { Imported } from "./bindings/Imported";
 import type { ImportReport } from "./bindings/ImportReport";
+import type { Ideas } from "./bindings/Ideas";
 import type { Info } from "./bindings/Info";
 import type { JobKind } from "./bindings/JobKind";
 import type { ModelRecord } from "./bindings/ModelRecord";
@@ -49,7 +53,7 @@ export type DraftArgs = { topic: string; format: Format; strength: number | null
 export type TrainOptions = TrainChoices;
 
 /** A native dialog's purpose (`Pick` in the shell). */
-export type Pick = "files" | "folder" | "model" | "save";
+export type Pick = "files" | "folder" | "model" | "save" | "bundle" | "savebundle";
 
 /** What a command's error says: the core sends `{kind, message, path?}`. */
 export function errorText(e: unknown): string {
@@ -79,6 +83,7 @@ export const api = {
   draftHistory: (limit: number) => invoke<PastDraft[]>("draft_history", { limit }),
   exportMarkdown: (path: string, topic: string, format: Format, text: string) =>
     invoke<void>("export_markdown", { path, topic, format, text }),
+  ideas: (themes: number) => invoke<Ideas>("ideas", { themes }),
   recordFinal: (traceId: number, text: string) => invoke<DraftEdit | null>("record_final", { traceId, text }),
   listModels: () => invoke<ModelsOverview>("list_models"),
   addModel: (path: string, origin: string | null) => invoke<ModelRecord>("add_model", { path, origin }),
@@ -87,6 +92,12 @@ export const api = {
   pullModel: (repo: string, file: string, onEvent: Channel<Progress>) => invoke<ModelRecord>("pull_model", { repo, file, onEvent }),
   settings: () => invoke<Settings>("settings"),
   saveSettings: (settings: Settings) => invoke<void>("save_settings", { settings }),
+  apiStatus: () => invoke<ApiStatus>("api_status"),
+  setApi: (enabled: boolean, port: number) => invoke<ApiStatus>("set_api", { enabled, port }),
+  bundleExport: (path: string, withLibrary: boolean, onEvent: Channel<Progress>) =>
+    invoke<Exported>("bundle_export", { path, withLibrary, onEvent }),
+  bundleImport: (path: string, model: string | null, onEvent: Channel<Progress>) =>
+    invoke<Imported>("bundle_import", { path, model, onEvent }),
   datasetSummary: () => invoke<DatasetOverview | null>("dataset_summary"),
   buildDataset: (onEvent: Channel<Progress>) => invoke<DatasetRecord>("build_dataset", { onEvent }),
   trainPlan: (options: TrainOptions) => invoke<TrainPlan>("train_plan", { options }),

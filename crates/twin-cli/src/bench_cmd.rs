@@ -70,6 +70,15 @@ pub enum BenchCommand {
         #[arg(long)]
         writing: Option<PathBuf>,
     },
+    /// The local API: first token and decode speed through HTTP against the engine directly.
+    Api {
+        /// Timed requests each way.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Tokens per request at most.
+        #[arg(long, default_value_t = 128)]
+        tokens: usize,
+    },
     /// Voice training: tokens/s and peak RSS of LoRA steps on the newest dataset.
     Train {
         /// Steps to time (after one warm-up step).
@@ -156,6 +165,12 @@ pub fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode> {
             sequence_tokens,
         } => return train_cmd::bench_train(cli, *steps, targets, *sequence_tokens),
         BenchCommand::Quality(args) => return draft_cmd::bench_quality(cli, args),
+        BenchCommand::Api { runs, tokens } => {
+            let twin = std::sync::Arc::new(service(cli)?);
+            crate::provision(cli, &twin)?;
+            let rows = twin_api::bench::api_overhead(twin, *runs, *tokens)?;
+            return print_rows(cli, &rows);
+        }
         BenchCommand::Preference {
             steps,
             drafts,

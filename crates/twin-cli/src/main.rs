@@ -2,11 +2,14 @@
 
 mod autotrain_cmd;
 mod bench_cmd;
+mod bundle_cmd;
 mod draft_cmd;
 mod eval_cmd;
+mod ideas_cmd;
 mod library_cmd;
 mod models_cmd;
 mod progress_bar;
+mod serve_cmd;
 mod train_cmd;
 
 use anyhow::{Context, Result};
@@ -77,6 +80,9 @@ enum Command {
     Models(models_cmd::ModelsCommand),
     /// Draft a post, thread, article or newsletter in your voice, with citations.
     Draft(Box<draft_cmd::DraftArgs>),
+    /// Ideas for what to write next: your recurring themes, angles you have not taken, themes
+    /// you have left for long, each with the passages it came from.
+    Ideas(ideas_cmd::IdeasArgs),
     /// Browse stored drafting runs: prompts, retrieved chunks, model, timings.
     Traces {
         #[command(subcommand)]
@@ -119,6 +125,11 @@ enum Command {
     /// Measure speed, memory and quality; prints a table.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Move the twin to another machine: export it to one file, import it there.
+    #[command(subcommand)]
+    Bundle(bundle_cmd::BundleCommand),
+    /// Serve the twin to other tools: an OpenAI-compatible API on 127.0.0.1, with a token.
+    Serve(serve_cmd::ServeArgs),
 }
 
 /// The service over the data folder `--data-dir` names, with `--threads` over the setting.
@@ -195,6 +206,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Eval(args) => eval_cmd::eval_cmd(cli, args),
         Command::Autotrain(cmd) => autotrain_cmd::run(cli, cmd),
         Command::Bench(cmd) => bench_cmd::bench(cli, cmd),
+        Command::Serve(args) => serve_cmd::serve_cmd(cli, args),
+        Command::Ideas(args) => ideas_cmd::ideas_cmd(cli, args),
+        Command::Bundle(cmd) => bundle_cmd::bundle_cmd(cli, cmd),
     }
 }
 

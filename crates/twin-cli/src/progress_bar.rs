@@ -72,6 +72,7 @@ impl twin_core::Progress for Bar {
                 Stage::Dataset => counted("dataset ", "passages"),
                 Stage::Evaluate => counted("evaluating", "measurements"),
                 Stage::Download => "downloading [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {wide_msg}".to_string(),
+                Stage::Bundle => "bundling [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {wide_msg}".to_string(),
             };
             self.bar.set_style(
                 ProgressStyle::with_template(&template)

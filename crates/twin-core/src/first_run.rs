@@ -130,7 +130,7 @@ pub fn provision(
     if needs.chat && registry::active(library.store(), ModelKind::Chat)?.is_none() {
         if let Some(file) = find_in(dirs, CHAT_FILE, false) {
             let _span = tracing::info_span!("first_run_chat", file = %file.display()).entered();
-            let file = match requantized_chat(library, &file) {
+            let file = match requantized_chat(library.data_dir(), &file) {
                 Ok(out) => out,
                 Err(e) => {
                     tracing::warn!(error = %e, "keeping the default chat model's own weights");
@@ -147,8 +147,8 @@ pub fn provision(
 
 /// `file` rewritten as [`CHAT_WEIGHTS`] in the data folder (kept if already there), through
 /// a temporary name so an interrupted rewrite leaves nothing half-written behind.
-fn requantized_chat(library: &Library, file: &Path) -> Result<PathBuf, String> {
-    let dir = library.data_dir().join("models");
+fn requantized_chat(data_dir: &Path, file: &Path) -> Result<PathBuf, String> {
+    let dir = data_dir.join("models");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let out = dir.join(CHAT_WEIGHTS);
     if !out.is_file() {
@@ -163,6 +163,25 @@ fn requantized_chat(library: &Library, file: &Path) -> Result<PathBuf, String> {
         std::fs::rename(&partial, &out).map_err(|e| format!("{}: {e}", out.display()))?;
     }
     Ok(out)
+}
+
+/// The default chat model's weights as first run makes them for `data_dir` (made now if they
+/// are not there yet), from the default model found in `dirs`; `None` when it is not found.
+pub fn default_chat_weights(data_dir: &Path, dirs: &[PathBuf]) -> Option<PathBuf> {
+    let file = find_in(dirs, CHAT_FILE, false)?;
+    requantized_chat(data_dir, &file).ok()
+}
+
+/// Make the default embedding model, found in `dirs`, the embedding model of `library` (a
+/// library whose recorded model file is gone); `None` when it is not found.
+pub fn default_embedding(
+    library: &mut Library,
+    dirs: &[PathBuf],
+) -> Result<Option<PathBuf>, FirstRunError> {
+    match find_in(dirs, EMBEDDING_FOLDER, true) {
+        Some(folder) => Ok(Some(provision_embedding(library, &folder)?)),
+        None => Ok(None),
+    }
 }
 
 /// Convert the sentence-transformers `folder` into the data folder and make it the library's

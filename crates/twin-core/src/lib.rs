@@ -12,6 +12,7 @@
 
 pub mod autotrain;
 pub mod bench;
+pub mod bundle;
 pub mod draft;
 pub mod engine;
 pub mod error;

@@ -56,6 +56,8 @@ pub enum Stage {
     Dataset,
     /// Evaluating (units are measurements; `item` names the step).
     Evaluate,
+    /// Writing or reading a twin bundle (units are bytes; `item` names the file).
+    Bundle,
 }
 
 /// One progress update: `done` of `total` units of `stage` finished.

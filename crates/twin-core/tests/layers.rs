@@ -23,6 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("inference and training pipelines", &["draft", "train"]),
     ("evaluation", &["eval"]),
     ("tools", &["autotrain", "bench", "first_run", "fuzzing"]),
+    ("moving", &["bundle"]),
     ("service", &["service"]),
 ];
 

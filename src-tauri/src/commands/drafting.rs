@@ -111,3 +111,15 @@ pub async fn record_final(
 ) -> CmdResult<Option<twin_core::store::DraftEdit>> {
     run(&state, move |twin| twin.record_final(trace_id, &text)).await
 }
+
+/// Ideas from the user's themes for the Draft screen's Ideas panel (cancellable as a draft).
+#[tauri::command]
+pub async fn ideas(
+    state: State<'_, AppState>,
+    themes: usize,
+) -> CmdResult<twin_core::draft::ideas::Ideas> {
+    job(&state, JobKind::Draft, move |twin, cancel| {
+        twin.ideas(themes, cancel)
+    })
+    .await
+}

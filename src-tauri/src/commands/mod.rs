@@ -26,6 +26,8 @@ pub struct AppState {
     pub grants: PathGrants,
     /// Paths named on the command line, imported once when the window is ready.
     launch: Mutex<Vec<PathBuf>>,
+    /// The local API, while the Settings switch has it on.
+    api: Mutex<Option<twin_api::Server>>,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             twin: Arc::new(twin),
             grants: PathGrants::default(),
             launch: Mutex::new(Vec::new()),
+            api: Mutex::new(None),
         })
     }
 
@@ -73,6 +76,14 @@ impl AppState {
         self.twin.follow_autotrain(move |event| {
             let _ = app.emit("autotrain", event);
         });
+        // The local API comes back on if the user left it on.
+        if let Ok(p) = self.twin.api_preference() {
+            if p.enabled {
+                if let Err(e) = serving::start_api(self, p.port) {
+                    tracing::warn!("the local API did not start: {}", e.message);
+                }
+            }
+        }
     }
 }
 
@@ -115,5 +126,6 @@ pub mod drafting;
 pub mod evaluation;
 pub mod library;
 pub mod models;
+pub mod serving;
 pub mod settings;
 pub mod training;

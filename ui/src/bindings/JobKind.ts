@@ -3,4 +3,4 @@
 /**
  * The long jobs a shell can start and cancel.
  */
-export type JobKind = "import" | "prepare" | "draft" | "dataset" | "train" | "pull" | "eval" | "autotrain";
+export type JobKind = "import" | "prepare" | "draft" | "dataset" | "train" | "pull" | "eval" | "autotrain" | "bundle";

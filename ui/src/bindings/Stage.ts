@@ -3,4 +3,4 @@
 /**
  * The step of a long job that a progress event refers to.
  */
-export type Stage = "scan" | "parse" | "embed" | "download" | "dataset" | "evaluate";
+export type Stage = "scan" | "parse" | "embed" | "download" | "dataset" | "evaluate" | "bundle";

@@ -271,3 +271,31 @@ loaders.draft = () => {
   loadHistory();
   loadStyle();
 };
+
+// Ideas: the user's themes, each idea one click from a draft.
+$("ideas-go").addEventListener("click", async () => {
+  const state = $("ideas-state");
+  state.textContent = "reading your themes…";
+  try {
+    const found = await api.ideas(8);
+    const names = new Map(found.themes.map((t) => [t.id, t.name]));
+    $("ideas").replaceChildren(
+      ...found.ideas.map((idea) => {
+        const li = el("li");
+        const b = el("button", idea.topic, "link");
+        b.title = "Write this";
+        b.addEventListener("click", () => {
+          $<HTMLInputElement>("draft-topic").value = idea.topic;
+          $<HTMLFormElement>("draft-form").requestSubmit();
+        });
+        const from = idea.citations.map((c) => c.title).join("; ");
+        li.append(b, el("div", `${names.get(idea.theme) ?? ""}: ${idea.why}`, "muted"), el("div", `from: ${from}`, "muted"));
+        return li;
+      }),
+    );
+    state.textContent = `${found.themes.length} themes`;
+  } catch (e) {
+    state.textContent = "";
+    showError("ideas", e);
+  }
+});

@@ -1,6 +1,7 @@
 // The Settings screen: models (registered, found in Ollama and LM Studio, recommended for this
 // computer, pulled from Hugging Face) and the user's settings.
-import { api } from "../api";
+import { api, errorText } from "../api";
+import type { ApiStatus } from "../bindings/ApiStatus";
 import type { Recommendation } from "../bindings/Recommendation";
 import { $, barChannel, el, loaders, showError } from "../dom";
 import { loadAutotrainSettings } from "./history";
@@ -165,10 +166,91 @@ $("settings-form").addEventListener("submit", async (e) => {
   }
 });
 
+/** The local API's switch, address and key. */
+function showApi(st: ApiStatus) {
+  $<HTMLInputElement>("set-api").checked = st.preference.enabled;
+  $<HTMLInputElement>("set-api-port").value = String(st.preference.port);
+  const running = st.base_url != null && st.token != null;
+  $("api-details").hidden = !running;
+  $("api-state").textContent = running ? "serving" : st.preference.enabled ? "not running" : "off";
+  $("api-url").textContent = st.base_url ?? "";
+  $("api-token").textContent = st.token ?? "";
+  $("api-token-file").textContent = st.token_file;
+}
+
+async function loadApi() {
+  try {
+    showApi(await api.apiStatus());
+  } catch (e) {
+    showError("local API", e);
+  }
+}
+
+$("api-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    const port = Number($<HTMLInputElement>("set-api-port").value || 0);
+    showApi(await api.setApi($<HTMLInputElement>("set-api").checked, port));
+  } catch (err) {
+    showError("local API", err);
+  }
+});
+$("api-copy").addEventListener("click", () => navigator.clipboard?.writeText($("api-token").textContent ?? ""));
+
+/** Export or import a twin bundle with progress; the outcome in a line under the buttons. */
+async function withBundleProgress(work: () => Promise<string>) {
+  const box = $("bundle-progress");
+  box.hidden = false;
+  try {
+    $("bundle-state").textContent = await work();
+  } catch (err) {
+    $("bundle-state").textContent = errorText(err);
+  }
+  box.hidden = true;
+}
+
+$("bundle-cancel").addEventListener("click", () => api.cancel("bundle"));
+$("bundle-export").addEventListener("click", async () => {
+  const [path] = await api.pick("savebundle");
+  if (!path) return;
+  const withLibrary = $<HTMLInputElement>("bundle-with-library").checked;
+  await withBundleProgress(async () => {
+    const x = await api.bundleExport(path, withLibrary, barChannel("bundle-bar"));
+    const mb = (x.size / 1e6).toFixed(1);
+    const left = x.left_out.length ? ` Left out (other base model): ${x.left_out.join(", ")}.` : "";
+    return `Exported ${x.manifest.adapters.length} version(s) of your twin on ${x.manifest.base_model.name} to ${x.path} (${mb} MB).${left}`;
+  });
+});
+$("bundle-import").addEventListener("click", async () => {
+  const [path] = await api.pick("bundle");
+  if (!path) return;
+  await withBundleProgress(async () => {
+    let model: string | null = null;
+    for (;;) {
+      try {
+        const x = await api.bundleImport(path, model, barChannel("bundle-bar"));
+        loadModels();
+        return `Imported your twin (${x.adapters} version(s)${x.library ? " and the library" : ""}) on ${x.manifest.base_model.name}.`;
+      } catch (err) {
+        // The base model is not here (the only thing an import finds missing): let the user
+        // point at it, then try again.
+        if (model == null && typeof err === "object" && err !== null && (err as { kind?: string }).kind === "not_found") {
+          const [file] = await api.pick("model");
+          if (file) {
+            model = file;
+            continue;
+          }
+        }
+        throw err;
+      }
+    }
+  });
+});
 
 loaders.settings = () => {
   loadModels();
   loadRecommended();
   loadSettings();
   loadAutotrainSettings();
+  loadApi();
 };

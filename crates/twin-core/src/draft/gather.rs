@@ -126,6 +126,27 @@ pub(super) fn rerank(
     Ok(())
 }
 
+/// The numbered sources of `context`, each with an excerpt around the terms of `topic`.
+pub(super) fn citations_of(context: &[ContextChunk], topic: &str) -> Vec<Citation> {
+    let terms = crate::search::query_terms(topic);
+    context
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Citation {
+            n: i + 1,
+            chunk_id: c.hit.chunk_id,
+            document_id: c.hit.document_id,
+            title: c.hit.title.clone(),
+            path: c.hit.path.display().to_string(),
+            heading_path: c.hit.heading_path.clone(),
+            platform: c.hit.platform.clone(),
+            date: c.hit.date.clone(),
+            snippet: crate::search::snippet(&c.hit.text, &terms, 220),
+            score: c.score,
+        })
+        .collect()
+}
+
 /// Steps 1–4: filters, queries, retrieval, the context and the voice.
 pub(super) fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathered, DraftError> {
     let request = run.request;
@@ -237,23 +258,7 @@ pub(super) fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathere
     run.detail.exemplar_chunks = exemplars.iter().map(|h| h.chunk_id).collect();
     run.detail.style_card = card.text.clone();
 
-    let terms = crate::search::query_terms(&request.topic);
-    let citations: Vec<Citation> = context
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Citation {
-            n: i + 1,
-            chunk_id: c.hit.chunk_id,
-            document_id: c.hit.document_id,
-            title: c.hit.title.clone(),
-            path: c.hit.path.display().to_string(),
-            heading_path: c.hit.heading_path.clone(),
-            platform: c.hit.platform.clone(),
-            date: c.hit.date.clone(),
-            snippet: crate::search::snippet(&c.hit.text, &terms, 220),
-            score: c.score,
-        })
-        .collect();
+    let citations = citations_of(&context, &request.topic);
     run.detail.citations = citations;
     Ok(Gathered {
         exemplar_texts: exemplars

@@ -21,7 +21,9 @@
 pub mod cite;
 pub mod edits;
 mod gather;
+mod ground;
 pub mod health;
+pub mod ideas;
 mod markdown;
 pub mod profile;
 pub mod retrieve;
@@ -33,6 +35,7 @@ pub use crate::prompt::format::{Format, LengthTarget};
 pub use crate::prompt::templates::{TemplateUse, Templates};
 use crate::prompt::{format, grammar, templates, PromptError};
 pub use cite::Paragraph;
+pub use ground::{ground, Grounding};
 pub use markdown::markdown;
 pub use profile::Chain;
 pub use style::{StyleCard, STYLE_CARD_SETTING};

@@ -29,6 +29,22 @@ pub fn expansion_grammar(n: usize) -> String {
     )
 }
 
+/// Grammar for `{"name": s, "angle": s}`: a theme's name and a new post title on it.
+pub fn theme_grammar() -> String {
+    format!(
+        "root ::= \"{{\" ws \"\\\"name\\\":\" ws string \",\" ws \"\\\"angle\\\":\" ws string ws \"}}\"\n{COMMON}"
+    )
+}
+
+/// The parsed theme step.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ThemeNaming {
+    /// The theme's name, 2 to 4 words.
+    pub name: String,
+    /// A post title on the theme that its passages do not cover.
+    pub angle: String,
+}
+
 /// The parsed expansion step.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Expansion {

@@ -52,6 +52,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("revise", include_str!("../../templates/revise.j2")),
     ("instruct", include_str!("../../templates/instruct.j2")),
     ("judge", include_str!("../../templates/judge.j2")),
+    ("theme", include_str!("../../templates/theme.j2")),
 ];
 
 /// Which template ran, for traces.

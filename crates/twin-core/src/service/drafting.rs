@@ -273,3 +273,30 @@ impl Twin {
         })
     }
 }
+
+impl Twin {
+    /// Brainstorm from the library: the user's recurring themes (named by the active chat
+    /// model) and ideas from them, each citing its theme's passages (see [`draft::ideas`]).
+    pub fn ideas(
+        &self,
+        max_themes: usize,
+        cancel: &CancelToken,
+    ) -> Result<draft::ideas::Ideas, TwinError> {
+        let _active = self.user_activity();
+        self.with_library(|lib| {
+            let author = self.settings_in(lib)?.author;
+            let loaded = self.chat_model(
+                lib,
+                &ModelChoice::default(),
+                crate::train::adapters::DEFAULT_CHANNEL,
+            )?;
+            Ok(draft::ideas::brainstorm(
+                lib,
+                &loaded.model,
+                &author,
+                max_themes,
+                cancel,
+            )?)
+        })
+    }
+}

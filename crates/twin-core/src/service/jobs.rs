@@ -27,6 +27,8 @@ pub enum JobKind {
     Eval,
     /// A training cycle run on request (cycles started by themselves stop with the follower).
     Autotrain,
+    /// Exporting or importing a twin bundle.
+    Bundle,
 }
 
 /// The running jobs: one per kind (a newer job of a kind replaces the older one's entry, and

@@ -17,6 +17,7 @@ mod bench;
 mod chat;
 mod drafting;
 mod jobs;
+mod serving;
 mod settings;
 mod voice;
 
@@ -25,6 +26,9 @@ pub use bench::LibraryBenchSpec;
 pub use chat::{DraftingModel, ModelChoice};
 pub use drafting::{DraftOutcome, DraftSetup, DraftSpec, PastDraft, Preparation};
 pub use jobs::JobKind;
+pub use serving::{
+    ApiPreference, ApiStatus, ServedModel, Serving, ADAPTER_PREFIX, TWIN_BASE_ID, TWIN_ID,
+};
 pub use settings::{Settings, DEFAULT_AUTHOR};
 pub use voice::{
     AdaptersOverview, DatasetOverview, Evaluated, ModelsOverview, Recommendations, TrainChoices,

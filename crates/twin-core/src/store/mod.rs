@@ -24,7 +24,8 @@ pub use autotrain::{Change, CycleParams, CycleRecord, CycleScores, SideScores, U
 pub use evaluation::{EvalItem, EvalRunId, EvalRunRecord};
 pub use records::{DraftEdit, ModelId, ModelRecord, TraceId, TraceRecord};
 pub use training::{
-    ActiveAdapter, AdapterId, AdapterRecord, DatasetRecord, ExampleRecord, RunId, RunRecord,
+    Activation, ActiveAdapter, AdapterId, AdapterRecord, DatasetRecord, ExampleRecord, RunId,
+    RunRecord,
 };
 pub use types::*;
 use vectors::{insert_vector, vector_table_exists};

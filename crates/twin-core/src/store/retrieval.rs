@@ -147,6 +147,24 @@ impl Store {
         )
     }
 
+    /// The newest document date in the library.
+    pub fn newest_date(&self) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT MAX(date) FROM documents", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ids of the embedded chunks of original documents (no duplicates), in document order.
+    pub fn embedded_original_chunk_ids(&self) -> Result<Vec<ChunkId>> {
+        self.rows(
+            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id
+             WHERE c.embedded = 1 AND d.duplicate_of IS NULL AND d.near_duplicate_of IS NULL
+             ORDER BY d.path, c.id",
+            [],
+            |r| r.get(0),
+        )
+    }
+
     /// Cleaned bodies of up to `limit` distinct documents, newest first, for style statistics.
     pub fn document_bodies(
         &self,

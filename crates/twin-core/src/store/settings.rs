@@ -31,4 +31,21 @@ impl Store {
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
+
+    /// Every setting, by key.
+    pub fn all_settings(&self) -> Result<Vec<(String, String)>> {
+        self.rows("SELECT key, value FROM settings ORDER BY key", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+    }
+
+    /// Write a consistent copy of the whole database to `path` (which must not exist), compacted:
+    /// SQLite's `VACUUM INTO` reads one snapshot, so imports and drafts may go on meanwhile.
+    pub fn snapshot_to(&self, path: &Path) -> Result<()> {
+        let target = path.to_string_lossy().to_string();
+        self.conn
+            .execute("VACUUM INTO ?1", [target])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
 }

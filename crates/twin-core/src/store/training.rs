@@ -76,6 +76,20 @@ pub struct AdapterRecord {
     pub created_at: i64,
 }
 
+/// One entry of the channels' adapter history: `channel` chose `adapter` (None: the base
+/// model alone) at `scale`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Activation {
+    /// The channel.
+    pub channel: String,
+    /// The adapter chosen; `None` for the base model.
+    pub adapter: Option<AdapterId>,
+    /// Strength.
+    pub scale: f32,
+    /// Unix time.
+    pub at: i64,
+}
+
 /// A training run, stored so a killed run can resume.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -306,6 +320,23 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Point adapter `id` at `path`, with `params` (an imported twin's adapters move with their
+    /// lineage).
+    pub fn relocate_adapter(
+        &self,
+        id: AdapterId,
+        path: &str,
+        params: &serde_json::Value,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE adapters SET path = ?2, params = ?3 WHERE id = ?1",
+                params![id, path, params.to_string()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Every adapter, newest first.
     pub fn adapters(&self) -> Result<Vec<AdapterRecord>> {
         self.rows(
@@ -342,13 +373,44 @@ impl Store {
         adapter: Option<AdapterId>,
         scale: f32,
     ) -> Result<()> {
+        self.put_activation(&Activation {
+            channel: channel.to_string(),
+            adapter,
+            scale,
+            at: now_secs(),
+        })
+    }
+
+    /// Append `activation` to the channels' history as it is (a twin bundle's history, replayed).
+    pub fn put_activation(&self, activation: &Activation) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO adapter_history(channel, adapter_id, scale, at) VALUES (?1, ?2, ?3, ?4)",
-                params![channel, adapter, f64::from(scale), now_secs()],
+                params![
+                    activation.channel,
+                    activation.adapter,
+                    f64::from(activation.scale),
+                    activation.at
+                ],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
+    }
+
+    /// Every channel's activations, oldest first (what rollback walks back through).
+    pub fn activations(&self) -> Result<Vec<Activation>> {
+        self.rows(
+            "SELECT channel, adapter_id, scale, at FROM adapter_history ORDER BY id",
+            [],
+            |r| {
+                Ok(Activation {
+                    channel: r.get(0)?,
+                    adapter: r.get(1)?,
+                    scale: r.get::<_, f64>(2)? as f32,
+                    at: r.get(3)?,
+                })
+            },
+        )
     }
 
     /// The adapter `channel` uses now, if it ever chose one.
