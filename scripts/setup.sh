@@ -6,10 +6,11 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 
 # Debian/Ubuntu packages: cmake, a C++ compiler and libclang build llama.cpp and its bindings;
 # python3-pip fetches the default models from PyPI; WebKitGTK and friends build the desktop app
-# (Tauri v2), and webkit2gtk-driver + xvfb run its end-to-end test in a real window.
+# (Tauri v2), and webkit2gtk-driver + xvfb run its end-to-end test in a real window; curl is
+# the other user's client the local API refuses (tests/twin_everywhere.rs).
 packages=(cmake clang libclang-dev g++ pkg-config python3-pip
   libwebkit2gtk-4.1-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev
-  webkit2gtk-driver xvfb)
+  webkit2gtk-driver xvfb curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
