@@ -119,6 +119,29 @@ try:
 except openai.BadRequestError as e:
     assert e.body["param"] == "temperature", e.body
 
+# Concurrent requests are served in the order they arrive (one model, one queue): three
+# clients a tenth of a second apart finish in that order, none refused.
+import threading
+
+finished = []
+def ask(name):
+    r = client.chat.completions.create(
+        model="twin", messages=messages, max_tokens=24, temperature=0
+    )
+    assert r.choices[0].message.content is not None
+    finished.append(name)
+
+workers = []
+for name in ["a", "b", "c"]:
+    t = threading.Thread(target=ask, args=(name,))
+    t.start()
+    workers.append(t)
+    time.sleep(0.1)
+for t in workers:
+    t.join()
+assert finished == ["a", "b", "c"], finished
+report["queued_in_order"] = finished
+
 # A cancelled stream: closing it stops the generation (the server logs when; tests/api.rs
 # compares), and the next request is served at once instead of after 2,000 tokens.
 long = client.chat.completions.create(

@@ -287,25 +287,32 @@ fn main_flow_in_a_real_webkit_window() {
         "const done = arguments[arguments.length - 1];
          const invoke = window.__TAURI_INTERNALS__.invoke;
          const outcome = (p) => p.then(() => 'accepted', (e) => e);
+         // What `Channel` serialises to: a callback id the shell streams progress to.
+         const channel = () => '__CHANNEL__:' + window.__TAURI_INTERNALS__.transformCallback(() => {{}});
          Promise.all([
            outcome(window.twinImport([{file}])),
            outcome(window.twinWatch({dir})),
            outcome(invoke('export_markdown', {{ path: {target}, topic: 't', format: 'linkedin', text: 'x' }})),
            outcome(invoke('add_model', {{ path: {model}, origin: null }})),
+           outcome(invoke('bundle_export', {{ path: {bundle}, withLibrary: true, onEvent: channel() }})),
+           outcome(invoke('bundle_import', {{ path: {file}, model: null, onEvent: channel() }})),
          ]).then(done);",
         file = json!(outside.path().join("private.md")),
         dir = json!(outside.path()),
         target = json!(export_target),
         model = json!(model),
+        bundle = json!(outside.path().join("twin.twinpkg")),
     ));
     for (command, outcome) in [
         "import_paths",
         "watch_folder",
         "export_markdown",
         "add_model",
+        "bundle_export",
+        "bundle_import",
     ]
     .iter()
-    .zip(refusals.as_array().expect("four outcomes"))
+    .zip(refusals.as_array().expect("six outcomes"))
     {
         // Errors reach the page as data: `{kind, message, path}`.
         assert_eq!(outcome["kind"], "bad_input", "{command}: {outcome}");
@@ -317,6 +324,10 @@ fn main_flow_in_a_real_webkit_window() {
         );
     }
     assert!(!export_target.exists(), "nothing was written");
+    assert!(
+        !outside.path().join("twin.twinpkg").exists(),
+        "no bundle was written"
+    );
     let after = s.run("return document.querySelectorAll('#sources tbody tr').length");
     assert_eq!(after, json!(2), "no source was added");
     // First run: with writing in the library and no voice adapter, the app offers to train.
@@ -462,6 +473,35 @@ fn main_flow_in_a_real_webkit_window() {
         "{edits:?}"
     );
     assert_eq!(edits[0].draft.trim(), text.as_str().unwrap().trim());
+
+    // Ideas from the user's own themes, each citing what it came from; one click writes it.
+    s.run(
+        "document.getElementById('ideas-box').open = true;
+         document.getElementById('ideas-go').click(); return true;",
+    );
+    wait_until("the ideas", Duration::from_secs(180), || {
+        s.run("return document.querySelectorAll('#ideas li').length")
+            .as_u64()
+            .is_some_and(|n| n >= 2)
+    });
+    let idea = s.run(
+        "const li = document.querySelector('#ideas li');
+         return [li.querySelector('button').textContent, li.textContent];",
+    );
+    let idea_topic = idea[0].as_str().unwrap().to_string();
+    assert!(
+        idea[1].as_str().unwrap().contains("from: "),
+        "an idea names its sources: {idea}"
+    );
+    s.screenshot("2b-draft-ideas");
+    s.run("document.querySelector('#ideas li button').click(); return true;");
+    wait_until("the idea being written", Duration::from_secs(30), || {
+        s.run("return document.getElementById('draft-output').dataset.state") != json!("done")
+    });
+    wait_until("the idea written", Duration::from_secs(300), || {
+        s.run("return document.getElementById('draft-output').dataset.state") == json!("done")
+            && s.run("return document.getElementById('draft-topic').value") == json!(idea_topic)
+    });
 
     // Train: build the dataset (the local model back-translates every passage), plan, train a
     // short run with the live loss chart, then use and roll back the adapter it made.

@@ -103,7 +103,7 @@ fn x_export(path: &Path) {
             "100",
             "Tue Mar 19 14:05:17 +0000 2019",
             "Small teams ship &amp; learn faster. Notes: https://t.co/abc",
-            "",
+            r#", "favorite_count": "12", "retweet_count": "3""#,
         ),
         tweet(
             "101",
@@ -122,13 +122,13 @@ fn x_export(path: &Path) {
             "201",
             "Thu Mar 21 10:00:00 +0000 2019",
             "1/ How to hand over a codebase.",
-            "",
+            r#", "favorite_count": "5", "retweet_count": "1""#,
         ),
         tweet(
             "202",
             "Thu Mar 21 10:01:00 +0000 2019",
             "2/ First, delete what nobody uses.",
-            r#", "in_reply_to_status_id_str": "201", "in_reply_to_user_id_str": "111""#,
+            r#", "in_reply_to_status_id_str": "201", "in_reply_to_user_id_str": "111", "favorite_count": 2"#,
         ),
         // A reply to someone else.
         tweet(
@@ -490,6 +490,31 @@ fn six_platform_exports_import_as_the_users_own_writing() {
         story.body
     );
     assert_eq!(story.date.as_deref(), Some("2023-04-01"));
+
+    // How posts were received, where the export counts it: X likes + reposts (a thread's
+    // posts add up), Substack email opens (rows counted; no address kept).
+    let store = Store::open(&data.path().join(twin_core::library::DATABASE_FILE)).unwrap();
+    let received: std::collections::HashMap<String, i64> = store
+        .engagement_by_document()
+        .unwrap()
+        .into_iter()
+        .map(|(id, n)| {
+            (
+                store
+                    .document(id)
+                    .unwrap()
+                    .unwrap()
+                    .path
+                    .display()
+                    .to_string(),
+                n,
+            )
+        })
+        .collect();
+    assert_eq!(received.get("x:100"), Some(&15), "{received:?}");
+    assert_eq!(received.get("x:201"), Some(&8), "{received:?}");
+    assert_eq!(received.get("x:300"), None, "{received:?}");
+    assert_eq!(received.get("substack:12345"), Some(&1), "{received:?}");
 
     // Substack: the published newsletter without its buttons; no draft, no page.
     let s = of(&docs, "substack");

@@ -3,4 +3,4 @@
 /**
  * What kind of idea.
  */
-export type IdeaKind = "new_angle" | "dormant";
+export type IdeaKind = "new_angle" | "dormant" | "best_received";

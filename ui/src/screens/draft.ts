@@ -278,7 +278,6 @@ $("ideas-go").addEventListener("click", async () => {
   state.textContent = "reading your themes…";
   try {
     const found = await api.ideas(8);
-    const names = new Map(found.themes.map((t) => [t.id, t.name]));
     $("ideas").replaceChildren(
       ...found.ideas.map((idea) => {
         const li = el("li");
@@ -289,7 +288,7 @@ $("ideas-go").addEventListener("click", async () => {
           $<HTMLFormElement>("draft-form").requestSubmit();
         });
         const from = idea.citations.map((c) => c.title).join("; ");
-        li.append(b, el("div", `${names.get(idea.theme) ?? ""}: ${idea.why}`, "muted"), el("div", `from: ${from}`, "muted"));
+        li.append(b, el("div", idea.why, "muted"), el("div", `from: ${from}`, "muted"));
         return li;
       }),
     );

@@ -52,6 +52,8 @@ pub enum IdeaKind {
     NewAngle,
     /// A theme the user has not written about for a long time.
     Dormant,
+    /// The theme whose pieces were received best (where exports count likes, reposts, opens).
+    BestReceived,
 }
 
 /// One idea: a one-line topic, why, and the passages it came from.
@@ -153,17 +155,18 @@ pub fn brainstorm(
         by_centrality.sort_by(|&a, &b| {
             retrieve::cosine(vecs[b], centroid).total_cmp(&retrieve::cosine(vecs[a], centroid))
         });
+        // Each document's most central passage, most central first.
         let mut seen = HashSet::new();
-        let central: Vec<ContextChunk> = by_centrality
+        let per_document: Vec<ContextChunk> = by_centrality
             .iter()
             .filter(|&&i| seen.insert(hits[&points[i].0].document_id))
-            .take(CENTRAL)
             .map(|&i| ContextChunk {
                 hit: hits[&points[i].0].clone(),
                 score: f64::from(retrieve::cosine(vecs[i], centroid)),
                 vector: Vec::new(),
             })
             .collect();
+        let central: Vec<ContextChunk> = per_document.iter().take(CENTRAL).cloned().collect();
         // Titles say what a piece is about better than any sentence in it: a word in a
         // member document's title counts three times.
         let mut tf: HashMap<&str, usize> = HashMap::new();
@@ -210,6 +213,7 @@ pub fn brainstorm(
                 passages: citations_of(&central, ""),
             },
             central,
+            per_document,
         ));
     }
     themes.sort_by_key(|t| std::cmp::Reverse((t.0.documents, t.0.chunks.len())));
@@ -219,7 +223,11 @@ pub fn brainstorm(
     let mut ideas = Vec::new();
     let mut dormant = Vec::new();
     let mut named = Vec::new();
-    for (id, (mut theme, central)) in themes.into_iter().enumerate() {
+    let engagement: HashMap<DocumentId, i64> =
+        store.engagement_by_document()?.into_iter().collect();
+    let mut received: Vec<(usize, Vec<DocumentId>)> = Vec::new();
+    let mut per_theme_documents: Vec<Vec<ContextChunk>> = Vec::new();
+    for (id, (mut theme, central, per_document)) in themes.into_iter().enumerate() {
         if cancel.is_cancelled() {
             return Err(DraftError::Cancelled);
         }
@@ -310,13 +318,77 @@ pub fn brainstorm(
                 citations: citations_of(&recent, ""),
             });
         }
+        received.push((
+            theme.id,
+            per_document.iter().map(|c| c.hit.document_id).collect(),
+        ));
+        per_theme_documents.push(per_document);
         named.push(theme);
+    }
+    // The theme readers responded to most, where exports counted it.
+    if let Some(best) = best_received(&received, &engagement) {
+        let theme = &named[best.theme - 1];
+        let mut top: Vec<ContextChunk> = per_theme_documents[best.theme - 1].clone();
+        top.sort_by_key(|c| std::cmp::Reverse(engagement.get(&c.hit.document_id).copied()));
+        top.truncate(CENTRAL);
+        ideas.push(Idea {
+            kind: IdeaKind::BestReceived,
+            theme: theme.id,
+            topic: format!("{}: a follow-up to my best-received posts", theme.name),
+            why: format!(
+                "Your {} counted pieces on {} drew {:.0} reactions on average (likes and reposts \
+                 on X, email opens on Substack), against {:.0} across all your counted pieces.",
+                best.counted, theme.name, best.mean, best.library_mean
+            ),
+            citations: citations_of(&top, ""),
+        });
     }
     ideas.extend(dormant);
     Ok(Ideas {
         themes: named,
         ideas,
     })
+}
+
+/// Counted pieces a library needs before one theme can be called its best received.
+const MIN_COUNTED: usize = 4;
+
+/// The best-received theme: its id, how many of its pieces were counted, their mean
+/// engagement and the library's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Received {
+    theme: usize,
+    counted: usize,
+    mean: f64,
+    library_mean: f64,
+}
+
+/// Among `themes` (id, documents), the one whose counted documents drew the most engagement on
+/// average: at least two counted pieces, and clearly (×1.2) above the library's mean.
+fn best_received(
+    themes: &[(usize, Vec<DocumentId>)],
+    engagement: &HashMap<DocumentId, i64>,
+) -> Option<Received> {
+    if engagement.len() < MIN_COUNTED {
+        return None;
+    }
+    let library_mean = engagement.values().sum::<i64>() as f64 / engagement.len() as f64;
+    themes
+        .iter()
+        .filter_map(|(id, documents)| {
+            let counts: Vec<i64> = documents
+                .iter()
+                .filter_map(|d| engagement.get(d).copied())
+                .collect();
+            (counts.len() >= 2).then(|| Received {
+                theme: *id,
+                counted: counts.len(),
+                mean: counts.iter().sum::<i64>() as f64 / counts.len() as f64,
+                library_mean,
+            })
+        })
+        .filter(|r| r.mean >= 1.2 * library_mean && r.mean > 0.0)
+        .max_by(|a, b| a.mean.total_cmp(&b.mean))
 }
 
 /// Words of prose that never name a theme.
@@ -360,8 +432,11 @@ fn clean_angle(angle: &str) -> Option<String> {
         .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ')' || c == '-')
         .trim();
     let words = angle.split_whitespace().count();
-    let cut =
-        angle.ends_with([',', ';', ':']) || angle.ends_with(" and") || angle.ends_with(" the");
+    // A title is one sentence: a second one is the model going on.
+    let cut = angle.ends_with([',', ';', ':'])
+        || angle.ends_with(" and")
+        || angle.ends_with(" the")
+        || angle.trim_end_matches(['.', '!', '?']).contains(". ");
     ((4..=16).contains(&words) && !cut).then(|| capitalised(angle))
 }
 
@@ -460,6 +535,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_best_received_theme_needs_counts_and_a_clear_lead() {
+        let engagement: HashMap<DocumentId, i64> = [(1, 10), (2, 12), (3, 50), (4, 70), (5, 9)]
+            .into_iter()
+            .collect();
+        let themes = vec![(1, vec![1, 2, 5]), (2, vec![3, 4]), (3, vec![6, 7])];
+        let best = best_received(&themes, &engagement).unwrap();
+        assert_eq!((best.theme, best.counted), (2, 2));
+        assert_eq!(best.mean, 60.0);
+        assert!((best.library_mean - 30.2).abs() < 1e-9);
+        // Too few counted pieces in the library: no claim.
+        let few: HashMap<DocumentId, i64> = [(3, 50), (4, 70)].into_iter().collect();
+        assert_eq!(best_received(&themes, &few), None);
+        // No theme clearly above the rest.
+        let flat: HashMap<DocumentId, i64> = [(1, 10), (2, 10), (3, 11), (4, 10), (5, 10)]
+            .into_iter()
+            .collect();
+        assert_eq!(best_received(&themes, &flat), None);
+    }
+
+    #[test]
     fn kmeans_separates_two_directions_and_dates_count_days() {
         let a = [1.0f32, 0.0, 0.0];
         let a2 = [0.99f32, 0.141, 0.0];
@@ -484,6 +579,10 @@ mod tests {
         assert_eq!(clean_name("a b c d e f g", &grounding), None);
         assert_eq!(
             clean_angle("1. A thread on small pull requests is a whole table glued,"),
+            None
+        );
+        assert_eq!(
+            clean_angle("A dull chisel is more dangerous than a sharp one. A dull one"),
             None
         );
         assert_eq!(

@@ -281,4 +281,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         platform      TEXT
     );
     "#,
+    // 12: how a post was received, where the export says (X: likes + reposts; Substack: email
+    // opens), for the ideas that name the user's best-received themes.
+    r#"
+    ALTER TABLE documents ADD COLUMN engagement INTEGER;
+    "#,
 ];

@@ -147,6 +147,26 @@ impl Store {
         )
     }
 
+    /// Record how the document at `path` was received (see `ExportItem::engagement`).
+    pub fn set_engagement(&self, path: &Path, engagement: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE documents SET engagement = ?2 WHERE path = ?1 AND engagement IS NOT ?2",
+                params![path.to_string_lossy(), engagement],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every document's engagement, where an export gave one.
+    pub fn engagement_by_document(&self) -> Result<Vec<(DocumentId, i64)>> {
+        self.rows(
+            "SELECT id, engagement FROM documents WHERE engagement IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
     /// The newest document date in the library.
     pub fn newest_date(&self) -> Result<Option<String>> {
         self.conn

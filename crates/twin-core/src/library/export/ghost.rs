@@ -86,6 +86,7 @@ pub fn read(bytes: &[u8], part: &str) -> Export {
             draft: s(&p, "status").as_deref() != Some("published"),
             body: Body::Html(html),
             part: part.to_string(),
+            engagement: None,
         });
     }
     export

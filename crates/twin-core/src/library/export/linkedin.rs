@@ -165,6 +165,7 @@ fn shares(text: &str, part: &str, export: &mut Export) {
             draft: false,
             body: Body::Text(commentary),
             part: part.to_string(),
+            engagement: None,
         });
     }
 }
@@ -195,6 +196,7 @@ fn comments(text: &str, part: &str, export: &mut Export) {
             draft: false,
             body: Body::Text(message),
             part: part.to_string(),
+            engagement: None,
         });
     }
 }
@@ -266,6 +268,7 @@ fn article(html: &str, part: &str, export: &mut Export) {
         draft: published.is_none(),
         body: Body::Html(body),
         part: part.to_string(),
+        engagement: None,
     });
 }
 

@@ -84,5 +84,6 @@ fn post(html: &str, part: &str, export: &mut Export) {
         draft,
         body: Body::Html(body_html),
         part: part.to_string(),
+        engagement: None,
     });
 }

@@ -124,6 +124,8 @@ pub struct ExportItem {
     pub body: Body,
     /// The file inside the export it came from.
     pub part: String,
+    /// How it was received, where the export says: X likes + reposts, Substack email opens.
+    pub engagement: Option<i64>,
 }
 
 /// A part of an export that could not be read, named by its path inside the export.
@@ -410,6 +412,7 @@ mod tests {
             draft,
             body: Body::Text("x".into()),
             part: "export.xml".into(),
+            engagement: None,
         }
     }
 

@@ -3,8 +3,8 @@
 //!
 //! Unpublished rows are drafts; a `page` is not a post; subscribe, share and "Leave a
 //! comment" buttons inside a body are furniture, not writing. Subscriber lists
-//! (`email_list*.csv`) and per-post statistics (`*.opens.csv`, `*.delivers.csv`) are never
-//! opened.
+//! (`email_list*.csv`) are never opened; of the per-post statistics only `*.opens.csv` is, and
+//! only its rows are counted (a post's email opens, how it was received): no address is kept.
 
 use super::{dates, Archive, Body, Export, ExportItem, Kind, Platform};
 use scraper::{Html, Selector};
@@ -23,6 +23,15 @@ pub(crate) fn strip_furniture(html: &str) -> String {
         }
     }
     out
+}
+
+/// The rows of a post's `opens.csv` (one per email open), if the export has it.
+fn opens(archive: &mut Archive, name: &str) -> Option<i64> {
+    let text = archive.read_text(name).ok()?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    Some(reader.records().filter(Result::is_ok).count() as i64)
 }
 
 /// Read `posts.csv` and the bodies it names.
@@ -110,6 +119,7 @@ pub fn read(archive: &mut Archive) -> Export {
             author: None,
             draft: !get(Some(c_published)).eq_ignore_ascii_case("true"),
             body: Body::Html(body),
+            engagement: opens(archive, &format!("{prefix}posts/{id}.opens.csv")),
             part: body_name,
         });
     }

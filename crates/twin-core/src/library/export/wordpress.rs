@@ -161,6 +161,7 @@ pub fn read(bytes: &[u8], part: &str) -> Export {
             draft: status != "publish",
             body: Body::Html(autop(content)),
             part: part.to_string(),
+            engagement: None,
         });
     }
     export

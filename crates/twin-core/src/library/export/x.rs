@@ -41,6 +41,17 @@ struct Tweet {
     reply_to_status: Option<String>,
     reply_to_user: Option<String>,
     edit_group: Option<Vec<String>>,
+    /// Likes + reposts, when the archive counts them.
+    engagement: Option<i64>,
+}
+
+/// A count the archive writes as a string (`"12"`) or, in older archives, a number.
+fn count_at(v: &Value, key: &str) -> Option<i64> {
+    match v.get(key)? {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
 }
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -185,6 +196,10 @@ pub fn read(archive: &mut Archive) -> Export {
                 reply_to_status: str_at(t, &["in_reply_to_status_id_str"]).map(str::to_string),
                 reply_to_user: str_at(t, &["in_reply_to_user_id_str"]).map(str::to_string),
                 edit_group,
+                engagement: match (count_at(t, "favorite_count"), count_at(t, "retweet_count")) {
+                    (None, None) => None,
+                    (likes, reposts) => Some(likes.unwrap_or(0) + reposts.unwrap_or(0)),
+                },
             });
         }
     }
@@ -279,6 +294,11 @@ pub fn read(archive: &mut Archive) -> Export {
             draft: false,
             body: Body::Text(text),
             part: part_of.get(&root).cloned().unwrap_or_default(),
+            // A thread was received as a whole: its posts' counts add up.
+            engagement: chain
+                .iter()
+                .filter_map(|t| t.engagement)
+                .reduce(|a, b| a + b),
         });
     }
     export

@@ -231,6 +231,10 @@ impl Syncer<'_> {
             let hash = item_hash(&item, &parsed);
             let known = self.store.document_state(&path)?;
             if known.as_ref().is_some_and(|d| d.content_hash == hash) {
+                // Counts grow between exports of the same post; the text did not change.
+                if let Some(n) = item.engagement {
+                    self.store.set_engagement(&path, n)?;
+                }
                 summary.unchanged += 1;
                 report.unchanged += 1;
                 continue;
@@ -253,6 +257,9 @@ impl Syncer<'_> {
                     near_duplicate,
                     ..
                 } => {
+                    if let Some(n) = item.engagement {
+                        self.store.set_engagement(&path, n)?;
+                    }
                     if known.is_some() {
                         summary.updated += 1;
                     } else {
