@@ -274,16 +274,12 @@ pub fn brainstorm(
         let topic = match angle.filter(|a| !titles.contains(&a.to_lowercase())) {
             Some(a) => a,
             None => {
-                // Two of the theme's words its name does not use yet: where they meet is an
-                // angle the passages circle without taking.
-                let lower = theme.name.to_lowercase();
-                let fresh: Vec<&String> = theme
-                    .keywords
-                    .iter()
-                    .filter(|k| !lower.contains(k.as_str()))
-                    .collect();
-                match fresh.as_slice() {
-                    [a, b, ..] => format!("{}: where {a} and {b} meet", theme.name),
+                // The theme's most central piece, taken further: the user's own title says
+                // what the new post answers.
+                match central.first().map(|c| c.hit.title.trim()) {
+                    Some(title) if !title.is_empty() => {
+                        format!("{}: what \u{201c}{title}\u{201d} left out", theme.name)
+                    }
                     _ => format!("{}: what I have not said yet", theme.name),
                 }
             }
