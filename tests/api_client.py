@@ -120,13 +120,14 @@ except openai.BadRequestError as e:
     assert e.body["param"] == "temperature", e.body
 
 # Concurrent requests are served in the order they arrive (one model, one queue): three
-# clients a tenth of a second apart finish in that order, none refused.
+# clients 0.4 s apart, each asking for more tokens than that takes to write, finish in that
+# order, none refused.
 import threading
 
 finished = []
 def ask(name):
     r = client.chat.completions.create(
-        model="twin", messages=messages, max_tokens=24, temperature=0
+        model="twin", messages=messages, max_tokens=64, temperature=0
     )
     assert r.choices[0].message.content is not None
     finished.append(name)
@@ -136,7 +137,7 @@ for name in ["a", "b", "c"]:
     t = threading.Thread(target=ask, args=(name,))
     t.start()
     workers.append(t)
-    time.sleep(0.1)
+    time.sleep(0.4)
 for t in workers:
     t.join()
 assert finished == ["a", "b", "c"], finished
