@@ -152,7 +152,7 @@ fn requantized_chat(data_dir: &Path, file: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let out = dir.join(CHAT_WEIGHTS);
     if !out.is_file() {
-        let partial = dir.join(format!(".{CHAT_WEIGHTS}.partial"));
+        let partial = partial_for(&dir, CHAT_WEIGHTS);
         crate::engine::requantize(
             file,
             &partial,
@@ -160,9 +160,29 @@ fn requantized_chat(data_dir: &Path, file: &Path) -> Result<PathBuf, String> {
             crate::engine::default_threads(),
         )
         .map_err(|e| e.to_string())?;
-        std::fs::rename(&partial, &out).map_err(|e| format!("{}: {e}", out.display()))?;
+        put_in_place(&partial, &out).map_err(|e| format!("{}: {e}", out.display()))?;
     }
     Ok(out)
+}
+
+/// This process's name for `name` in `dir` while it is written. Two processes setting up one
+/// data folder at once (a watcher and an import, both on first run) each write their own copy:
+/// with one shared name, the first rename took the other's file away mid-write.
+fn partial_for(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.{}.partial", std::process::id()))
+}
+
+/// Rename `partial` to `out`. Both processes' copies hold the same bytes, so the later rename
+/// replacing the earlier is harmless; where the system refuses to replace a file, the one
+/// already in place is kept.
+fn put_in_place(partial: &Path, out: &Path) -> std::io::Result<()> {
+    match std::fs::rename(partial, out) {
+        Err(_) if out.is_file() => {
+            let _ = std::fs::remove_file(partial);
+            Ok(())
+        }
+        result => result,
+    }
 }
 
 /// The default chat model's weights as first run makes them for `data_dir` (made now if they
@@ -195,7 +215,7 @@ fn provision_embedding(library: &mut Library, folder: &Path) -> Result<PathBuf, 
     })?;
     let out = dir.join(format!("{EMBEDDING_FOLDER}.f16.gguf"));
     if !out.is_file() {
-        let partial = dir.join(format!(".{EMBEDDING_FOLDER}.f16.gguf.partial"));
+        let partial = partial_for(&dir, &format!("{EMBEDDING_FOLDER}.f16.gguf"));
         models::convert_sentence_transformer(
             folder,
             &partial,
@@ -205,7 +225,7 @@ fn provision_embedding(library: &mut Library, folder: &Path) -> Result<PathBuf, 
             path: folder.to_path_buf(),
             reason: e.to_string(),
         })?;
-        std::fs::rename(&partial, &out).map_err(|source| ModelError::Io {
+        put_in_place(&partial, &out).map_err(|source| ModelError::Io {
             path: out.clone(),
             source,
         })?;
