@@ -8,7 +8,8 @@ use crate::Server;
 use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 use std::time::Instant;
-use twin_core::bench::BenchRow;
+use twin_core::bench::draft::median;
+use twin_core::bench::{row, BenchRow};
 use twin_core::engine::{ChatMessage, GenerateRequest, Sampling};
 use twin_core::error::TwinError;
 use twin_core::progress::CancelToken;
@@ -19,19 +20,6 @@ use twin_core::service::{Twin, TWIN_ID};
 struct Timed {
     first_token_ms: f64,
     tokens_per_second: f64,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-fn row(metric: &str, value: String, note: &str) -> BenchRow {
-    BenchRow {
-        metric: metric.into(),
-        value,
-        note: note.into(),
-    }
 }
 
 /// Time `runs` requests of up to `tokens` tokens each way and tabulate the medians.
@@ -145,17 +133,25 @@ pub fn api_overhead(
         a.len()
     );
     Ok(vec![
-        row("first token, engine directly", format!("{fa:.1} ms"), &note),
+        row(
+            "first token, engine directly",
+            format!("{fa:.1} ms"),
+            note.as_str(),
+        ),
         row(
             "first token, through the API (SSE)",
             format!("{fb:.1} ms"),
-            &format!("+{:.1} ms, ×{:.3} the engine's", fb - fa, fb / fa.max(1e-9)),
+            format!("+{:.1} ms, ×{:.3} the engine's", fb - fa, fb / fa.max(1e-9)),
         ),
-        row("decode, engine directly", format!("{sa:.1} tok/s"), &note),
+        row(
+            "decode, engine directly",
+            format!("{sa:.1} tok/s"),
+            note.as_str(),
+        ),
         row(
             "decode, through the API (SSE)",
             format!("{sb:.1} tok/s"),
-            &format!("×{:.3} the engine's", sb / sa.max(1e-9)),
+            format!("×{:.3} the engine's", sb / sa.max(1e-9)),
         ),
     ])
 }

@@ -36,7 +36,8 @@ fn row(metric: &str, value: String, note: impl Into<String>) -> BenchRow {
     }
 }
 
-pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+/// The middle value (the upper one of an even count); 0 for none.
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }

@@ -29,7 +29,8 @@ pub struct BenchRow {
     pub note: String,
 }
 
-pub(crate) fn row(
+/// A table row.
+pub fn row(
     metric: impl Into<String>,
     value: impl Into<String>,
     note: impl Into<String>,
