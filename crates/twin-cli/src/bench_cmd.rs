@@ -23,7 +23,7 @@ pub enum BenchCommand {
         /// Queries per size.
         #[arg(long, default_value_t = 50)]
         queries: usize,
-        /// Run only these parts (parse, pipeline, embed, search), comma-separated.
+        /// Run only these parts (parse, pipeline, embed, search, search-real), comma-separated.
         #[arg(long, value_delimiter = ',')]
         only: Vec<twin_core::bench::BenchPart>,
     },

@@ -443,6 +443,9 @@ pub struct QualityArgs {
     /// Print every draft with its failed checks.
     #[arg(long)]
     pub show_drafts: bool,
+    /// Retrieved passages in each prompt (default: the drafting default, 6).
+    #[arg(long)]
+    pub context_chunks: Option<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -457,6 +460,7 @@ pub fn bench_quality(cli: &Cli, args: &QualityArgs) -> Result<ExitCode> {
         adapter_scale: 0.0,
         author: args.author.clone(),
         seed: args.seed,
+        context_chunks: args.context_chunks,
     };
     let cancel = cancel_on_ctrl_c();
     let json = cli.json;

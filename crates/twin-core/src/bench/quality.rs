@@ -33,6 +33,8 @@ pub struct QualitySpec {
     pub author: String,
     /// Sampling seed (the same seed gives the same drafts).
     pub seed: u32,
+    /// Retrieved passages in each prompt (`None`: the drafting default).
+    pub context_chunks: Option<usize>,
 }
 
 /// One measured draft.
@@ -73,6 +75,9 @@ pub fn run(
                 request.adapter_scale = spec.adapter_scale;
                 request.author = spec.author.clone();
                 request.sampling.seed = spec.seed;
+                if let Some(n) = spec.context_chunks {
+                    request.context_chunks = n;
+                }
                 let d = draft::draft(library, model, &request, cancel, &mut |_| {})?;
                 let measured = QualityDraft {
                     chain,

@@ -71,6 +71,7 @@ pub(super) fn embedded_queries(
     for v in variants {
         let v = v.trim().to_string();
         if !v.is_empty()
+            && reads_as_query(&v)
             && !v.eq_ignore_ascii_case(topic)
             && !distinct.iter().any(|d| d.eq_ignore_ascii_case(&v))
         {
@@ -90,6 +91,22 @@ pub(super) fn embedded_queries(
         }
     }
     Ok(queries)
+}
+
+/// Whether a model-written variant is a search query, not a link ("https://github.com/…",
+/// seen from the 135M model) or the instruction read back ("with other words than the request").
+pub(super) fn reads_as_query(variant: &str) -> bool {
+    let lower = variant.to_lowercase();
+    ![
+        "://",
+        "www.",
+        ".com",
+        "other words",
+        "search quer",
+        "the request",
+    ]
+    .iter()
+    .any(|s| lower.contains(s))
 }
 
 /// Candidates a reranker reads: the fused list's head, where reordering changes what is picked.
@@ -170,6 +187,7 @@ pub(super) fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathere
             minijinja::context! { platforms => platforms },
             grammar::self_query_grammar(&platforms),
             grammar::max_tokens_for(1) + 48,
+            None,
         )?;
         filter = filter_from(&q, &request.topic, &platforms);
         run.detail.self_query = Some(q);
@@ -187,6 +205,7 @@ pub(super) fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathere
             minijinja::context! { n => expansions },
             grammar::expansion_grammar(expansions),
             grammar::max_tokens_for(expansions),
+            None,
         )?;
         variants = e.queries;
     }

@@ -18,6 +18,7 @@
 //! The system prompt (style card, exemplars, context) is identical for every generation step,
 //! so the engine's KV cache reuses it and only each step's instruction is evaluated anew.
 
+mod article;
 pub mod cite;
 pub mod edits;
 mod gather;
@@ -47,6 +48,7 @@ use crate::library::{Library, LibraryError};
 use crate::progress::CancelToken;
 use crate::prompt::structured;
 use crate::store::{ChunkHit, RunStatus, SearchFilter, StoreError, TraceId, TraceRecord};
+use article::*;
 use gather::*;
 use grammar::{ArticlePlan, Expansion, SelfQuery};
 use retrieve::ContextChunk;
@@ -162,9 +164,13 @@ impl DraftRequest {
 
     /// The chain this request runs on a model of `parameters` parameters.
     pub fn chain_for(&self, parameters: u64) -> Chain {
-        let chain = self
-            .chain
-            .unwrap_or_else(|| profile::for_parameters(parameters).chain);
+        let profile = profile::for_parameters(parameters);
+        let long = matches!(self.format, Format::Article | Format::Newsletter);
+        let chain = self.chain.unwrap_or(if long {
+            profile.long_chain
+        } else {
+            profile.chain
+        });
         if self.draft_only && chain == Chain::Full {
             Chain::Outlined
         } else {

@@ -140,7 +140,8 @@ impl Run<'_> {
         )
     }
 
-    /// A grammar-constrained step, parsed into `T`.
+    /// A grammar-constrained step, parsed into `T`: greedy, or sampled with `sampling` (another
+    /// try after a greedy answer was unusable).
     pub(super) fn structured<T: serde::de::DeserializeOwned>(
         &mut self,
         step: &'static str,
@@ -148,6 +149,7 @@ impl Run<'_> {
         extra: minijinja::Value,
         grammar: String,
         max_tokens: usize,
+        sampling: Option<Sampling>,
     ) -> Result<T, DraftError> {
         let system = self
             .templates
@@ -158,7 +160,10 @@ impl Run<'_> {
             &system,
             template,
             extra,
-            structured::request(grammar, max_tokens),
+            GenerateRequest {
+                sampling: sampling.unwrap_or_else(Sampling::greedy),
+                ..structured::request(grammar, max_tokens)
+            },
         )?;
         Ok(structured::parse(step, &text)?)
     }

@@ -39,3 +39,22 @@ fn only_a_topic_naming_a_platform_or_a_year_needs_the_self_query() {
         assert!(!may_name_filters(topic, &platforms), "{topic}");
     }
 }
+
+#[test]
+fn links_and_read_back_instructions_are_not_search_queries() {
+    // The expansion step's answers from the 135M model (traces of 2026-12-03).
+    for junk in [
+        "https://github.com/john-doe/handling_a_codebase_to_another_m",
+        "http://www.w3c.org/2014/07/handling_a_codebase_to_another_m.",
+        "with other words than the request, concrete examples of how ",
+    ] {
+        assert!(!gather::reads_as_query(junk), "{junk}");
+    }
+    for query in [
+        "pricing by the hour",
+        "quotes for small clients",
+        "handover notes",
+    ] {
+        assert!(gather::reads_as_query(query), "{query}");
+    }
+}

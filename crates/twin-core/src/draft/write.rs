@@ -93,15 +93,26 @@ pub(super) fn write(
         })
     };
     let mut outline = String::new();
+    let check_part = |text: &str| {
+        let (shaped, _) = shape(text, format);
+        health::measure_part(library.store(), &request.topic, format, &shaped, &sources)
+    };
+    let mut in_parts = format == Format::Article;
     let draft_text = if format == Format::Article {
-        write_article(run, system, plan)?
+        write_article(run, system, plan, &check_part)?
     } else {
         if chain.outlines() {
             let (extra, limits) = outline_step(run);
             outline = run.generate("outline", system, "outline", extra, limits)?;
         }
-        let (extra, limits) = draft_step(run, &outline);
-        run.generate("draft", system, "draft", extra, limits)?
+        let points = plan_points(&outline, 3);
+        if format == Format::Newsletter && points.len() >= 2 {
+            in_parts = true;
+            write_newsletter(run, system, &points, &check_part)?
+        } else {
+            let (extra, limits) = draft_step(run, &outline);
+            run.generate("draft", system, "draft", extra, limits)?
+        }
     };
     let mut best = checked(library, &draft_text)?;
     let mut critique = String::new();
@@ -133,12 +144,16 @@ pub(super) fn write(
         }
     }
     // A text that fails its checks is written again, with another seed, a few times at most:
-    // the prompt is in the KV cache, so a retry costs its decoding alone. Articles are
-    // written section by section and are not retried whole.
+    // the prompt is in the KV cache, so a retry costs its decoding alone. Texts that were
+    // written in parts are retried part by part as they are written (`article::write_parts`).
+    // In a revising chain the retries take turns: revise again, then write a new draft from
+    // the plan. Every revision starts from the first draft, so one that drifted off the topic
+    // ("Shop my house every year" for a post on pricing, 2026-12-03) took all its revisions
+    // with it.
     let mut attempt = 0;
-    while !best.health.publishable && attempt < RETRIES && format != Format::Article {
+    while !best.health.publishable && attempt < RETRIES && !in_parts {
         attempt += 1;
-        let (step, extra, mut limits) = if chain.revises() {
+        let (step, extra, mut limits) = if chain.revises() && attempt % 2 == 1 {
             let extra = minijinja::context! { draft => draft_text, critique => critique };
             (
                 "revise",
@@ -156,7 +171,7 @@ pub(super) fn write(
             best = candidate;
         }
     }
-    run.detail.retries = attempt;
+    run.detail.retries += attempt;
     let writing = &run.detail.steps[writing_started..];
     let (tokens, decode_ms) = writing.iter().fold((0usize, 0f64), |(n, t), s| {
         (n + s.stats.generated_tokens, t + s.stats.decode_ms)
@@ -198,7 +213,9 @@ pub(super) fn write(
     })
 }
 
-/// Writing a text again when it fails its checks: at most this many more attempts.
+/// Writing a text (a post, a part of a long text, an article's plan) again when it fails its
+/// checks: at most this many more attempts. Four for posts were tried (2026-12-03): the
+/// README's main job still failed (every try invented a year or drifted), 18 s slower.
 pub(super) const RETRIES: u32 = 2;
 
 /// A shaped text and its health.
@@ -213,13 +230,8 @@ impl Candidate {
         self.health.failures().count()
     }
 
-    /// Publishable beats not; then fewer failed checks.
     fn better_than(&self, other: &Candidate) -> bool {
-        (self.health.publishable, std::cmp::Reverse(self.failures()))
-            > (
-                other.health.publishable,
-                std::cmp::Reverse(other.failures()),
-            )
+        self.health.beats(&other.health)
     }
 }
 
@@ -264,55 +276,4 @@ pub(super) fn outline_step(run: &Run<'_>) -> (minijinja::Value, GenerateRequest)
             ..run.writing_request((0, 60))
         },
     )
-}
-
-/// An article's title and sections, grammar-constrained.
-pub(super) fn article_plan(run: &mut Run<'_>) -> Result<ArticlePlan, DraftError> {
-    let sections = 3;
-    run.structured(
-        "outline",
-        "article_outline",
-        minijinja::context! { sections => sections },
-        grammar::outline_grammar(sections),
-        grammar::max_tokens_for(sections + 1),
-    )
-}
-
-/// The values and limits of the step that writes `heading`'s section of `plan`.
-pub(super) fn section_step(
-    run: &Run<'_>,
-    plan: &ArticlePlan,
-    heading: &str,
-) -> (minijinja::Value, GenerateRequest) {
-    let length = run.request.format.length();
-    let parts = plan.sections.len().max(1);
-    (
-        minijinja::context! {
-            title => plan.title,
-            sections => plan.sections,
-            heading => heading,
-            words => length.target_words / parts,
-        },
-        run.writing_request((length.min_words / parts, length.max_words / parts)),
-    )
-}
-
-/// Articles: a grammar-constrained plan (title and sections; `plan` when [`prepare`] made it),
-/// then each section in turn.
-pub(super) fn write_article(
-    run: &mut Run<'_>,
-    system: &str,
-    plan: Option<ArticlePlan>,
-) -> Result<String, DraftError> {
-    let plan = match plan {
-        Some(p) => p,
-        None => article_plan(run)?,
-    };
-    let mut article = format!("# {}\n", plan.title.trim());
-    for heading in &plan.sections {
-        let (extra, limits) = section_step(run, &plan, heading);
-        let body = run.generate("section", system, "section", extra, limits)?;
-        article.push_str(&format!("\n## {}\n\n{}\n", heading.trim(), body.trim()));
-    }
-    Ok(article)
 }

@@ -152,11 +152,16 @@ pub struct SelfQuery {
 
 /// Grammar for an article plan: a title and exactly `n` section headings.
 pub fn outline_grammar(n: usize) -> String {
-    let more = ("\",\" ws string ").repeat(n.saturating_sub(1));
+    let more = ("\",\" ws heading ").repeat(n.saturating_sub(1));
     format!(
-        "root ::= \"{{\" ws \"\\\"title\\\":\" ws string \",\" ws \"\\\"sections\\\":\" ws \"[\" ws string {more}ws \"]\" ws \"}}\"\n{COMMON}"
+        "root ::= \"{{\" ws \"\\\"title\\\":\" ws string \",\" ws \"\\\"sections\\\":\" ws \"[\" ws heading {more}ws \"]\" ws \"}}\"\n{HEADING}{COMMON}"
     )
 }
+
+/// A section heading does not start with a digit: a small model numbers its headings ("1. How
+/// to price"), and numbered headings lead it to write every section as a numbered list.
+const HEADING: &str = r#"heading ::= "\"" hfirst char{0,59} "\""
+hfirst ::= [^"\\\n\r\t ,.;:#\[\]{}()*/\-0-9]"#;
 
 /// The parsed article plan.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -182,6 +187,14 @@ mod tests {
                 assert!(g.contains(rule), "{rule} missing in\n{g}");
             }
         }
+        let outline = outline_grammar(3);
+        for rule in ["heading ::=", "hfirst ::="] {
+            assert!(outline.contains(rule), "{rule} missing in\n{outline}");
+        }
+        assert!(
+            outline.contains("0-9]"),
+            "headings may not open with a digit"
+        );
         assert_eq!(expansion_grammar(3).matches("string").count(), 4);
     }
 

@@ -48,6 +48,10 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
     ("draft", include_str!("../../templates/draft.j2")),
     ("section", include_str!("../../templates/section.j2")),
+    (
+        "newsletter_part",
+        include_str!("../../templates/newsletter_part.j2"),
+    ),
     ("critique", include_str!("../../templates/critique.j2")),
     ("revise", include_str!("../../templates/revise.j2")),
     ("instruct", include_str!("../../templates/instruct.j2")),

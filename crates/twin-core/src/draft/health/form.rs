@@ -20,6 +20,8 @@ pub(super) const PROMPT_LABELS: &[&str] = &[
     "examples of",
     "revised draft",
     "rewrite the draft",
+    "rewrite the post",
+    "rewrite this",
     "here is a revised",
     "here's a revised",
     "here is the revised",

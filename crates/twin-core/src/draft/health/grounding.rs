@@ -53,6 +53,15 @@ pub(super) const NOT_NAMES: &[&str] = &[
     "p.s",
 ];
 
+/// Acronyms of common nouns ("an API", "the CEO"): capitalised, but no more a specific than
+/// the words they stand for. Names spelled in capitals (NASA) are still names.
+pub(super) const COMMON_ACRONYMS: &[&str] = &[
+    "api", "apis", "ai", "ceo", "cto", "cfo", "coo", "ui", "ux", "saas", "pr", "prs", "qa", "ci",
+    "sql", "http", "https", "url", "urls", "faq", "roi", "mvp", "b2b", "b2c", "kpi", "kpis", "hr",
+    "pdf", "csv", "cli", "ide", "os", "cpu", "gpu", "ram", "seo", "crm", "erp", "tv", "usb", "diy",
+    "eta", "tl;dr", "tldr", "vs",
+];
+
 /// Names and numbers a draft asserts: runs of capitalised words that do not open a sentence
 /// (headings and hashtags aside), and numbers of two or more digits.
 pub fn specifics(text: &str) -> Vec<String> {
@@ -74,6 +83,11 @@ pub fn specifics(text: &str) -> Vec<String> {
                         found.push(name.join(" "));
                         name.clear();
                     }
+                    // A quotation or what follows a colon opens with a capital like a
+                    // sentence: `a rule I learned: "Workers can never say no."`.
+                    if word.chars().any(|c| matches!(c, '"' | '“' | '‘' | ':')) {
+                        first = true;
+                    }
                     continue;
                 }
                 let opening = std::mem::replace(&mut first, false);
@@ -88,7 +102,11 @@ pub fn specifics(text: &str) -> Vec<String> {
                 }
                 let capitalised = word.starts_with(char::is_uppercase);
                 let folded = word.to_lowercase().replace('’', "'");
-                if capitalised && !opening && !NOT_NAMES.contains(&folded.as_str()) {
+                if capitalised
+                    && !opening
+                    && !NOT_NAMES.contains(&folded.as_str())
+                    && !COMMON_ACRONYMS.contains(&folded.as_str())
+                {
                     name.push(word);
                 } else if !name.is_empty() {
                     found.push(name.join(" "));

@@ -75,6 +75,25 @@ pub struct Health {
 }
 
 impl Health {
+    /// `checks`, publishable when every hard one passed.
+    pub fn of(checks: Vec<Check>) -> Self {
+        let publishable = checks.iter().all(|c| !c.hard || c.passed);
+        Self {
+            checks,
+            publishable,
+        }
+    }
+
+    /// Whether a text with these checks is the better choice than one with `other`'s:
+    /// publishable beats not; then fewer failed hard checks.
+    pub fn beats(&self, other: &Health) -> bool {
+        (self.publishable, std::cmp::Reverse(self.failures().count()))
+            > (
+                other.publishable,
+                std::cmp::Reverse(other.failures().count()),
+            )
+    }
+
     /// The hard checks that failed.
     pub fn failures(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| c.hard && !c.passed)
@@ -124,14 +143,8 @@ pub struct Evidence<'a> {
 
 /// Run every check on `text`, a finished draft in `format`.
 pub fn assess(text: &str, format: Format, evidence: &Evidence<'_>) -> Health {
-    let mut checks = vec![
-        fragments(text, format),
-        looping(text, format),
-        copying(text, evidence.sources),
-        leftovers(text, format),
-        shape(text, format),
-        invented(text, evidence.topic, evidence.known),
-    ];
+    let mut checks = part_checks(text, format, evidence);
+    checks.insert(4, shape(text, format));
     if let Some(s) = evidence.similarity {
         checks.push(on_topic(s));
     }
@@ -144,11 +157,24 @@ pub fn assess(text: &str, format: Format, evidence: &Evidence<'_>) -> Health {
             detail: format!("sounds like you {:.0}%", p * 100.0),
         });
     }
-    let publishable = checks.iter().all(|c| !c.hard || c.passed);
-    Health {
-        checks,
-        publishable,
-    }
+    Health::of(checks)
+}
+
+/// The checks that a part of a draft (an article's section) can pass or fail on its own:
+/// fragments, loops, pasting, leftovers and invented specifics. Length, shape and topic belong
+/// to the whole draft.
+pub fn assess_part(text: &str, format: Format, evidence: &Evidence<'_>) -> Health {
+    Health::of(part_checks(text, format, evidence))
+}
+
+fn part_checks(text: &str, format: Format, evidence: &Evidence<'_>) -> Vec<Check> {
+    vec![
+        fragments(text, format),
+        looping(text, format),
+        copying(text, evidence.sources),
+        leftovers(text, format),
+        invented(text, evidence.topic, evidence.known),
+    ]
 }
 
 /// What a draft's topic is measured against: the topic's embedding and those of the
@@ -206,19 +232,55 @@ pub fn measure(
         .into_iter()
         .next()
         .unwrap_or_default();
-    // A word the index cannot look up is given the benefit of the doubt, not called invented.
-    let known = |w: &str| store.mentions(w).unwrap_or(true);
-    Ok(assess(
-        text,
+    Ok(assess_against(
+        store,
+        topic,
         format,
-        &Evidence {
-            topic,
-            sources,
-            known: &known,
-            similarity: Some(baseline.similarity(&draft)),
-            sounds_like_you: None,
-        },
+        text,
+        sources,
+        Some(baseline.similarity(&draft)),
     ))
+}
+
+/// [`assess_part`] against the library: names and numbers are looked up in the user's writing.
+pub fn measure_part(
+    store: &crate::store::Store,
+    topic: &str,
+    format: Format,
+    text: &str,
+    sources: &[String],
+) -> Health {
+    let _span = tracing::info_span!("health_of_part").entered();
+    assess_against(store, topic, format, text, sources, None)
+}
+
+/// The whole draft's checks with a topic `similarity`, a part's without one.
+fn assess_against(
+    store: &crate::store::Store,
+    topic: &str,
+    format: Format,
+    text: &str,
+    sources: &[String],
+    similarity: Option<TopicSimilarity>,
+) -> Health {
+    let evidence = Evidence {
+        topic,
+        sources,
+        known: &|w: &str| known_word(store, w),
+        similarity,
+        sounds_like_you: None,
+    };
+    if similarity.is_some() {
+        assess(text, format, &evidence)
+    } else {
+        assess_part(text, format, &evidence)
+    }
+}
+
+/// Whether the user's writing has `word`. A word the index cannot look up is given the benefit
+/// of the doubt, not called invented.
+fn known_word(store: &crate::store::Store, word: &str) -> bool {
+    store.mentions(word).unwrap_or(true)
 }
 
 fn hard(name: &str, passed: bool, value: f64, detail: String) -> Check {

@@ -144,6 +144,14 @@ fn leftovers_catch_markup_and_prompt_text() {
     assert!(f("Text.\n\n#pricing #saas", Format::Linkedin).passed);
     assert!(!f("Here is a revised version of the post:", Format::Linkedin).passed);
     assert!(f("Here is what the workshop taught me.", Format::Linkedin).passed);
+    // The main job's post, 2026-12-03: the revise step's instruction, paraphrased.
+    assert!(
+        !f(
+            "Rewrite the post until it is simple enough to read.",
+            Format::Linkedin
+        )
+        .passed
+    );
     // Seen in a drafting run: the model's asides to the requester, mid-article.
     let article = "# Maintenance\n\n## One\n\nIt seems I made an error there. You're right.\n\n## Two\n\nHere is my final post:\nText.";
     let check = f(article, Format::Article);
@@ -232,6 +240,16 @@ fn invented_specifics_are_names_and_numbers_the_user_never_wrote() {
     // A list's own numbering is not a number the draft asserts; a number in the item is.
     let list = "10. We tested with care.\n11. We shipped in 1964.";
     assert_eq!(specifics(list), vec!["1964".to_string()]);
+    // A quotation and what follows a colon open like sentences; acronyms of common nouns are
+    // not names (seen in `twin bench quality` newsletters, 2026-12-03); capitalised names
+    // still are, quoted or not.
+    let quoted = "It comes from a rule I learned: \"Workers can never say no.\" Then the API \
+                  broke, and the CEO called. Ask NASA.";
+    assert_eq!(specifics(quoted), vec!["NASA".to_string()]);
+    // (The price: a quotation that opens with a one-word name hides that name.)
+    let named = "I met Ravenna Smith there: she said \"Ravenna Smith never ships late.\"";
+    assert!(specifics(named).contains(&"Ravenna Smith".to_string()));
+    assert!(!invented(named, "x", &known).passed);
 }
 
 #[test]
@@ -283,4 +301,55 @@ fn the_sample_writing_is_healthy() {
         }
     }
     assert!(checked >= 20);
+}
+
+#[test]
+fn a_part_is_judged_without_length_shape_or_topic_and_the_better_part_wins() {
+    // One short section of an article: far under the article's length and without its title,
+    // which only the whole article must have; nothing else wrong with it.
+    let section = "## What the buyer pays for\n\nA buyer pays for the hours after the sale as much as for the build. I write those hours down before I quote.";
+    let part = assess_part(
+        section,
+        Format::Article,
+        &evidence("pricing", &[], &everything_known),
+    );
+    assert!(part.publishable, "{part:#?}");
+    assert!(part.check("format").is_none() && part.check("on_topic").is_none());
+    let whole = assess(
+        section,
+        Format::Article,
+        &evidence("pricing", &[], &everything_known),
+    );
+    assert!(!whole.check("format").unwrap().passed);
+
+    // A section that repeats the article before it is a loop, and loses to a clean one.
+    let repeated = format!(
+        "{section}\n\n## Again\n\n{}",
+        section.lines().last().unwrap()
+    );
+    let looped = assess_part(
+        &repeated,
+        Format::Article,
+        &evidence("pricing", &[], &everything_known),
+    );
+    assert!(!looped.check("looping").unwrap().passed, "{looped:#?}");
+    assert!(part.beats(&looped) && !looped.beats(&part));
+    let unknown = |w: &str| w != "anaximander";
+    let invented = assess_part(
+        &format!("{section} I learned it from Anaximander."),
+        Format::Article,
+        &evidence("pricing", &[], &unknown),
+    );
+    assert!(!invented.publishable);
+    // Two failing parts: the one with fewer failures is better.
+    let both = assess_part(
+        &format!("{repeated} I learned it from Anaximander."),
+        Format::Article,
+        &evidence("pricing", &[], &unknown),
+    );
+    assert_eq!(
+        (invented.failures().count(), both.failures().count()),
+        (1, 2)
+    );
+    assert!(invented.beats(&both));
 }
