@@ -48,7 +48,8 @@ pub(super) fn clean_heading(text: &str) -> String {
     let cut_off = text.chars().count() >= CUT_OFF_LENGTH
         || text.ends_with(char::is_whitespace)
         || text.trim_end().ends_with(',');
-    let mut t = text.trim();
+    let untagged = without_tags(text);
+    let mut t = untagged.trim();
     if let Some((label, rest)) = t.split_once(':') {
         let mut words = label.split_whitespace();
         let is_label = words
@@ -77,6 +78,31 @@ pub(super) fn clean_heading(text: &str) -> String {
         .join(" ")
         .trim_end_matches(|c: char| !c.is_alphanumeric() && !matches!(c, '?' | '!' | ')' | '"'))
         .to_string()
+}
+
+/// `text` without markup tags (`<Title>`, `</SECTION1`): the model's headings sometimes wear
+/// them. A `<` not followed by a letter or `/` is text ("a < b").
+fn without_tags(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let opens_tag = c == '<'
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_alphabetic() || *n == '/');
+        if opens_tag {
+            // Skip to the tag's end, or to the end of the text when it was cut off.
+            for t in chars.by_ref() {
+                if t == '>' {
+                    break;
+                }
+            }
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `plan` with its title and headings cleaned, or why it cannot be used: an empty heading, or
@@ -315,6 +341,13 @@ mod tests {
                 "Introduction: why small wins",
             ),
             ("Why say no?", "Why say no?"),
+            // Seen in `twin bench quality` (2026-12-03).
+            ("<Title>Premise 1</Title", "Premise 1"),
+            (
+                "<Section1Title1>How to Create a Small Business</SECTION1",
+                "How to Create a Small Business",
+            ),
+            ("When a < b", "When a < b"),
         ] {
             assert_eq!(clean_heading(raw), clean, "{raw:?}");
         }

@@ -88,6 +88,9 @@ pub fn leftovers(text: &str, format: Format) -> Check {
                 found.push(format!("template token \"{token}\""));
             }
         }
+        if has_markup_tag(raw) {
+            found.push(format!("markup tag in {}", quote(raw)));
+        }
         if plain_text_platform && raw.contains("**") {
             found.push(format!("bold markers in {}", quote(raw)));
         }
@@ -164,4 +167,20 @@ pub fn shape(text: &str, format: Format) -> Check {
             problems.join("; ")
         },
     )
+}
+
+/// A markup tag (`<Title>`, `</SECTION1`) in a line: `<` then a letter or `/`, and a `>` or the
+/// line's end after the tag name. "a < b" and "<3" are text.
+fn has_markup_tag(line: &str) -> bool {
+    line.match_indices('<').any(|(i, _)| {
+        let rest = &line[i + 1..];
+        let name: String = rest
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let after = &rest[rest.len() - rest.trim_start_matches('/').len() + name.len()..];
+        name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && (after.starts_with('>') || after.trim().is_empty())
+    })
 }

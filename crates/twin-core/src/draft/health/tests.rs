@@ -144,6 +144,16 @@ fn leftovers_catch_markup_and_prompt_text() {
     assert!(f("Text.\n\n#pricing #saas", Format::Linkedin).passed);
     assert!(!f("Here is a revised version of the post:", Format::Linkedin).passed);
     assert!(f("Here is what the workshop taught me.", Format::Linkedin).passed);
+    // Headings an article plan wore (2026-12-03), and text that only looks like a tag.
+    assert!(
+        !f(
+            "# T\n\n## <Title>Premise 1</Title\n\nText.",
+            Format::Article
+        )
+        .passed
+    );
+    assert!(!f("## <Section1Title1>How to sell</SECTION1", Format::Article).passed);
+    assert!(f("When a < b, and <3 to all.", Format::Newsletter).passed);
     // The main job's post, 2026-12-03: the revise step's instruction, paraphrased.
     assert!(
         !f(
