@@ -60,7 +60,7 @@ pub(super) fn clean_heading(text: &str) -> String {
             t = rest.trim();
         }
     }
-    let t = t.trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | ')' | ' '));
+    let t = strip_numbering(t);
     let mut words: Vec<&str> = t.split_whitespace().collect();
     while let Some(last) = words.last() {
         let bare = last
@@ -210,19 +210,27 @@ pub(super) fn write_article(
     write_parts(run, system, "section", head, parts, check_part)
 }
 
+/// `line` without a leading list number ("1. ", "3) "); a number that is part of the text
+/// ("10 lessons from the bench") stays.
+fn strip_numbering(line: &str) -> &str {
+    let rest = line.trim_start_matches(|c: char| c.is_ascii_digit());
+    if rest.len() == line.len() {
+        return line;
+    }
+    match rest.strip_prefix(['.', ')']) {
+        Some(after) => after.trim_start(),
+        None => line,
+    }
+}
+
 /// The points of a plan the outline step wrote ("1. …", "- …"), at most `n`.
 pub(super) fn plan_points(outline: &str, n: usize) -> Vec<String> {
     outline
         .lines()
-        .map(|l| health::strip_list_marker(l.trim()).trim())
         .map(|l| {
-            // "3) …" as well as "3. …" and bullets.
-            let rest = l.trim_start_matches(|c: char| c.is_ascii_digit());
-            let l = match rest.strip_prefix(')') {
-                Some(r) if rest.len() < l.len() => r,
-                _ => l,
-            };
-            l.trim_start_matches(['-', '*', '•']).trim()
+            strip_numbering(l.trim())
+                .trim_start_matches(['-', '*', '•'])
+                .trim()
         })
         .filter(|l| l.split_whitespace().count() >= 3)
         .take(n)
@@ -348,6 +356,8 @@ mod tests {
                 "How to Create a Small Business",
             ),
             ("When a < b", "When a < b"),
+            ("10 Lessons from the bench", "10 Lessons from the bench"),
+            ("2. 10 Lessons from the bench", "10 Lessons from the bench"),
         ] {
             assert_eq!(clean_heading(raw), clean, "{raw:?}");
         }
