@@ -57,7 +57,8 @@ pub struct DraftArgs {
     #[arg(long)]
     pub draft_only: bool,
     /// The writing steps: direct (one grounded pass), outlined (plan, then write) or full
-    /// (plan, write, critique, revise). Default: the model's profile (small models: direct).
+    /// (plan, write, critique, revise). Default: the model's profile (small models: full for
+    /// posts, outlined for long texts).
     #[arg(long)]
     pub chain: Option<draft::Chain>,
     /// Alternative search queries the model writes (0 = search the topic only). Default: the

@@ -133,9 +133,19 @@ pub fn query_terms(text: &str) -> Vec<String> {
     }
 }
 
+/// The FTS5 query a search runs for `text`: its terms, less those too common in this library
+/// to tell chunks apart (see [`Store::selective_terms`]).
+pub fn bm25_query(store: &Store, text: &str) -> Result<String, SearchError> {
+    Ok(quoted_or(&store.selective_terms(query_terms(text))?))
+}
+
 /// An FTS5 query matching any of the terms; each is quoted so user input cannot inject syntax.
 pub fn fts_query(text: &str) -> String {
-    query_terms(text)
+    quoted_or(&query_terms(text))
+}
+
+fn quoted_or(terms: &[String]) -> String {
+    terms
         .iter()
         .map(|t| format!("\"{}\"", t.replace('"', "")))
         .collect::<Vec<_>>()
@@ -239,7 +249,7 @@ pub fn run_embedded(
     let _span = tracing::info_span!("search", mode = ?query.mode).entered();
     let depth = (query.limit * 5).max(50);
     let bm25: Vec<(ChunkId, f64)> = if query.mode != SearchMode::Vector {
-        store.search_bm25(&fts_query(&query.text), &query.filter, depth)?
+        store.search_bm25(&bm25_query(store, &query.text)?, &query.filter, depth)?
     } else {
         Vec::new()
     };

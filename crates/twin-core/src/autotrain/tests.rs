@@ -1,6 +1,6 @@
 use super::*;
-use crate::store::{DocumentInfo, NewDocument};
-use std::path::{Path, PathBuf};
+use crate::store::NewDocument;
+use std::path::Path;
 
 fn settings() -> AutotrainSettings {
     AutotrainSettings::default()
@@ -114,26 +114,7 @@ fn the_gate_promotes_only_a_candidate_better_by_the_margin_and_no_worse_in_style
 }
 
 fn put(store: &mut Store, source: i64, path: &str, platform: &str, body: &str) {
-    let doc = NewDocument {
-        info: DocumentInfo {
-            source_id: source,
-            path: PathBuf::from(path),
-            title: path.into(),
-            platform: Some(platform.into()),
-            format: "markdown".into(),
-            date: None,
-            tags: Vec::new(),
-            body: body.into(),
-            duplicate_of: None,
-            near_duplicate_of: None,
-            kind: None,
-            url: None,
-        },
-        content_hash: blake3::hash(body.as_bytes()).to_hex().to_string(),
-        mtime: 0,
-        size: body.len() as i64,
-        simhash: None,
-    };
+    let doc = NewDocument::for_test(source, path, Some(platform), body);
     store.put_document(&doc, &[]).unwrap();
 }
 

@@ -89,7 +89,7 @@ pub fn tidy(text: &str, format: Format) -> String {
             None => body,
         });
     }
-    let lines = mend_fragments(lines, format);
+    let lines = renumber(mend_fragments(lines, format), format);
     let mut out = collapse_blank_lines(&lines);
     if !hashtags.is_empty() {
         hashtags.truncate(MAX_HASHTAGS);
@@ -179,6 +179,49 @@ fn mend_fragments(lines: Vec<String>, format: Format) -> Vec<String> {
     out
 }
 
+/// Numbers that count again from 1 without gaps: a thread's posts once a fragment post was
+/// dropped ("1/", "3/"), and a numbered list that starts mid-way because the model carried an
+/// outline's numbering into the text ("4. …", "5. …"). A list is a run of numbered lines with
+/// only blank lines between them.
+fn renumber(lines: Vec<String>, format: Format) -> Vec<String> {
+    let mut next = 1;
+    lines
+        .into_iter()
+        .map(|line| {
+            if format == Format::Thread {
+                return match post_number(&line) {
+                    Some((_, rest)) => {
+                        let line = format!("{next}/ {rest}");
+                        next += 1;
+                        line
+                    }
+                    None => line,
+                };
+            }
+            if line.is_empty() {
+                return line;
+            }
+            match list_number(&line) {
+                Some(rest) => {
+                    let line = format!("{next}. {rest}");
+                    next += 1;
+                    line
+                }
+                None => {
+                    next = 1;
+                    line
+                }
+            }
+        })
+        .collect()
+}
+
+/// The text after a numbered list marker ("3. "), if `line` is a numbered list item.
+fn list_number(line: &str) -> Option<&str> {
+    let digits = line.chars().take_while(char::is_ascii_digit).count();
+    (is_list_item(line) && digits > 0).then(|| line[digits..].trim_start_matches(". "))
+}
+
 /// `line` up to the end of its last complete sentence, if it has one.
 fn cut_to_sentence(line: &str) -> Option<String> {
     let mut end = 0;
@@ -265,12 +308,26 @@ This is where #finance#ethics## 3. Pricing a small software product can be very 
     }
 
     #[test]
+    fn lists_count_from_one() {
+        let t = tidy(
+            "Price the whole shop.\n\n4. Charge for support.\n\n5. Raise prices yearly.\n\nNobody left.\n\n2. A second list.\n3. Goes on.",
+            Format::Linkedin,
+        );
+        assert_eq!(
+            t,
+            "Price the whole shop.\n\n1. Charge for support.\n\n2. Raise prices yearly.\n\nNobody left.\n\n1. A second list.\n2. Goes on."
+        );
+        let ok = "Intro line here.\n\n1. One thing.\n2. Two things.";
+        assert_eq!(tidy(ok, Format::Article), ok);
+    }
+
+    #[test]
     fn threads_keep_numbers_and_sign_offs_survive() {
         let t = tidy(
             "1/ First post.\n2/ Second post [3]\n3/ Third post.",
             Format::Thread,
         );
-        assert_eq!(t, "1/ First post.\n3/ Third post.");
+        assert_eq!(t, "1/ First post.\n2/ Third post.");
         let n = tidy(
             "Hello readers.\n\nThat is all.\n\nSee you next week,\nNell",
             Format::Newsletter,

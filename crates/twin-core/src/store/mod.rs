@@ -118,6 +118,8 @@ pub struct Store {
     vector_count_cache: std::cell::Cell<Option<((i64, u64), u64)>>,
     /// Sign bits of every vector for the approximate scan, loaded on first use.
     bit_cache: std::cell::RefCell<vectors::BitCache>,
+    /// Which query terms are too common to search on; see `retrieval.rs`.
+    common_terms: std::cell::RefCell<retrieval::CommonTerms>,
 }
 
 impl std::fmt::Debug for Store {
@@ -153,6 +155,7 @@ impl Store {
             vector_generation: std::cell::Cell::new(0),
             vector_count_cache: std::cell::Cell::new(None),
             bit_cache: Default::default(),
+            common_terms: Default::default(),
         };
         store.migrate()?;
         store.ensure_quantized()?;

@@ -236,6 +236,38 @@ pub struct NewDocument {
     pub simhash: Option<u64>,
 }
 
+impl NewDocument {
+    /// A markdown document at `path` with `body`, for tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        source_id: SourceId,
+        path: &str,
+        platform: Option<&str>,
+        body: &str,
+    ) -> Self {
+        Self {
+            info: DocumentInfo {
+                source_id,
+                path: PathBuf::from(path),
+                title: path.into(),
+                platform: platform.map(Into::into),
+                format: "markdown".into(),
+                date: None,
+                tags: Vec::new(),
+                body: body.into(),
+                duplicate_of: None,
+                near_duplicate_of: None,
+                kind: None,
+                url: None,
+            },
+            content_hash: blake3::hash(body.as_bytes()).to_hex().to_string(),
+            mtime: 0,
+            size: body.len() as i64,
+            simhash: None,
+        }
+    }
+}
+
 impl std::ops::Deref for NewDocument {
     type Target = DocumentInfo;
     fn deref(&self) -> &DocumentInfo {
