@@ -71,9 +71,10 @@ pub struct DraftArgs {
     /// Keep the fused search order even when a reranker model is configured.
     #[arg(long)]
     pub no_rerank: bool,
-    /// Context chunks at most.
-    #[arg(long, default_value_t = 6)]
-    pub context_chunks: usize,
+    /// Retrieved passages in the prompt at most. Default: the model's profile (small models:
+    /// 3 for posts, 6 for articles and newsletters)
+    #[arg(long)]
+    pub context_chunks: Option<usize>,
     /// Sampling temperature (0 = greedy).
     #[arg(long, default_value_t = 0.7)]
     pub temperature: f32,
@@ -444,7 +445,7 @@ pub struct QualityArgs {
     /// Print every draft with its failed checks.
     #[arg(long)]
     pub show_drafts: bool,
-    /// Retrieved passages in each prompt (default: the drafting default, 6).
+    /// Retrieved passages in each prompt (default: the model's profile).
     #[arg(long)]
     pub context_chunks: Option<usize>,
     #[command(flatten)]

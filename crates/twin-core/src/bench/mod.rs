@@ -637,8 +637,10 @@ fn search_rows(
             .map(|_| ())
             .map_err(Into::into)
     })?;
-    // How much of the every-term top 10 the search without common terms keeps.
+    // How much of the every-term top 10 the search without common terms keeps, and how often
+    // each finds the page a real-text query was made from (its title) in its top 10.
     let mut bm25_overlap = 0usize;
+    let mut found = [0usize; 2];
     for q in queries {
         let top = |fts: &str| -> Result<Vec<i64>, LibraryError> {
             Ok(store
@@ -650,7 +652,23 @@ fn search_rows(
         let all = top(&crate::search::fts_query(&q.0))?;
         let pruned = top(&crate::search::bm25_query(store, &q.0)?)?;
         bm25_overlap += pruned.iter().filter(|id| all.contains(id)).count();
+        for (n, ids) in found.iter_mut().zip([&all, &pruned]) {
+            let page = store
+                .chunk_hits(ids)?
+                .iter()
+                .any(|h| h.title.trim_end_matches(" - Rust").trim() == q.0);
+            *n += usize::from(page);
+        }
     }
+    let found_note = if found[0] > 0 {
+        format!(
+            "; the query's page in the top 10: {:.0}% (every term {:.0}%)",
+            found[1] as f64 * 100.0 / queries.len().max(1) as f64,
+            found[0] as f64 * 100.0 / queries.len().max(1) as f64
+        )
+    } else {
+        String::new()
+    };
     let float = measure(&mut |q| {
         store
             .search_vector_with(VectorIndex::Exact, &q.1, &filter, 50)
@@ -691,7 +709,7 @@ fn search_rows(
             format!("{:.1} / {:.1} ms", bm25.0, bm25.1),
             format!(
                 "as searched: terms in ≥ 10% of chunks dropped from 20k chunks up; \
-                 ×{:.2} of every-term; top-10 overlap with it {:.0}%",
+                 ×{:.2} of every-term; top-10 overlap with it {:.0}%{found_note}",
                 bm25.0 / every_term.0.max(1e-9),
                 bm25_overlap as f64 * 100.0 / (10 * queries.len()).max(1) as f64
             ),

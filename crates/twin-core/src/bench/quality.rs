@@ -75,9 +75,7 @@ pub fn run(
                 request.adapter_scale = spec.adapter_scale;
                 request.author = spec.author.clone();
                 request.sampling.seed = spec.seed;
-                if let Some(n) = spec.context_chunks {
-                    request.context_chunks = n;
-                }
+                request.context_chunks = spec.context_chunks;
                 let d = draft::draft(library, model, &request, cancel, &mut |_| {})?;
                 let measured = QualityDraft {
                     chain,

@@ -216,7 +216,8 @@ pub(super) fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathere
         name: "retrieve".into(),
     });
     let t = Instant::now();
-    let per_query = (request.context_chunks * 3).max(10);
+    let context_chunks = request.context_chunks_for(run.model.info().parameters);
+    let per_query = (context_chunks * 3).max(10);
     let (queries, mut candidates) = if request.retrieval {
         crate::search::check_embedder(store, &embedder)?;
         let queries = embedded_queries(&embedder, &request.topic, variants)?;
@@ -225,7 +226,7 @@ pub(super) fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathere
     } else {
         (Vec::new(), Vec::new())
     };
-    if request.retrieval && candidates.len() < request.context_chunks.min(3) && !filter.is_empty() {
+    if request.retrieval && candidates.len() < context_chunks.min(3) && !filter.is_empty() {
         run.detail.filter_dropped = true;
         candidates = retrieve::multi_query(store, &queries, &SearchFilter::default(), per_query)?;
     }
@@ -248,7 +249,7 @@ pub(super) fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathere
         store,
         candidates,
         topic_vector,
-        request.context_chunks,
+        context_chunks,
         request.context_tokens,
         0.7,
         &|text| run.model.count_tokens(text),

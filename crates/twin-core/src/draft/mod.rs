@@ -114,8 +114,9 @@ pub struct DraftRequest {
     pub expansions: Option<usize>,
     /// Extract platform and date filters from the topic with the model.
     pub self_query: bool,
-    /// Context chunks at most.
-    pub context_chunks: usize,
+    /// Retrieved passages in the prompt at most (`None`: the model's profile, see
+    /// [`profile::for_parameters`]).
+    pub context_chunks: Option<usize>,
     /// Context size in the chat model's tokens at most.
     pub context_tokens: usize,
     /// Few-shot exemplars of the format.
@@ -145,7 +146,7 @@ impl DraftRequest {
             retrieval: true,
             expansions: None,
             self_query: true,
-            context_chunks: 6,
+            context_chunks: None,
             context_tokens: 900,
             exemplars: 2,
             rerank: true,
@@ -162,11 +163,22 @@ impl DraftRequest {
             .unwrap_or_else(|| profile::for_parameters(parameters).expansions)
     }
 
+    /// Retrieved passages the prompt holds at most for this request, on a model of `parameters`.
+    pub fn context_chunks_for(&self, parameters: u64) -> usize {
+        self.context_chunks.unwrap_or_else(|| {
+            let profile = profile::for_parameters(parameters);
+            if self.format.is_long() {
+                profile.long_context_chunks
+            } else {
+                profile.context_chunks
+            }
+        })
+    }
+
     /// The chain this request runs on a model of `parameters` parameters.
     pub fn chain_for(&self, parameters: u64) -> Chain {
         let profile = profile::for_parameters(parameters);
-        let long = matches!(self.format, Format::Article | Format::Newsletter);
-        let chain = self.chain.unwrap_or(if long {
+        let chain = self.chain.unwrap_or(if self.format.is_long() {
             profile.long_chain
         } else {
             profile.chain

@@ -43,6 +43,11 @@ impl Format {
         Self::Newsletter,
     ];
 
+    /// Articles and newsletters: long texts, written in parts.
+    pub fn is_long(self) -> bool {
+        matches!(self, Self::Article | Self::Newsletter)
+    }
+
     /// Name used in prompts.
     pub fn display_name(self) -> &'static str {
         match self {

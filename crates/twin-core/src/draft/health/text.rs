@@ -64,7 +64,7 @@ pub(in crate::draft) fn is_list_item(line: &str) -> bool {
 
 /// Formats whose platforms render Markdown headings (blogs, newsletters).
 pub(in crate::draft) fn allows_headings(format: Format) -> bool {
-    matches!(format, Format::Article | Format::Newsletter)
+    format.is_long()
 }
 
 pub(in crate::draft) fn is_heading(line: &str) -> bool {
