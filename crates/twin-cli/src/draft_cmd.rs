@@ -448,6 +448,10 @@ pub struct QualityArgs {
     /// Retrieved passages in each prompt (default: the model's profile).
     #[arg(long)]
     pub context_chunks: Option<usize>,
+    /// Alternative search queries the model writes (0 = the topic only; default: the model's
+    /// profile).
+    #[arg(long)]
+    pub expansions: Option<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -463,6 +467,7 @@ pub fn bench_quality(cli: &Cli, args: &QualityArgs) -> Result<ExitCode> {
         author: args.author.clone(),
         seed: args.seed,
         context_chunks: args.context_chunks,
+        expansions: args.expansions,
     };
     let cancel = cancel_on_ctrl_c();
     let json = cli.json;

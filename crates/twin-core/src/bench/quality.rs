@@ -33,8 +33,10 @@ pub struct QualitySpec {
     pub author: String,
     /// Sampling seed (the same seed gives the same drafts).
     pub seed: u32,
-    /// Retrieved passages in each prompt (`None`: the drafting default).
+    /// Retrieved passages in each prompt (`None`: the model's profile).
     pub context_chunks: Option<usize>,
+    /// Query expansions before retrieval (`None`: the model's profile).
+    pub expansions: Option<usize>,
 }
 
 /// One measured draft.
@@ -76,6 +78,7 @@ pub fn run(
                 request.author = spec.author.clone();
                 request.sampling.seed = spec.seed;
                 request.context_chunks = spec.context_chunks;
+                request.expansions = spec.expansions;
                 let d = draft::draft(library, model, &request, cancel, &mut |_| {})?;
                 let measured = QualityDraft {
                     chain,
