@@ -57,12 +57,15 @@ pub enum BenchCommand {
         #[arg(long)]
         writing: Option<PathBuf>,
     },
-    /// Preference training: adapters trained without the preference term, with DPO and with
-    /// SimPO, on the sample writing: held-out margins and "sounds like you".
+    /// Preference training: adapters trained without the preference term and with each
+    /// preference objective, on the sample writing: held-out margins and "sounds like you".
     Preference {
         /// Training steps of each adapter.
         #[arg(long, default_value_t = 30)]
         steps: usize,
+        /// Preference objectives to compare with next-token training alone.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [train_cmd::Objective::Dpo, train_cmd::Objective::LnDpo, train_cmd::Objective::Simpo])]
+        objectives: Vec<train_cmd::Objective>,
         /// Drafts on held-out topics per adapter.
         #[arg(long, default_value_t = 12)]
         drafts: usize,
@@ -173,14 +176,17 @@ pub fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode> {
         }
         BenchCommand::Preference {
             steps,
+            objectives,
             drafts,
             writing,
         } => {
             let scratch = tempfile::tempdir().context("creating a scratch folder")?;
+            let objectives: Vec<_> = objectives.iter().map(|&o| o.into()).collect();
             let rows = service(cli)?.bench_preference(
                 writing.as_deref(),
                 scratch.path(),
                 *steps,
+                &objectives,
                 *drafts,
             )?;
             return print_rows(cli, &rows);

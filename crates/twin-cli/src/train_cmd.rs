@@ -133,6 +133,18 @@ pub enum Objective {
     Dpo,
     /// Reference-free, length-normalised (SimPO).
     Simpo,
+    /// DPO on per-token log-probabilities (length-normalised DPO).
+    LnDpo,
+}
+
+impl From<Objective> for train::PreferenceObjective {
+    fn from(o: Objective) -> Self {
+        match o {
+            Objective::Dpo => Self::Dpo,
+            Objective::Simpo => Self::Simpo,
+            Objective::LnDpo => Self::LnDpo,
+        }
+    }
 }
 
 impl TrainArgs {
@@ -151,10 +163,7 @@ impl TrainArgs {
         p.checkpoint_every = self.checkpoint_every;
         p.init_adapter = self.from.clone();
         p.preference = self.preference.then(|| {
-            let objective = match self.objective {
-                Objective::Dpo => train::PreferenceObjective::Dpo,
-                Objective::Simpo => train::PreferenceObjective::Simpo,
-            };
+            let objective = self.objective.into();
             let mut pp = train::PreferenceParams::new(objective);
             pp.beta = self.beta.unwrap_or(pp.beta);
             pp

@@ -84,11 +84,12 @@ pub fn for_parameters(parameters: u64) -> Profile {
     match parameters {
         // SmolLM2-135M with its voice adapter, 12 drafts a chain (`twin bench quality`):
         // full 6/12 publishable, outlined 2/12, direct 2/12.
-        // Query expansion stays on: skipping it saves ~1 s of a cold first token on 2 cores,
-        // but the main job's draft without it (2026-12-03, Q8_0 + voice adapter) looped and
-        // drifted from pricing to code review ("not publishable: looping") where the same
-        // request with expansion gave two publishable posts on pricing. Three drafts are no
-        // measurement; until `twin bench quality` says otherwise, quality comes first.
+        // No query expansion: this model's expansions restate the topic ("take-a-real-holiday,
+        // as-founder") or read the instruction back, and are mostly dropped as such. Measured on
+        // 12 posts (six topics × LinkedIn and X, 2026-12-03, three passages): 12/12 publishable
+        // without it, 11/12 with it, "sounds like you" 75% against 78%, and ~0.8 s less before
+        // the first token on 2 cores. (A single main-job draft had suggested the opposite the
+        // day before; the 12 posts overrule it.)
         p if p < 1_000_000_000 => Profile {
             size_class: "small",
             chain: Chain::Full,
@@ -98,7 +99,7 @@ pub fn for_parameters(parameters: u64) -> Profile {
             // newsletters 2/3 either way, the same texts, 24 s against 49 s. The revision does
             // not pay for itself on long texts from this model.
             long_chain: Chain::Outlined,
-            expansions: 3,
+            expansions: 0,
             // Posts from three passages (`twin bench quality --formats linkedin,thread`, six
             // topics, 12 posts, 2026-12-03, Q8_0 + voice adapter): 11/12 publishable with six
             // passages, 11/12 with three (9/12 with four: one draft is ±8 points here), longest

@@ -346,8 +346,8 @@ impl Twin {
         Ok(rows)
     }
 
-    /// `twin bench preference`: adapters trained without the preference term, with DPO and with
-    /// SimPO, same dataset (one machine draft per training request) and steps, on `writing`
+    /// `twin bench preference`: adapters trained without the preference term and with each of
+    /// `objectives`, same dataset (one machine draft per training request) and steps, on `writing`
     /// (default: the sample writing) in a scratch folder. On held-out pairs (each held-out passage against the base model's
     /// draft for its request, passages no adapter trained on) the margin log p(user text) −
     /// log p(draft) per token under llama.cpp; and "sounds like you" of `drafts` drafts on
@@ -357,6 +357,7 @@ impl Twin {
         writing: Option<&Path>,
         scratch: &Path,
         steps: usize,
+        objectives: &[crate::train::PreferenceObjective],
         drafts: usize,
     ) -> Result<Vec<BenchRow>, TwinError> {
         use crate::draft::DraftRequest;
@@ -383,11 +384,7 @@ impl Twin {
             ..Default::default()
         };
         let mut trained = Vec::new();
-        for objective in [
-            None,
-            Some(PreferenceObjective::Dpo),
-            Some(PreferenceObjective::Simpo),
-        ] {
+        for objective in std::iter::once(None).chain(objectives.iter().copied().map(Some)) {
             let params = TrainParams {
                 preference: objective.map(PreferenceParams::new),
                 ..sft.clone()
@@ -396,6 +393,7 @@ impl Twin {
                 None => "sft",
                 Some(PreferenceObjective::Dpo) => "dpo",
                 Some(PreferenceObjective::Simpo) => "simpo",
+                Some(PreferenceObjective::LnDpo) => "ln-dpo",
             };
             let started = Instant::now();
             let outcome = twin.train(None, None, &params, Some(name), &cancel, &mut |_| {})?;

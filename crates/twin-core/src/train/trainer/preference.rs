@@ -9,6 +9,10 @@
 //!   log-probabilities summed over each reply's tokens.
 //! - **SimPO** (Meng et al., 2024), reference-free and length-normalised:
 //!   loss = w · −log σ(β · [log π(c)/|c| − log π(r)/|r|] − γ).
+//! - **Length-normalised DPO** (LN-DPO, the SimPO paper's baseline): DPO on per-token
+//!   log-probabilities, so the margin is in the same units as the held-out one and next-token
+//!   training alone does not push it into the sigmoid's flat tail:
+//!   loss = w · −log σ(β · [(log π(c)/|c| − log π(r)/|r|) − (same under π_ref)]).
 //!
 //! Why SimPO was tried: Twin trains the preference term *beside* next-token training on the
 //! same passages, and next-token training alone already moves DPO's summed margin by hundreds
@@ -34,15 +38,24 @@ pub enum Objective {
     Dpo,
     /// Reference-free, length-normalised, with a target margin γ.
     Simpo,
+    /// DPO on per-token log-probabilities, against the adapter-off reference.
+    LnDpo,
 }
 
 impl Objective {
-    /// The objective's usual β (DPO 0.1; SimPO 2.0, per token).
+    /// The objective's usual β (DPO 0.1 on summed log-probabilities; SimPO 2.0 and LN-DPO 1.0
+    /// per token).
     pub fn default_beta(self) -> f64 {
         match self {
             Objective::Dpo => 0.1,
             Objective::Simpo => 2.0,
+            Objective::LnDpo => 1.0,
         }
+    }
+
+    /// Whether the term is measured against the reference model (the adapter off).
+    fn uses_reference(self) -> bool {
+        self != Objective::Simpo
     }
 }
 
@@ -88,8 +101,8 @@ impl Default for PreferenceParams {
 pub(super) struct EncodedPair {
     chosen: Sequence,
     rejected: Sequence,
-    /// log π_ref(chosen) − log π_ref(rejected), summed over reply tokens (DPO only; 0 for
-    /// SimPO, which has no reference).
+    /// log π_ref(chosen) − log π_ref(rejected): summed over reply tokens for DPO, per token for
+    /// LN-DPO; 0 for SimPO, which has no reference.
     reference_margin: f64,
 }
 
@@ -109,10 +122,16 @@ fn sequence(
     Ok(Some(s))
 }
 
-/// Summed log-probability of a sequence's reply tokens.
-fn log_prob(model: &LoraModel, s: &Sequence, pass: Pass) -> Result<f64, TrainError> {
+/// Log-probability of a sequence's reply tokens: summed, or per token (`per_token`).
+fn log_prob(
+    model: &LoraModel,
+    s: &Sequence,
+    pass: Pass,
+    per_token: bool,
+) -> Result<f64, TrainError> {
     let (mean_nll, n) = model.loss(s, pass)?;
-    Ok(-f64::from(mean_nll.to_scalar::<f32>()?) * n as f64)
+    let scale = if per_token { 1.0 } else { n as f64 };
+    Ok(-f64::from(mean_nll.to_scalar::<f32>()?) * scale)
 }
 
 /// Encode `pairs` for `model` (cut to `max_tokens`; a pair whose reply does not fit is left
@@ -132,13 +151,16 @@ pub(super) fn encode_pairs(
         ) else {
             continue;
         };
-        let reference_margin = match objective {
-            Objective::Simpo => 0.0,
-            Objective::Dpo => model.device().with_context(|| {
+        let reference_margin = if objective.uses_reference() {
+            let per_token = objective == Objective::LnDpo;
+            model.device().with_context(|| {
                 Ok::<_, TrainError>(
-                    log_prob(model, &chosen, Pass::Base)? - log_prob(model, &rejected, Pass::Base)?,
+                    log_prob(model, &chosen, Pass::Base, per_token)?
+                        - log_prob(model, &rejected, Pass::Base, per_token)?,
                 )
-            })?,
+            })?
+        } else {
+            0.0
         };
         out.push(EncodedPair {
             chosen,
@@ -151,7 +173,8 @@ pub(super) fn encode_pairs(
 
 /// The preference term on `pair` and its gradients; also the margin it works on: for DPO the
 /// policy's summed margin over the reference's (positive once the adapter prefers the user's
-/// text more than the base does), for SimPO the per-token margin.
+/// text more than the base does), for LN-DPO the same per token, for SimPO the per-token margin
+/// less γ/β.
 pub(super) fn backward(
     model: &LoraModel,
     pair: &EncodedPair,
@@ -171,6 +194,8 @@ pub(super) fn backward(
                 // log π(c)/|c| − log π(r)/|r| = nll_r − nll_c (both are per-token means)
                 (rejected_nll - chosen_nll)?.affine(params.beta, -params.gamma)?
             }
+            Objective::LnDpo => (rejected_nll - chosen_nll)?
+                .affine(params.beta, -params.beta * pair.reference_margin)?,
         };
         // −log σ(z) = log(1 + e^(−z)); z stays within a few units at DPO's β.
         let loss = z
