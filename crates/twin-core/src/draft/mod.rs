@@ -159,8 +159,14 @@ impl DraftRequest {
 
     /// Alternative queries the model writes for this request, on a model of `parameters`.
     pub fn expansions_for(&self, parameters: u64) -> usize {
-        self.expansions
-            .unwrap_or_else(|| profile::for_parameters(parameters).expansions)
+        self.expansions.unwrap_or_else(|| {
+            let profile = profile::for_parameters(parameters);
+            if self.format.is_long() {
+                profile.long_expansions
+            } else {
+                profile.expansions
+            }
+        })
     }
 
     /// Retrieved passages the prompt holds at most for this request, on a model of `parameters`.
