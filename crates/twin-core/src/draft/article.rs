@@ -26,6 +26,8 @@ const HEADING_LABELS: &[&str] = &[
     "chapter",
     "step",
     "point",
+    "keywords",
+    "topic",
 ];
 
 /// Words no heading ends on.
@@ -50,14 +52,16 @@ pub(super) fn clean_heading(text: &str) -> String {
         || text.trim_end().ends_with(',');
     let untagged = without_tags(text);
     let mut t = untagged.trim();
-    if let Some((label, rest)) = t.split_once(':') {
+    // "SECTION 1: …", "Section 2 - …", "Part 3. …": a label, a number or none, a separator.
+    if let Some(at) = t.find([':', '-', '–', '—', '.']) {
+        let (label, rest) = (&t[..at], &t[at..]);
         let mut words = label.split_whitespace();
         let is_label = words
             .next()
             .is_some_and(|w| HEADING_LABELS.contains(&w.to_lowercase().as_str()))
             && words.all(|w| w.chars().all(|c| c.is_ascii_digit() || c == '.'));
         if is_label {
-            t = rest.trim();
+            t = rest.trim_start_matches([':', '-', '–', '—', '.', ' ']);
         }
     }
     let t = strip_numbering(t);
@@ -109,24 +113,44 @@ fn without_tags(text: &str) -> String {
 /// one that repeats the title or another heading.
 pub(super) fn clean_plan(plan: ArticlePlan) -> Result<ArticlePlan, String> {
     let title = clean_heading(&plan.title);
-    let sections: Vec<String> = plan.sections.iter().map(|h| clean_heading(h)).collect();
-    let fold = |s: &str| s.to_lowercase();
-    let mut seen = vec![fold(&title)];
-    for heading in &sections {
-        if heading.split_whitespace().count() < 2 {
-            return Err(format!("heading {heading:?} is too short"));
-        }
-        if seen.contains(&fold(heading)) {
-            return Err(format!(
-                "heading {heading:?} repeats the title or another heading"
-            ));
-        }
-        seen.push(fold(heading));
-    }
     if title.is_empty() {
         return Err("no title".into());
     }
+    let fold = |s: &str| s.to_lowercase();
+    let title_words = content_words(&title);
+    let mut seen = vec![fold(&title)];
+    let mut sections = Vec::new();
+    let mut dropped = Vec::new();
+    for heading in plan.sections.iter().map(|h| clean_heading(h)) {
+        let words = content_words(&heading);
+        let unusable = heading.split_whitespace().count() < 2
+            || health::is_placeholder_heading(&heading)
+            || seen.contains(&fold(&heading))
+            || (!words.is_empty() && words.is_subset(&title_words));
+        if unusable {
+            dropped.push(heading);
+        } else {
+            seen.push(fold(&heading));
+            sections.push(heading);
+        }
+    }
+    // Two good sections make an article; a third that only says the title again, or a slot
+    // the model left unfilled ("Premise 1"), is left out rather than the plan made again.
+    if sections.len() < 2 {
+        return Err(format!(
+            "headings {dropped:?} are too short, placeholders or repeat the title or each other"
+        ));
+    }
     Ok(ArticlePlan { title, sections })
+}
+
+/// A heading's content words, each cut to its first four letters so that "pricing" and
+/// "price" count as one: a heading made only of the title's words adds nothing to it.
+fn content_words(text: &str) -> std::collections::HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() > 3)
+        .map(|w| w.to_lowercase().chars().take(4).collect())
+        .collect()
 }
 
 /// The plan: greedy first, then sampled with other seeds while the plan cannot be used; the
@@ -213,6 +237,19 @@ pub(super) fn write_article(
 /// `line` without a leading list number ("1. ", "3) "); a number that is part of the text
 /// ("10 lessons from the bench") stays.
 fn strip_numbering(line: &str) -> &str {
+    // An outline letter first ("A.1. ", "B. "), as the model sometimes numbers its plan.
+    let line = match line.as_bytes() {
+        [l, b'.', ..] if l.is_ascii_uppercase() => {
+            let after = line[2..].trim_start_matches(|c: char| c.is_ascii_digit());
+            let after = after.strip_prefix(['.', ')']).unwrap_or(after);
+            if after.starts_with(' ') {
+                after.trim_start()
+            } else {
+                line
+            }
+        }
+        _ => line,
+    };
     let rest = line.trim_start_matches(|c: char| c.is_ascii_digit());
     if rest.len() == line.len() {
         return line;
@@ -357,6 +394,19 @@ mod tests {
             ),
             ("When a < b", "When a < b"),
             ("10 Lessons from the bench", "10 Lessons from the bench"),
+            (
+                "Section 2 - What to Consider When Handling a Codebase",
+                "What to Consider When Handling a Codebase",
+            ),
+            ("Part 3. Round up", "Round up"),
+            ("A.1. How to Price", "How to Price"),
+            ("C.3. Conclusion", "Conclusion"),
+            ("B. Ship small", "Ship small"),
+            (
+                "Keywords: 1. Provide a Detailed Guide",
+                "Provide a Detailed Guide",
+            ),
+            ("Self-made jigs", "Self-made jigs"),
             ("2. 10 Lessons from the bench", "10 Lessons from the bench"),
         ] {
             assert_eq!(clean_heading(raw), clean, "{raw:?}");
@@ -398,6 +448,43 @@ mod tests {
             ]
         );
         assert!(clean_plan(plan("T", &["Ship", "Two words"])).is_err());
+        // Seen in `twin bench quality` (2026-12-03, evening): placeholders, and a heading
+        // that only says the title again.
+        for bad in [
+            "Premise 1",
+            "Description of the article's structure and content",
+            "How to Price a Small Software Product",
+        ] {
+            let p = clean_plan(plan(
+                "Pricing a Small Software Product",
+                &["Price the whole shop", bad, "Raise prices once a year"],
+            ))
+            .unwrap();
+            assert_eq!(
+                p.sections,
+                ["Price the whole shop", "Raise prices once a year"],
+                "{bad:?}"
+            );
+            assert!(clean_plan(plan(
+                "Pricing a Small Software Product",
+                &["Price the whole shop", bad, bad],
+            ))
+            .is_err());
+        }
+        assert_eq!(
+            clean_plan(plan(
+                "Pricing a Small Software Product",
+                &[
+                    "Pricing a Small Software Product, the Basics",
+                    "Price the whole shop",
+                    "Raise prices once a year",
+                ],
+            ))
+            .unwrap()
+            .sections
+            .len(),
+            3
+        );
     }
 
     #[test]

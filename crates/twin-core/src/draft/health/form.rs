@@ -66,6 +66,9 @@ pub fn leftovers(text: &str, format: Format) -> Check {
             found.push(format!("heading {}", quote(raw)));
         }
         let body = raw.trim_start_matches('#');
+        if is_heading(raw) && is_placeholder_heading(body) {
+            found.push(format!("placeholder heading {}", quote(raw)));
+        }
         if body.contains("##") {
             found.push(format!("\"##\" in {}", quote(raw)));
         }

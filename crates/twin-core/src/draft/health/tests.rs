@@ -153,6 +153,16 @@ fn leftovers_catch_markup_and_prompt_text() {
         .passed
     );
     assert!(!f("## <Section1Title1>How to sell</SECTION1", Format::Article).passed);
+    // Plan slots the model did not fill (`twin bench quality`, 2026-12-03).
+    for slot in [
+        "## Premise 1",
+        "## Description of the article's structure and content",
+    ] {
+        assert!(
+            !f(&format!("# Title\n\n{slot}\n\nText."), Format::Article).passed,
+            "{slot}"
+        );
+    }
     assert!(f("When a < b, and <3 to all.", Format::Newsletter).passed);
     // The main job's post, 2026-12-03: the revise step's instruction, paraphrased.
     assert!(

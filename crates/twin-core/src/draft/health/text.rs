@@ -62,6 +62,39 @@ pub(in crate::draft) fn is_list_item(line: &str) -> bool {
     (1..=2).contains(&digits) && line[digits..].starts_with(". ")
 }
 
+/// Words that say what a heading is rather than what its section says: "Premise 1",
+/// "Description of the article's structure and content", "Section 2".
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "article",
+    "article's",
+    "section",
+    "premise",
+    "structure",
+    "outline",
+    "subheading",
+    "heading",
+    "placeholder",
+];
+
+/// Whether `heading` names a slot of the plan instead of filling it.
+pub(in crate::draft) fn is_placeholder_heading(heading: &str) -> bool {
+    let words: Vec<String> = heading
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+                .to_lowercase()
+        })
+        .collect();
+    let numbered_label = words.len() <= 3
+        && words
+            .last()
+            .is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()));
+    numbered_label
+        || words
+            .iter()
+            .any(|w| PLACEHOLDER_WORDS.contains(&w.as_str()))
+}
+
 /// Formats whose platforms render Markdown headings (blogs, newsletters).
 pub(in crate::draft) fn allows_headings(format: Format) -> bool {
     format.is_long()
