@@ -211,7 +211,7 @@ fn a_killed_training_run_resumes_from_its_checkpoint() {
         .unwrap();
     run_ok(twin(data.path()).args(["adapters", "rm", &second["id"].to_string()]));
 
-    // Continuing from an adapter, with the preference term (DPO on the dataset's machine
+    // Continuing from an adapter, with the preference term (LN-DPO on the dataset's machine
     // drafts): the run starts from crash-test's weights, so its first held-out loss is
     // crash-test's, below the base model's, and the adapter records both choices.
     let out = run_ok(twin(data.path()).args([
@@ -233,7 +233,9 @@ fn a_killed_training_run_resumes_from_its_checkpoint() {
     let pref: serde_json::Value =
         serde_json::from_str(&text[text.find("{\n").expect("outcome JSON")..]).unwrap();
     let params = &pref["adapter"]["params"];
-    assert_eq!(params["preference"]["beta"], 0.1, "{params}");
+    // Length-normalised DPO by default, at its per-token β.
+    assert_eq!(params["preference"]["objective"], "ln_dpo", "{params}");
+    assert_eq!(params["preference"]["beta"], 1.0, "{params}");
     assert_eq!(params["init_adapter"], adapter_path.as_str());
     let start = pref["adapter"]["metrics"]["history"][0]["eval"]
         .as_f64()

@@ -42,7 +42,7 @@ pub enum AutotrainCommand {
         /// Optimizer steps at most per candidate (0: the training defaults).
         #[arg(long)]
         steps: Option<usize>,
-        /// Train candidates with the preference term (DPO): on or off.
+        /// Train candidates with the preference term (LN-DPO by default): on or off.
         #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
         preference: Option<String>,
     },

@@ -30,7 +30,8 @@ drafts: number,
  */
 max_steps: number | null, 
 /**
- * Whether candidates train with the preference term (DPO) on the user's passages over
- * the base model's drafts and on the user's edits (see `train::preferences`).
+ * Whether candidates train with the preference term (LN-DPO by default) on the user's
+ * passages over the base model's drafts and on the user's edits (see
+ * `train::preferences`).
  */
 preference: boolean, };

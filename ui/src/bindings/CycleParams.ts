@@ -22,6 +22,7 @@ drafts: number,
  */
 margin: number, 
 /**
- * Whether the candidate trains with the preference term (DPO) beside the usual loss.
+ * Whether the candidate trains with the preference term (LN-DPO by default) beside the
+ * usual loss.
  */
 preference: boolean, };

@@ -32,8 +32,9 @@ pub struct AutotrainSettings {
     pub drafts: usize,
     /// Optimizer steps at most per candidate (None: the training defaults).
     pub max_steps: Option<usize>,
-    /// Whether candidates train with the preference term (DPO) on the user's passages over
-    /// the base model's drafts and on the user's edits (see `train::preferences`).
+    /// Whether candidates train with the preference term (LN-DPO by default) on the user's
+    /// passages over the base model's drafts and on the user's edits (see
+    /// `train::preferences`).
     pub preference: bool,
 }
 

@@ -74,7 +74,8 @@ pub struct CycleParams {
     pub drafts: usize,
     /// The held-out loss improvement a candidate needs (0.02: 2% lower).
     pub margin: f64,
-    /// Whether the candidate trains with the preference term (DPO) beside the usual loss.
+    /// Whether the candidate trains with the preference term (LN-DPO by default) beside the
+    /// usual loss.
     #[serde(default)]
     pub preference: bool,
 }

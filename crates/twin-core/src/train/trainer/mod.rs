@@ -61,7 +61,7 @@ pub struct TrainParams {
     /// run continues where that adapter ended. Part of the run's identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_adapter: Option<String>,
-    /// Train a preference term (DPO) beside the next-token loss, on the pairs the dataset and
+    /// Train a preference term (LN-DPO by default) beside the next-token loss, on the pairs the dataset and
     /// the user's edits give (see `train::preferences`). Part of the run's identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preference: Option<PreferenceParams>,
