@@ -331,6 +331,9 @@ pub fn draft(b: &DraftBench) -> Result<Vec<BenchRow>, DraftError> {
         &mut |_| {},
     )?;
     let t = &d.timings;
+    let expansions = request.expansions_for(model.info().parameters);
+    let expansion_note = format!("{expansions} variants (the model's profile for posts)");
+    let search_step = format!("step: hybrid search × {} queries + RRF", expansions + 1);
     let steps = [
         (
             "step: self-query (model, grammar)",
@@ -340,13 +343,9 @@ pub fn draft(b: &DraftBench) -> Result<Vec<BenchRow>, DraftError> {
         (
             "step: query expansion (model, grammar)",
             t.expand_ms,
-            "3 variants (the model's profile)",
+            expansion_note.as_str(),
         ),
-        (
-            "step: hybrid search × 4 queries + RRF",
-            t.search_ms,
-            "BM25 + vectors per query",
-        ),
+        (search_step.as_str(), t.search_ms, "BM25 + vectors per query"),
         ("step: MMR, exemplars, style card", t.select_ms, ""),
         (
             "step: citations + near-repeat check",
