@@ -449,6 +449,9 @@ pub fn train_cmd(cli: &Cli, args: &TrainArgs) -> Result<ExitCode> {
     );
     bar.finish_and_clear();
     let outcome = result?;
+    // The new adapter is in use: evaluate a LinkedIn post's shared prompt head with it now, so
+    // that the next `twin draft` does not (a failure here costs only that head start).
+    let kept = twin.keep_prompt_head(twin_core::draft::Format::Linkedin, None);
     if json {
         print_json(&outcome)?;
         return Ok(ExitCode::SUCCESS);
@@ -468,6 +471,13 @@ pub fn train_cmd(cli: &Cli, args: &TrainArgs) -> Result<ExitCode> {
         "saved to {}; drafts now use it (`twin adapters rollback` to undo)",
         outcome.adapter.path
     );
+    match kept {
+        Ok(ms) => println!(
+            "kept the LinkedIn prompt head for the next draft ({})",
+            human_secs(ms / 1e3)
+        ),
+        Err(e) => eprintln!("note: could not keep the prompt head for the next draft: {e}"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -345,7 +345,11 @@ pub fn draft(b: &DraftBench) -> Result<Vec<BenchRow>, DraftError> {
             t.expand_ms,
             expansion_note.as_str(),
         ),
-        (search_step.as_str(), t.search_ms, "BM25 + vectors per query"),
+        (
+            search_step.as_str(),
+            t.search_ms,
+            "BM25 + vectors per query",
+        ),
         ("step: MMR, exemplars, style card", t.select_ms, ""),
         (
             "step: citations + near-repeat check",

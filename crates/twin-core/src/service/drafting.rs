@@ -243,6 +243,40 @@ impl Twin {
         result
     }
 
+    /// Evaluate the prompt of a `format` draft as far as every draft of it shares it (the
+    /// instructions, the style card, the exemplars) with the active model and adapter, and
+    /// keep it on disk: the first draft of that format in a later process then reads only its
+    /// sources and request (on 2 cores, 1.4 s to the first token instead of 2.7 s). For after
+    /// training, off the user's wait. `author`: how the prompts will name the author (default:
+    /// the author the newest training set was built for, else the setting). Returns the ms it
+    /// took.
+    pub fn keep_prompt_head(
+        &self,
+        format: Format,
+        author: Option<String>,
+    ) -> Result<f64, TwinError> {
+        let started = std::time::Instant::now();
+        let author = match author {
+            Some(a) => Some(a),
+            None => self.with_library_as_is(|lib| {
+                Ok::<_, TwinError>(lib.store().datasets()?.into_iter().next().and_then(|d| {
+                    d.params["author"]
+                        .as_str()
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_string)
+                }))
+            })?,
+        };
+        // Any topic will do: only the head before its sources is what later drafts share.
+        let spec = DraftSpec {
+            author,
+            ..DraftSpec::new(format.display_name(), format)
+        };
+        self.prepare_draft(&spec)?;
+        *lock(&self.prepared) = None;
+        Ok(started.elapsed().as_secs_f64() * 1e3)
+    }
+
     /// Draft in the user's voice: `on_setup` hears what the draft runs on, `on_event` its
     /// steps and streamed text. Starts from the prepared draft when there is one for this
     /// request; a preparation of another request in flight is cancelled, one of this request
