@@ -157,38 +157,28 @@ impl DraftRequest {
         }
     }
 
+    /// The model profile's defaults for this request's format, on a model of `parameters`.
+    fn defaults(&self, parameters: u64) -> profile::FormatDefaults {
+        profile::for_parameters(parameters).for_format(self.format)
+    }
+
     /// Alternative queries the model writes for this request, on a model of `parameters`.
     pub fn expansions_for(&self, parameters: u64) -> usize {
-        self.expansions.unwrap_or_else(|| {
-            let profile = profile::for_parameters(parameters);
-            if self.format.is_long() {
-                profile.long_expansions
-            } else {
-                profile.expansions
-            }
-        })
+        self.expansions
+            .unwrap_or_else(|| self.defaults(parameters).expansions)
     }
 
     /// Retrieved passages the prompt holds at most for this request, on a model of `parameters`.
     pub fn context_chunks_for(&self, parameters: u64) -> usize {
-        self.context_chunks.unwrap_or_else(|| {
-            let profile = profile::for_parameters(parameters);
-            if self.format.is_long() {
-                profile.long_context_chunks
-            } else {
-                profile.context_chunks
-            }
-        })
+        self.context_chunks
+            .unwrap_or_else(|| self.defaults(parameters).context_chunks)
     }
 
     /// The chain this request runs on a model of `parameters` parameters.
     pub fn chain_for(&self, parameters: u64) -> Chain {
-        let profile = profile::for_parameters(parameters);
-        let chain = self.chain.unwrap_or(if self.format.is_long() {
-            profile.long_chain
-        } else {
-            profile.chain
-        });
+        let chain = self
+            .chain
+            .unwrap_or_else(|| self.defaults(parameters).chain);
         if self.draft_only && chain == Chain::Full {
             Chain::Outlined
         } else {

@@ -6,6 +6,7 @@
 //! revision that fails checks its draft passed is discarded, so the full chain cannot make a
 //! draft worse by the checks' measure.
 
+use crate::prompt::format::Format;
 use serde::{Deserialize, Serialize};
 
 /// Which steps write a draft (articles always plan their sections first).
@@ -79,6 +80,36 @@ pub struct Profile {
     pub context_chunks: usize,
     /// Retrieved passages an article's or newsletter's prompt holds at most.
     pub long_context_chunks: usize,
+}
+
+/// A profile's defaults for one format.
+#[derive(Clone, Copy, Debug)]
+pub struct FormatDefaults {
+    /// The chain.
+    pub chain: Chain,
+    /// Alternative search queries.
+    pub expansions: usize,
+    /// Retrieved passages in the prompt at most.
+    pub context_chunks: usize,
+}
+
+impl Profile {
+    /// The defaults for `format`: a post's, or a long text's (articles, newsletters).
+    pub fn for_format(&self, format: Format) -> FormatDefaults {
+        if format.is_long() {
+            FormatDefaults {
+                chain: self.long_chain,
+                expansions: self.long_expansions,
+                context_chunks: self.long_context_chunks,
+            }
+        } else {
+            FormatDefaults {
+                chain: self.chain,
+                expansions: self.expansions,
+                context_chunks: self.context_chunks,
+            }
+        }
+    }
 }
 
 /// The profile of a model with `parameters` parameters.
