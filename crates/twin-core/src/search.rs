@@ -140,12 +140,11 @@ pub fn query_terms(text: &str) -> Vec<String> {
 /// from 41 to 46 of 47 title queries, as with every term, at 5 ms instead of 70).
 pub fn bm25_query(store: &Store, text: &str) -> Result<String, SearchError> {
     let terms = query_terms(text);
-    let kept = store.selective_terms(terms.clone())?;
-    let mut query = quoted_or(&kept);
-    if kept.len() < terms.len() {
-        query.push_str(&format!(" OR \"{}\"", terms.join(" ").replace('"', "")));
+    let mut parts = store.selective_terms(terms.clone())?;
+    if parts.len() < terms.len() {
+        parts.push(terms.join(" "));
     }
-    Ok(query)
+    Ok(quoted_or(&parts))
 }
 
 /// An FTS5 query matching any of the terms; each is quoted so user input cannot inject syntax.

@@ -67,27 +67,19 @@ impl std::str::FromStr for Chain {
 pub struct Profile {
     /// "small" (under 1B parameters), "medium" (under 4B) or "large".
     pub size_class: &'static str,
-    /// The default chain.
-    pub chain: Chain,
-    /// The default chain for the long formats, articles and newsletters, which are written in
-    /// parts (each part checked and retried on its own): `Full` adds a revision of the whole.
-    pub long_chain: Chain,
-    /// Alternative search queries the model writes before retrieval for a post.
-    pub expansions: usize,
-    /// The same for an article or a newsletter.
-    pub long_expansions: usize,
-    /// Retrieved passages a post's prompt holds at most.
-    pub context_chunks: usize,
-    /// Retrieved passages an article's or newsletter's prompt holds at most.
-    pub long_context_chunks: usize,
+    /// The defaults for posts (LinkedIn, X threads).
+    pub post: FormatDefaults,
+    /// The defaults for the long formats, articles and newsletters, which are written in parts
+    /// (each part checked and retried on its own): a `Full` chain adds a revision of the whole.
+    pub long: FormatDefaults,
 }
 
-/// A profile's defaults for one format.
-#[derive(Clone, Copy, Debug)]
+/// A profile's defaults for one kind of format.
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct FormatDefaults {
     /// The chain.
     pub chain: Chain,
-    /// Alternative search queries.
+    /// Alternative search queries the model writes before retrieval.
     pub expansions: usize,
     /// Retrieved passages in the prompt at most.
     pub context_chunks: usize,
@@ -97,72 +89,66 @@ impl Profile {
     /// The defaults for `format`: a post's, or a long text's (articles, newsletters).
     pub fn for_format(&self, format: Format) -> FormatDefaults {
         if format.is_long() {
-            FormatDefaults {
-                chain: self.long_chain,
-                expansions: self.long_expansions,
-                context_chunks: self.long_context_chunks,
-            }
+            self.long
         } else {
-            FormatDefaults {
-                chain: self.chain,
-                expansions: self.expansions,
-                context_chunks: self.context_chunks,
-            }
+            self.post
         }
     }
 }
+
+/// The chain as designed, for sizes not measured yet: plan, write, critique, revise, from six
+/// passages and three query expansions.
+const AS_DESIGNED: FormatDefaults = FormatDefaults {
+    chain: Chain::Full,
+    expansions: 3,
+    context_chunks: 6,
+};
 
 /// The profile of a model with `parameters` parameters.
 pub fn for_parameters(parameters: u64) -> Profile {
     match parameters {
         // SmolLM2-135M with its voice adapter, 12 drafts a chain (`twin bench quality`):
         // full 6/12 publishable, outlined 2/12, direct 2/12.
-        // No query expansion: this model's expansions restate the topic ("take-a-real-holiday,
-        // as-founder") or read the instruction back, and are mostly dropped as such. Measured on
-        // 12 posts (six topics × LinkedIn and X, 2026-12-03, three passages): 12/12 publishable
-        // without it, 11/12 with it, "sounds like you" 75% against 78%, and ~0.8 s less before
-        // the first token on 2 cores. (A single main-job draft had suggested the opposite the
-        // day before; the 12 posts overrule it.) Long texts keep it: articles and newsletters
-        // on the three default topics were 4/6 publishable with it, 3/6 without ("sounds like
-        // you" 77% against 74%), and a long text's reader waits for 500 words anyway.
+        // No query expansion for posts: this model's expansions restate the topic
+        // ("take-a-real-holiday, as-founder") or read the instruction back, and are mostly
+        // dropped as such. Measured on 12 posts (six topics × LinkedIn and X, 2026-12-03, three
+        // passages): 12/12 publishable without it, 11/12 with it, "sounds like you" 75% against
+        // 78%, and ~0.8 s less before the first token on 2 cores. (A single main-job draft had
+        // suggested the opposite the day before; the 12 posts overrule it.) Long texts keep it:
+        // articles and newsletters on the three default topics were 4/6 publishable with it,
+        // 3/6 without ("sounds like you" 77% against 74%), and a long text's reader waits for
+        // 500 words anyway.
+        // Posts from three passages (`twin bench quality --formats linkedin,thread`, six topics,
+        // 12 posts, 2026-12-03, Q8_0 + voice adapter): 11/12 publishable with six passages,
+        // 11/12 with three (9/12 with four: one draft is ±8 points here), longest pasted run
+        // 10 → 5 words, "sounds like you" 81% → 78%; the prompt is ~300 tokens shorter, which on
+        // 2 cores is ~1 s of the first token. Long texts keep six: they have more to say.
         p if p < 1_000_000_000 => Profile {
             size_class: "small",
-            chain: Chain::Full,
+            post: FormatDefaults {
+                chain: Chain::Full,
+                expansions: 0,
+                context_chunks: 3,
+            },
             // Long formats written in parts (`twin bench quality --chains outlined,full`,
             // 2026-12-03, Q8_0 + voice adapter): articles 2/3 publishable either way, the same
             // texts (the whole-text revision was never kept), 58 s against 88 s a draft;
             // newsletters 2/3 either way, the same texts, 24 s against 49 s. The revision does
             // not pay for itself on long texts from this model.
-            long_chain: Chain::Outlined,
-            expansions: 0,
-            long_expansions: 3,
-            // Posts from three passages (`twin bench quality --formats linkedin,thread`, six
-            // topics, 12 posts, 2026-12-03, Q8_0 + voice adapter): 11/12 publishable with six
-            // passages, 11/12 with three (9/12 with four: one draft is ±8 points here), longest
-            // pasted run 10 → 5 words, "sounds like you" 81% → 78%; the prompt is ~300 tokens
-            // shorter, which on 2 cores is ~1 s of the first token. Long texts keep six: they
-            // have more to say.
-            context_chunks: 3,
-            long_context_chunks: 6,
+            long: FormatDefaults {
+                chain: Chain::Outlined,
+                ..AS_DESIGNED
+            },
         },
-        // Not measured yet: the full chain, as designed.
         p if p < 4_000_000_000 => Profile {
             size_class: "medium",
-            chain: Chain::Full,
-            long_chain: Chain::Full,
-            expansions: 3,
-            long_expansions: 3,
-            context_chunks: 6,
-            long_context_chunks: 6,
+            post: AS_DESIGNED,
+            long: AS_DESIGNED,
         },
         _ => Profile {
             size_class: "large",
-            chain: Chain::Full,
-            long_chain: Chain::Full,
-            expansions: 3,
-            long_expansions: 3,
-            context_chunks: 6,
-            long_context_chunks: 6,
+            post: AS_DESIGNED,
+            long: AS_DESIGNED,
         },
     }
 }
