@@ -13,7 +13,10 @@ import openai
 from openai import OpenAI
 
 base_url, token = sys.argv[1], sys.argv[2]
-client = OpenAI(base_url=base_url, api_key=token, max_retries=0, timeout=120)
+# Generous: this checks behaviour, not speed (`twin bench api` measures that). On a 2-core CI
+# machine the server shares the cores with another test's drafts, and llama.cpp's spinning
+# threads then slow each token several times over (a 48 s run took 225 s beside two busy loops).
+client = OpenAI(base_url=base_url, api_key=token, max_retries=0, timeout=600)
 report = {"openai_version": openai.__version__}
 
 # Models: the twin, the twin grounded in the library, the base, each adapter, each chat model.

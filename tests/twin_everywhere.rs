@@ -210,18 +210,25 @@ fn the_openai_python_client_lists_completes_streams_embeds_and_cancels() {
         .and_then(|r| r.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap();
+    let tokens: usize = ended
+        .split(" tokens=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
     let closed_ms = report["cancel"]["closed_at_ms"].as_f64().unwrap();
     let latency = at_ms - closed_ms;
     println!(
         "api: first token {} ms, {} tok/s streamed; a closed stream stopped {latency:.0} ms after \
-         the client closed it; the next request answered in {} ms",
+         the client closed it, at token {tokens}; the next request answered in {} ms",
         report["stream"]["first_token_ms"],
         report["stream"]["tokens_per_s"],
         report["cancel"]["next_request_ms"]
     );
     println!("{report_text}");
-    // Well inside the 2,000 tokens it was asked for (tens of seconds here).
-    assert!(latency < 2_000.0, "{latency} ms\n{log}");
+    // Well inside the 2,000 tokens it was asked for: the client read 5 pieces before closing.
+    // Counted in tokens, not milliseconds, so a busy machine cannot fail it.
+    assert!(tokens < 200, "{tokens} tokens written after a close\n{log}");
 }
 
 /// SIGINT, as Ctrl-C sends it.

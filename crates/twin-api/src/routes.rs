@@ -279,6 +279,7 @@ fn start_generation(
             tracing::info!(
                 at_ms = %unix_ms(),
                 after_ms = started.elapsed().as_millis() as u64,
+                tokens = result.as_ref().map_or(0, |g| g.stats.generated_tokens),
                 "cancelled generation ended"
             );
         }
