@@ -21,7 +21,11 @@ pub fn twin_bin() -> PathBuf {
 /// A `twin` command on the data folder `data`.
 pub fn twin(data: &Path) -> Command {
     let mut c = Command::new(twin_bin());
-    c.env("TWIN_DATA_DIR", data).env_remove("TWIN_LOG");
+    // Imports here are rarely followed by a draft: leave the next draft unprepared (~2 s an
+    // import; tests/draft_cli.rs checks the preparation).
+    c.env("TWIN_DATA_DIR", data)
+        .env_remove("TWIN_LOG")
+        .env("TWIN_NO_PROMPT_HEAD", "1");
     c
 }
 

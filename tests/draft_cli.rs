@@ -179,6 +179,7 @@ fn import_on_an_empty_data_folder_sets_up_the_default_models() {
     let data = tempfile::tempdir().unwrap();
     let out = run_ok(
         twin(data.path())
+            .env_remove("TWIN_NO_PROMPT_HEAD")
             .arg("import")
             .arg(repo_root().join("assets/sample-writing")),
     );
@@ -187,6 +188,32 @@ fn import_on_an_empty_data_folder_sets_up_the_default_models() {
         stderr.contains("first run: set up the default embedding model")
             && stderr.contains("registered the default chat model"),
         "{stderr}"
+    );
+    // The import prepared the first draft: a LinkedIn post's shared prompt head is on disk,
+    // and the first draft reads it instead of evaluating it.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("prepared the next draft: kept the prompt head of LinkedIn posts"),
+        "{stdout}"
+    );
+    let d = json(&run_ok(twin(data.path()).args([
+        "--json",
+        "draft",
+        "--draft-only",
+        "-f",
+        "linkedin",
+        "pricing a small product",
+    ])));
+    let trace = json(&run_ok(twin(data.path()).args([
+        "--json",
+        "traces",
+        "show",
+        &d["trace_id"].to_string(),
+    ])));
+    let first_step = &trace["detail"]["steps"][0]["stats"];
+    assert!(
+        first_step["from_disk_tokens"].as_u64().unwrap() > 300,
+        "the first draft started from the kept head: {first_step}"
     );
     let status = json(&run_ok(twin(data.path()).args(["--json", "status"])));
     let library = &status["library"];
@@ -218,13 +245,15 @@ fn import_on_an_empty_data_folder_sets_up_the_default_models() {
         registered.iter().any(|m| m["kind"] == "embedding"),
         "{models}"
     );
-    // A second import provisions nothing again.
+    // A second import provisions nothing again, and with nothing changed prepares nothing.
     let again = run_ok(
         twin(data.path())
+            .env_remove("TWIN_NO_PROMPT_HEAD")
             .arg("import")
             .arg(repo_root().join("assets/sample-writing")),
     );
     assert!(!String::from_utf8_lossy(&again.stderr).contains("first run"));
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("prepared the next draft"));
 }
 
 /// A one-file Hugging Face–layout hub on localhost: `bytes` at `/{repo}/resolve/main/{file}`

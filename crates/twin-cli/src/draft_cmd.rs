@@ -245,6 +245,31 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
 }
 
 /// What a drafting step is doing while its spinner turns.
+/// Evaluate the shared prompt heads of the formats the user drafts with the model and
+/// adapter now in use, and keep them on disk, so that the next `twin draft` of each reads only
+/// its sources and request ([`twin_core::Twin::keep_prompt_heads`]); says so unless `json`.
+/// A failure costs only that head start, so it is a note, not an error.
+pub(crate) fn keep_prompt_heads(twin: &twin_core::Twin, json: bool) {
+    let kept = twin.keep_prompt_heads();
+    if json {
+        return;
+    }
+    match kept {
+        Ok((formats, ms)) => {
+            let names: Vec<String> = formats
+                .iter()
+                .map(|f| format!("{}s", f.display_name()))
+                .collect();
+            println!(
+                "prepared the next draft: kept the prompt head of {} ({:.1} s)",
+                names.join(", "),
+                ms / 1e3
+            );
+        }
+        Err(e) => eprintln!("note: could not keep the prompt head for the next draft: {e}"),
+    }
+}
+
 fn step_activity(step: &str) -> &'static str {
     match step {
         "self_query" => "looking for a platform or date in the topic",

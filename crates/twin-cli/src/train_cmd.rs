@@ -449,10 +449,8 @@ pub fn train_cmd(cli: &Cli, args: &TrainArgs) -> Result<ExitCode> {
     );
     bar.finish_and_clear();
     let outcome = result?;
-    // The new adapter is in use: evaluate a LinkedIn post's shared prompt head with it now, so
-    // that the next `twin draft` does not (a failure here costs only that head start).
-    let kept = twin.keep_prompt_head(twin_core::draft::Format::Linkedin, None);
     if json {
+        crate::draft_cmd::keep_prompt_heads(&twin, true);
         print_json(&outcome)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -471,13 +469,9 @@ pub fn train_cmd(cli: &Cli, args: &TrainArgs) -> Result<ExitCode> {
         "saved to {}; drafts now use it (`twin adapters rollback` to undo)",
         outcome.adapter.path
     );
-    match kept {
-        Ok(ms) => println!(
-            "kept the LinkedIn prompt head for the next draft ({})",
-            human_secs(ms / 1e3)
-        ),
-        Err(e) => eprintln!("note: could not keep the prompt head for the next draft: {e}"),
-    }
+    // The new adapter is in use: evaluate the drafts' shared prompt heads with it now, at the
+    // end of a long wait, rather than at the start of the next draft.
+    crate::draft_cmd::keep_prompt_heads(&twin, false);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,6 +8,9 @@ use crate::library::Library;
 use crate::progress::CancelToken;
 use serde::Serialize;
 
+/// How many of the newest drafts say which formats the user writes.
+const RECENT_DRAFTS: usize = 50;
+
 /// What a shell asks to draft.
 #[derive(Clone, Debug)]
 pub struct DraftSpec {
@@ -248,8 +251,8 @@ impl Twin {
     /// keep it on disk: the first draft of that format in a later process then reads only its
     /// sources and request (on 2 cores, 1.4 s to the first token instead of 2.7 s). For after
     /// training, off the user's wait. `author`: how the prompts will name the author (default:
-    /// the author the newest training set was built for, else the setting). Returns the ms it
-    /// took.
+    /// the author of the newest draft, else of the newest training set, else the setting).
+    /// Returns the ms it took.
     pub fn keep_prompt_head(
         &self,
         format: Format,
@@ -258,23 +261,45 @@ impl Twin {
         let started = std::time::Instant::now();
         let author = match author {
             Some(a) => Some(a),
-            None => self.with_library_as_is(|lib| {
-                Ok::<_, TwinError>(lib.store().datasets()?.into_iter().next().and_then(|d| {
-                    d.params["author"]
-                        .as_str()
-                        .filter(|a| !a.is_empty())
-                        .map(str::to_string)
-                }))
-            })?,
+            None => self.with_library_as_is(|lib| latest_author(lib))?,
         };
-        // Any topic will do: only the head before its sources is what later drafts share.
-        let spec = DraftSpec {
+        // Any topic will do: only the head before its sources is what later drafts share. The
+        // format's name names a platform, which would start a self-query step: not needed.
+        let mut spec = DraftSpec {
             author,
             ..DraftSpec::new(format.display_name(), format)
         };
+        spec.request.self_query = false;
         self.prepare_draft(&spec)?;
         *lock(&self.prepared) = None;
         Ok(started.elapsed().as_secs_f64() * 1e3)
+    }
+
+    /// The formats whose prompt heads are worth keeping ahead: those among the user's last
+    /// [`RECENT_DRAFTS`] drafts, most drafted first; before any draft, LinkedIn posts (the
+    /// default format).
+    pub fn formats_to_prepare(&self) -> Result<Vec<Format>, TwinError> {
+        let drafted = self.with_library_as_is(|lib| {
+            Ok::<_, TwinError>(lib.store().drafted_formats(RECENT_DRAFTS)?)
+        })?;
+        let mut formats: Vec<Format> = drafted.iter().filter_map(|f| f.parse().ok()).collect();
+        formats.dedup();
+        if formats.is_empty() {
+            formats.push(Format::Linkedin);
+        }
+        Ok(formats)
+    }
+
+    /// [`Twin::keep_prompt_head`] for each of [`Twin::formats_to_prepare`]: what the
+    /// active model and adapter will start every draft of those formats from. Returns the
+    /// formats kept and the ms it took; the first failure stops it.
+    pub fn keep_prompt_heads(&self) -> Result<(Vec<Format>, f64), TwinError> {
+        let started = std::time::Instant::now();
+        let formats = self.formats_to_prepare()?;
+        for &format in &formats {
+            self.keep_prompt_head(format, None)?;
+        }
+        Ok((formats, started.elapsed().as_secs_f64() * 1e3))
     }
 
     /// Draft in the user's voice: `on_setup` hears what the draft runs on, `on_event` its
@@ -306,6 +331,26 @@ impl Twin {
             })
         })
     }
+}
+
+/// The author the user drafted as last, else the one the newest training set was built for:
+/// who the next draft's prompt will most likely name.
+fn latest_author(lib: &Library) -> Result<Option<String>, TwinError> {
+    let store = lib.store();
+    let named = |v: &serde_json::Value| v.as_str().filter(|a| !a.is_empty()).map(str::to_string);
+    if let Some(author) = store
+        .traces(10)?
+        .iter()
+        .filter(|t| t.kind == "draft")
+        .find_map(|t| named(&t.detail["request"]["author"]))
+    {
+        return Ok(Some(author));
+    }
+    Ok(store
+        .datasets()?
+        .into_iter()
+        .next()
+        .and_then(|d| named(&d.params["author"])))
 }
 
 impl Twin {

@@ -185,6 +185,16 @@ impl Store {
         )
     }
 
+    /// The formats (platform values) of the newest `recent` drafts, most drafted first.
+    pub fn drafted_formats(&self, recent: usize) -> Result<Vec<String>> {
+        self.rows(
+            "SELECT format FROM (SELECT format FROM traces WHERE kind = 'draft' ORDER BY id DESC LIMIT ?1)
+             GROUP BY format ORDER BY COUNT(*) DESC, format",
+            [recent as i64],
+            |r| r.get(0),
+        )
+    }
+
     /// One trace by id.
     pub fn trace(&self, id: TraceId) -> Result<Option<TraceRecord>> {
         self.conn
@@ -279,5 +289,45 @@ impl Store {
             [limit as i64],
             edit_row,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(kind: &str, format: &str) -> TraceRecord {
+        TraceRecord {
+            id: 0,
+            created_at: 0,
+            kind: kind.into(),
+            status: RunStatus::Done,
+            topic: "t".into(),
+            format: format.into(),
+            model: "m".into(),
+            adapter: None,
+            output: String::new(),
+            detail: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn drafted_formats_count_only_the_newest_drafts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("twin.db")).unwrap();
+        assert!(store.drafted_formats(10).unwrap().is_empty());
+        // Long ago: blog articles; lately: X threads, then LinkedIn posts twice; one non-draft.
+        for format in ["blog", "blog", "blog", "x", "linkedin", "linkedin"] {
+            store.put_trace(&trace("draft", format)).unwrap();
+        }
+        store.put_trace(&trace("ideas", "newsletter")).unwrap();
+        assert_eq!(
+            store.drafted_formats(3).unwrap(),
+            vec!["linkedin".to_string(), "x".to_string()]
+        );
+        assert_eq!(
+            store.drafted_formats(10).unwrap(),
+            vec!["blog".to_string(), "linkedin".to_string(), "x".to_string()]
+        );
     }
 }
