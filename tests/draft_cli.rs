@@ -128,6 +128,30 @@ fn a_thread_is_drafted_streamed_traced_and_listed() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no draft 9999"));
 
+    // The quality bench: one draft measured by its checks and its fluency to the base model,
+    // beside the author's own pieces as the reference.
+    let bench = json(&run_ok(twin(data.path()).args([
+        "--json",
+        "bench",
+        "quality",
+        "--topic",
+        "pricing a small product",
+        "--formats",
+        "linkedin",
+        "--chains",
+        "direct",
+    ])));
+    let perplexity = bench["drafts"][0]["base_perplexity"].as_f64().unwrap();
+    assert!(perplexity > 1.0 && perplexity.is_finite(), "{bench}");
+    let own = bench["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["metric"] == "your own writing: base-model perplexity")
+        .unwrap_or_else(|| panic!("{bench}"));
+    let own: f64 = own["value"].as_str().unwrap().parse().unwrap();
+    assert!(own > 1.0, "{bench}");
+
     let style = json(&run_ok(twin(data.path()).args(["--json", "style"])));
     assert!(style["text"].as_str().unwrap().contains("sentences"));
 

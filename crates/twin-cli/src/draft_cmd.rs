@@ -477,6 +477,9 @@ pub struct QualityArgs {
     /// profile).
     #[arg(long)]
     pub expansions: Option<usize>,
+    /// Sampling temperature (default: drafting's).
+    #[arg(long)]
+    pub temperature: Option<f32>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -493,6 +496,7 @@ pub fn bench_quality(cli: &Cli, args: &QualityArgs) -> Result<ExitCode> {
         seed: args.seed,
         context_chunks: args.context_chunks,
         expansions: args.expansions,
+        temperature: args.temperature,
     };
     let cancel = cancel_on_ctrl_c();
     let json = cli.json;

@@ -6,6 +6,9 @@ use crate::error::{ErrorKind, TwinError};
 use crate::progress::Progress;
 use std::path::{Path, PathBuf};
 
+/// The user's own pieces per format `twin bench quality` measures as the fluency reference.
+const OWN_PIECES_PER_FORMAT: usize = 6;
+
 /// What `twin bench library` measures; `None` folders are the Rust toolchain's docs.
 #[derive(Clone, Debug, Default)]
 pub struct LibraryBenchSpec {
@@ -206,7 +209,14 @@ impl Twin {
             let drafts = bench::quality::run(lib, &loaded.model, &spec, cancel, on_draft)?;
             let classifier = crate::eval::authorship_model(lib.store())?;
             let voice = |text: &str| classifier.as_ref().map(|c| c.probability(text));
-            let rows = bench::quality::summary(&drafts, &voice);
+            let own = bench::quality::own_writing_perplexity(
+                lib,
+                &loaded.model,
+                &spec.formats,
+                OWN_PIECES_PER_FORMAT,
+                cancel,
+            )?;
+            let rows = bench::quality::summary(&drafts, &voice, &own);
             Ok((drafts, rows))
         })
     }
