@@ -244,7 +244,6 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What a drafting step is doing while its spinner turns.
 /// Evaluate the shared prompt heads of the formats the user drafts with the model and
 /// adapter now in use, and keep them on disk, so that the next `twin draft` of each reads only
 /// its sources and request ([`twin_core::Twin::keep_prompt_heads`]); says so unless `json`.
@@ -270,6 +269,7 @@ pub(crate) fn keep_prompt_heads(twin: &twin_core::Twin, json: bool) {
     }
 }
 
+/// What a drafting step is doing while its spinner turns.
 fn step_activity(step: &str) -> &'static str {
     match step {
         "self_query" => "looking for a platform or date in the topic",

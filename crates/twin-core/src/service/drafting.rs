@@ -276,14 +276,17 @@ impl Twin {
     }
 
     /// The formats whose prompt heads are worth keeping ahead: those among the user's last
-    /// [`RECENT_DRAFTS`] drafts, most drafted first; before any draft, LinkedIn posts (the
-    /// default format).
+    /// 50 drafts, most drafted first; before any draft, LinkedIn posts (the default format).
     pub fn formats_to_prepare(&self) -> Result<Vec<Format>, TwinError> {
         let drafted = self.with_library_as_is(|lib| {
             Ok::<_, TwinError>(lib.store().drafted_formats(RECENT_DRAFTS)?)
         })?;
-        let mut formats: Vec<Format> = drafted.iter().filter_map(|f| f.parse().ok()).collect();
-        formats.dedup();
+        let mut formats: Vec<Format> = Vec::new();
+        for format in drafted.iter().filter_map(|f| f.parse().ok()) {
+            if !formats.contains(&format) {
+                formats.push(format);
+            }
+        }
         if formats.is_empty() {
             formats.push(Format::Linkedin);
         }
