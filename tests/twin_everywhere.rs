@@ -204,18 +204,8 @@ fn the_openai_python_client_lists_completes_streams_embeds_and_cancels() {
         .lines()
         .find(|l| l.contains("cancelled generation ended"))
         .unwrap_or_else(|| panic!("the closed stream's generation was not cancelled:\n{log}"));
-    let at_ms: f64 = ended
-        .split("at_ms=")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    let tokens: usize = ended
-        .split(" tokens=")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let at_ms: f64 = log_field(ended, "at_ms").unwrap_or_else(|| panic!("{ended}"));
+    let tokens: usize = log_field(ended, "tokens").unwrap_or_else(|| panic!("{ended}"));
     let closed_ms = report["cancel"]["closed_at_ms"].as_f64().unwrap();
     let latency = at_ms - closed_ms;
     println!(
@@ -229,6 +219,16 @@ fn the_openai_python_client_lists_completes_streams_embeds_and_cancels() {
     // Well inside the 2,000 tokens it was asked for: the client read 5 pieces before closing.
     // Counted in tokens, not milliseconds, so a busy machine cannot fail it.
     assert!(tokens < 200, "{tokens} tokens written after a close\n{log}");
+}
+
+/// The value of the field `name` in a log line (`… name=value …`).
+fn log_field<T: std::str::FromStr>(line: &str, name: &str) -> Option<T> {
+    line.split(&format!(" {name}="))
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// SIGINT, as Ctrl-C sends it.
