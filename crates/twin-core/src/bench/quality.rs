@@ -123,29 +123,33 @@ pub fn own_writing_perplexity(
 ) -> Result<Vec<f64>, DraftError> {
     let store = library.store();
     let mut out = Vec::new();
-    for &format in formats {
-        let mut taken = 0;
-        for id in store.original_document_ids()? {
-            if taken == per_format {
-                break;
-            }
-            let Some(doc) = store.document(id)? else {
-                continue;
-            };
-            let platform = doc.info.platform.as_deref().unwrap_or_default();
-            if !format.platforms().contains(&platform) || doc.info.body.trim().is_empty() {
-                continue;
-            }
-            let text = crate::prompt::format::cap_words(&doc.info.body, format.length().max_words);
-            out.push(base_perplexity(
-                model,
-                format,
-                &doc.info.title,
-                &text,
-                cancel,
-            )?);
-            taken += 1;
+    // One pass over the library: each piece is read once, whatever its format.
+    let mut taken = vec![0usize; formats.len()];
+    for id in store.original_document_ids()? {
+        if taken.iter().all(|&n| n == per_format) {
+            break;
         }
+        let Some(doc) = store.document(id)? else {
+            continue;
+        };
+        let platform = doc.info.platform.as_deref().unwrap_or_default();
+        let Some(i) = formats
+            .iter()
+            .position(|f| f.platforms().contains(&platform))
+            .filter(|&i| taken[i] < per_format && !doc.info.body.trim().is_empty())
+        else {
+            continue;
+        };
+        let format = formats[i];
+        let text = crate::prompt::format::cap_words(&doc.info.body, format.length().max_words);
+        out.push(base_perplexity(
+            model,
+            format,
+            &doc.info.title,
+            &text,
+            cancel,
+        )?);
+        taken[i] += 1;
     }
     Ok(out)
 }
