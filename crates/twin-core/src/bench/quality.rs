@@ -174,11 +174,13 @@ fn base_perplexity(
 
 /// The table: per chain, the publishable count, how often each hard check failed, the mean
 /// "sounds like you" (`voice`, when a classifier is fitted), the base-model perplexity (with
-/// the user's `own` pieces' as the reference) and the mean time per draft.
+/// the user's `own` pieces' as the reference), the words per sentence (with the user's mean,
+/// `own_sentence_words`, beside it) and the mean time per draft.
 pub fn summary(
     drafts: &[QualityDraft],
     voice: &dyn Fn(&str) -> Option<f64>,
     own: &[f64],
+    own_sentence_words: Option<f64>,
 ) -> Vec<BenchRow> {
     let mut rows = Vec::new();
     if !own.is_empty() {
@@ -255,6 +257,26 @@ pub fn summary(
                 metric: format!("{name}: sounds like you"),
                 value: format!("{:.0}%", mean(&percent)),
                 note: format!("mean; {}%", range_with(&percent, 0)),
+            });
+        }
+        let mut lengths: Vec<usize> = of
+            .iter()
+            .flat_map(|d| draft::style::sentence_lengths(&d.text))
+            .collect();
+        if !lengths.is_empty() {
+            lengths.sort_unstable();
+            let as_f64: Vec<f64> = lengths.iter().map(|&n| n as f64).collect();
+            rows.push(BenchRow {
+                metric: format!("{name}: words per sentence"),
+                value: format!("{:.1}", mean(&as_f64)),
+                note: format!(
+                    "mean; longest tenth from {} words, longest {}{}",
+                    lengths[lengths.len() * 9 / 10],
+                    lengths[lengths.len() - 1],
+                    own_sentence_words
+                        .map(|w| format!("; your writing: mean {w:.1}"))
+                        .unwrap_or_default()
+                ),
             });
         }
         let perplexities: Vec<f64> = of.iter().map(|d| d.base_perplexity).collect();

@@ -64,12 +64,41 @@ fn sentences(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| !l.trim_start().starts_with('#') && !l.trim_start().starts_with("```"))
         .flat_map(|l| {
-            l.unicode_sentences()
+            without_list_marker(l)
+                .unicode_sentences()
                 .map(str::trim)
                 .map(str::to_string)
                 .collect::<Vec<_>>()
         })
         .filter(|s| s.unicode_words().count() > 0)
+        .collect()
+}
+
+/// `line` without a leading list or thread marker ("1.", "2/", "3)", "-", "*", "•"): "1." would
+/// otherwise count as a sentence of its own.
+fn without_list_marker(line: &str) -> &str {
+    let trimmed = line.trim_start();
+    let digits = trimmed.len()
+        - trimmed
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .len();
+    let rest = &trimmed[digits..];
+    let marker = if digits > 0 {
+        rest.strip_prefix(['.', '/', ')'])
+    } else {
+        rest.strip_prefix(['-', '*', '•'])
+    };
+    match marker {
+        Some(after) if after.starts_with(' ') => after.trim_start(),
+        _ => line,
+    }
+}
+
+/// Words in each sentence of `text`, counted as the style statistics count them.
+pub fn sentence_lengths(text: &str) -> Vec<usize> {
+    sentences(text)
+        .iter()
+        .map(|s| s.unicode_words().count())
         .collect()
 }
 
@@ -306,6 +335,12 @@ pub fn set_card(store: &Store, text: Option<&str>) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentence_lengths_skip_headings_and_list_markers() {
+        let text = "# Title\nMeasure twice. Ship once, then rest!\n1. Cut the board\n";
+        assert_eq!(sentence_lengths(text), vec![2, 4, 3]);
+    }
 
     #[test]
     fn statistics_follow_the_text() {

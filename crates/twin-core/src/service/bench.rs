@@ -216,7 +216,10 @@ impl Twin {
                 OWN_PIECES_PER_FORMAT,
                 cancel,
             )?;
-            let rows = bench::quality::summary(&drafts, &voice, &own);
+            let stats = crate::draft::style::card(lib.store())?.stats;
+            let own_sentence_words =
+                (stats.mean_sentence_words > 0.0).then_some(stats.mean_sentence_words);
+            let rows = bench::quality::summary(&drafts, &voice, &own, own_sentence_words);
             Ok((drafts, rows))
         })
     }
