@@ -620,11 +620,12 @@ fn a_prepared_draft_starts_from_the_prepared_retrieval_while_it_still_holds() {
     // The expansion is one of the steps preparing does ahead (the profile would skip it).
     request.expansions = Some(3);
     request.sampling.seed = 7;
-    // Up to the first token of the first writing step; the trace is stored either way.
+    // Up to the first token of the first step the model writes, the draft (a small model's
+    // post plan is the author's own sentences); the trace is stored either way.
     let first_token = |lib: &mut Library, request: &DraftRequest, prepared| {
         let cancel = CancelToken::new();
         let _ = draft::draft_with(lib, model, request, prepared, &cancel, &mut |e| {
-            if matches!(&e, draft::DraftEvent::Text { step, .. } if step == "outline") {
+            if matches!(&e, draft::DraftEvent::Text { step, .. } if step == "draft") {
                 cancel.cancel();
             }
         });
@@ -646,12 +647,32 @@ fn a_prepared_draft_starts_from_the_prepared_retrieval_while_it_still_holds() {
     let prepared_ids: Vec<i64> = prepared.citations().iter().map(|c| c.chunk_id).collect();
     assert_eq!(cited, prepared_ids);
     let names = trace_names(&detail, "steps", "name");
-    assert_eq!(names, ["expand", "outline"]);
-    // The outline's prompt was evaluated ahead: its first token needed no evaluation.
-    let outline = &detail["steps"][1]["stats"];
+    assert_eq!(names, ["expand", "outline", "draft"]);
+    // The plan is three of the author's sentences from the retrieved passages, no model's.
+    let plan = &detail["steps"][1];
+    assert_eq!(plan["template"], "your sentences on the topic");
+    let points: Vec<&str> = plan["output"].as_str().unwrap().lines().collect();
+    assert_eq!(points.len(), 3, "{plan}");
+    let passages: Vec<String> = lib
+        .store()
+        .chunk_hits(&prepared_ids)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.text)
+        .collect();
+    for p in &points {
+        let sentence = p.strip_prefix("- ").unwrap();
+        assert!(
+            passages.iter().any(|t| t.contains(sentence)),
+            "{sentence:?} is not from the retrieved passages {passages:?}"
+        );
+    }
+    // The draft's prompt, plan included, was evaluated ahead: its first token needed no
+    // evaluation.
+    let writing = &detail["steps"][2]["stats"];
     assert_eq!(
-        outline["reused_tokens"], outline["prompt_tokens"],
-        "{outline}"
+        writing["reused_tokens"], writing["prompt_tokens"],
+        "{writing}"
     );
     assert!(detail["timings"]["prepared_ahead_ms"].as_f64().unwrap() > 0.0);
 
@@ -667,10 +688,10 @@ fn a_prepared_draft_starts_from_the_prepared_retrieval_while_it_still_holds() {
     assert_eq!(detail["prepared"], false);
     assert_eq!(detail["steps"][0]["name"], "expand");
     assert!(
-        detail["steps"][1]["stats"]["reused_tokens"]
+        detail["steps"][2]["stats"]["reused_tokens"]
             .as_u64()
             .unwrap()
-            < detail["steps"][1]["stats"]["prompt_tokens"]
+            < detail["steps"][2]["stats"]["prompt_tokens"]
                 .as_u64()
                 .unwrap()
     );

@@ -280,6 +280,11 @@ pub(super) fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathere
 
     let citations = citations_of(&context, &request.topic);
     run.detail.citations = citations;
+    let points = if request.own_points_for(run.model.info().parameters) {
+        own_points(&embedder, &request.topic, &context)?
+    } else {
+        None
+    };
     Ok(Gathered {
         exemplar_texts: exemplars
             .iter()
@@ -288,5 +293,29 @@ pub(super) fn gather(library: &mut Library, run: &mut Run<'_>) -> Result<Gathere
         card_text: card.text,
         context,
         plan: None,
+        points,
     })
 }
+
+/// A post's plan from the author's sentences in `context` that say most about `topic` (see
+/// [`super::points`]); `None` when the passages hold fewer than two usable sentences.
+fn own_points(
+    embedder: &crate::engine::Embedder,
+    topic: &str,
+    context: &[ContextChunk],
+) -> Result<Option<String>, DraftError> {
+    let _span = tracing::info_span!("own_points").entered();
+    let sentences = super::points::candidates(context.iter().map(|c| c.hit.text.as_str()));
+    if sentences.len() < 2 {
+        return Ok(None);
+    }
+    let mut texts: Vec<&str> = vec![topic];
+    texts.extend(sentences.iter().map(String::as_str));
+    let mut vectors = embedder.embed(&texts).map_err(LibraryError::from)?;
+    let topic = vectors.remove(0);
+    let picked = super::points::pick(&topic, &sentences, &vectors, POINTS);
+    Ok(Some(super::points::as_plan(&picked)))
+}
+
+/// Points in a post's plan: as many as the model's own plan had.
+const POINTS: usize = 3;

@@ -8,8 +8,9 @@
 //! 4. **voice**: the style card and the user's most representative pieces of the format;
 //! 5. **writing**, by the chain the model's profile picks ([`profile`]): one grounded pass
 //!    (small models), outline → draft, or outline → draft → self-critique → revise (large
-//!    models; `draft_only` stops after the draft); articles are planned as a title plus
-//!    sections (grammar-constrained) and written section by section;
+//!    models; `draft_only` stops after the draft); a small model's post outline is the
+//!    author's own sentences on the topic (`points`), not a plan it writes; articles are
+//!    planned as a title plus sections (grammar-constrained) and written section by section;
 //! 6. **shaping**: fragments merged or dropped, markup and citation markers removed, length
 //!    caps, threads split into posts of at most 280 characters ([`tidy`]);
 //! 7. **citations** per paragraph and near-repeat warnings;
@@ -26,6 +27,7 @@ mod ground;
 pub mod health;
 pub mod ideas;
 mod markdown;
+mod points;
 pub mod profile;
 pub mod retrieve;
 pub mod style;
@@ -160,6 +162,15 @@ impl DraftRequest {
     /// The model profile's defaults for this request's format, on a model of `parameters`.
     fn defaults(&self, parameters: u64) -> profile::FormatDefaults {
         profile::for_parameters(parameters).for_format(self.format)
+    }
+
+    /// Whether the plan of this request's draft, on a model of `parameters`, is the author's own
+    /// sentences on the topic (a post in an outlining chain whose profile says so).
+    pub fn own_points_for(&self, parameters: u64) -> bool {
+        !self.format.is_long()
+            && self.retrieval
+            && self.chain_for(parameters).outlines()
+            && self.defaults(parameters).own_points
     }
 
     /// Alternative queries the model writes for this request, on a model of `parameters`.

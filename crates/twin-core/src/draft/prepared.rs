@@ -13,6 +13,9 @@ pub(super) struct Gathered {
     pub(super) card_text: String,
     /// An article's plan, made ahead by [`prepare`].
     pub(super) plan: Option<ArticlePlan>,
+    /// A post's plan from the author's own sentences, when the profile asks for one and the
+    /// passages hold enough of them (else the model plans).
+    pub(super) points: Option<String>,
 }
 
 /// A draft's retrieval done before the request: what [`draft_with`] would otherwise do first.
@@ -85,6 +88,8 @@ pub fn prepare(
         let step = section_step(&run, &plan, &first);
         gathered.plan = Some(plan);
         ("section", step)
+    } else if let Some(points) = &gathered.points {
+        ("draft", draft_step(&run, points))
     } else if request.chain_for(model.info().parameters).outlines() {
         ("outline", outline_step(&run))
     } else {

@@ -76,7 +76,7 @@ fn sentences(text: &str) -> Vec<String> {
 
 /// `line` without a leading list or thread marker ("1.", "2/", "3)", "-", "*", "•"): "1." would
 /// otherwise count as a sentence of its own.
-fn without_list_marker(line: &str) -> &str {
+pub(crate) fn without_list_marker(line: &str) -> &str {
     let trimmed = line.trim_start();
     let digits = trimmed.len()
         - trimmed

@@ -60,6 +60,7 @@ pub(super) fn write(
         context,
         plan,
         exemplar_texts,
+        points: gathered_points,
         ..
     } = gathered;
     // 5. Outline → draft → critique → revise.
@@ -101,7 +102,21 @@ pub(super) fn write(
     let draft_text = if format == Format::Article {
         write_article(run, system, plan, &check_part)?
     } else {
-        if chain.outlines() {
+        if let Some(points) = gathered_points {
+            // The author's own sentences are the plan: a step of the trace, but no streamed
+            // text (shells time the model's first token from the first text they hear).
+            (run.on_event)(DraftEvent::Step {
+                name: "outline".into(),
+            });
+            run.detail.steps.push(StepTrace {
+                name: "outline".into(),
+                template: OWN_POINTS_TEMPLATE.into(),
+                output: points.clone(),
+                finish: FinishReason::EndOfText,
+                stats: Default::default(),
+            });
+            outline = points;
+        } else if chain.outlines() {
             let (extra, limits) = outline_step(run);
             outline = run.generate("outline", system, "outline", extra, limits)?;
         }
@@ -212,6 +227,10 @@ pub(super) fn write(
         timings: DraftTimings::default(),
     })
 }
+
+/// What the trace names as the outline step's template when the plan is the author's own
+/// sentences (no model wrote it).
+const OWN_POINTS_TEMPLATE: &str = "your sentences on the topic";
 
 /// Writing a text (a post, a part of a long text, an article's plan) again when it fails its
 /// checks: at most this many more attempts. Four for posts were tried (2026-12-03): the
