@@ -135,10 +135,7 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
     let json = cli.json;
     let verbose = args.verbose;
     let mut stdout = std::io::stdout();
-    // The chain is known once the model is loaded; it decides which step's text is the draft.
-    let chain = std::cell::Cell::new(draft::Chain::Direct);
     let on_setup = |s: &DraftSetup| {
-        chain.set(s.chain);
         if !json {
             eprintln!(
                 "model: {} ({}), {:?} chain",
@@ -162,7 +159,7 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
             }
             // Only the draft itself goes to stdout; the other steps with --verbose to stderr.
             DraftEvent::Text { step, text } => {
-                if chain.get().writes_final_text(&step) {
+                if draft::profile::writes_draft_text(&step) {
                     spinner.clear();
                     let _ = write!(stdout, "{text}");
                     let _ = stdout.flush();

@@ -54,6 +54,22 @@ pub(super) const ASSISTANT_TALK: &[&str] = &[
     "here's the final version",
 ];
 
+/// A prompt label that hands over another version of the text ("Here is a rewritten version
+/// with more comments:") opening a sentence inside `line`, not at its start: "I wrote about
+/// this before. Here is a rewritten version…" (an X thread, 2026-12-04). Sentences are split
+/// before lowercasing: a lowercase sentence start hides the boundary.
+fn announced_version(line: &str) -> Option<&'static str> {
+    line.unicode_sentences().skip(1).find_map(|sentence| {
+        let opening = sentence.trim_start().to_lowercase();
+        PROMPT_LABELS.iter().copied().find(|label| {
+            ["here", "sure", "rewrite", "revised"]
+                .iter()
+                .any(|w| label.starts_with(w))
+                && opening.starts_with(label)
+        })
+    })
+}
+
 /// Markup and prompt text a reader would see as debris: Markdown headings where the platform
 /// shows plain text, `##` inside a line, hashtags run together, citation markers, prompt
 /// labels, template or chat-template tokens, bold markers on plain-text platforms.
@@ -80,6 +96,8 @@ pub fn leftovers(text: &str, format: Format) -> Check {
         }
         let opening = lower.trim_start_matches(['*', '#', '-', ' ', '_']);
         if let Some(label) = PROMPT_LABELS.iter().find(|l| opening.starts_with(**l)) {
+            found.push(format!("prompt text \"{label}\""));
+        } else if let Some(label) = announced_version(raw) {
             found.push(format!("prompt text \"{label}\""));
         }
         let lower_quotes = lower.replace('’', "'");

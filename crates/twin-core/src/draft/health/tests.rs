@@ -144,6 +144,15 @@ fn leftovers_catch_markup_and_prompt_text() {
     assert!(f("Text.\n\n#pricing #saas", Format::Linkedin).passed);
     assert!(!f("Here is a revised version of the post:", Format::Linkedin).passed);
     assert!(f("Here is what the workshop taught me.", Format::Linkedin).passed);
+    // Mid-line, after a sentence of the post (an X thread, 2026-12-04).
+    assert!(
+        !f(
+            "3/ I wrote about this before. Here is a rewritten version with more comments:",
+            Format::Thread
+        )
+        .passed
+    );
+    assert!(f("I wrote it. Here is what changed.", Format::Linkedin).passed);
     // Headings an article plan wore (2026-12-03), and text that only looks like a tag.
     assert!(
         !f(
