@@ -32,7 +32,9 @@ command -v pip >/dev/null || command -v pip3 >/dev/null || python3 -m pip --vers
 command -v tauri-driver >/dev/null || cargo install tauri-driver --locked --version 2.1.0 -q
 
 # The app's front end (TypeScript + Vite), built into ui/dist, which the app embeds.
-if [ ! -d "$root/ui/node_modules" ] || [ "$root/ui/package-lock.json" -nt "$root/ui/node_modules" ]; then
+# Installed when missing, older than the lock file, or left incomplete (an interrupted install
+# leaves the folder without its tools).
+if [ ! -x "$root/ui/node_modules/.bin/tsc" ] || [ "$root/ui/package-lock.json" -nt "$root/ui/node_modules" ]; then
   (cd "$root/ui" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
