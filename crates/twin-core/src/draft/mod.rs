@@ -165,9 +165,10 @@ impl DraftRequest {
     }
 
     /// Whether the plan of this request's draft, on a model of `parameters`, is the author's own
-    /// sentences on the topic (a post in an outlining chain whose profile says so).
+    /// sentences on the topic (an outlining chain whose profile says so; articles have their
+    /// own plan of headings).
     pub fn own_points_for(&self, parameters: u64) -> bool {
-        !self.format.is_long()
+        self.format != Format::Article
             && self.retrieval
             && self.chain_for(parameters).outlines()
             && self.defaults(parameters).own_points
