@@ -62,8 +62,29 @@ pub(super) const COMMON_ACRONYMS: &[&str] = &[
     "eta", "tl;dr", "tldr", "vs",
 ];
 
+/// Words that make a spelled-out number an amount someone could check ("ten thousand cabinet
+/// orders"); "a hundred" is a figure of speech only for an author who writes it.
+const MAGNITUDES: [&str; 5] = ["hundred", "thousand", "million", "billion", "trillion"];
+
+/// Spelled-out amounts in `sentence`: a magnitude with the word before it ("ten thousand"),
+/// which digits-only matching misses (`twin bench quality`, 2026-12-04: "the first ten
+/// thousand cabinet orders were all six-figure").
+fn spelled_out_amounts(sentence: &str) -> Vec<String> {
+    let words: Vec<String> = sentence.unicode_words().map(|w| w.to_lowercase()).collect();
+    words
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| MAGNITUDES.contains(&w.as_str()))
+        .map(|(i, w)| match i.checked_sub(1).map(|p| &words[p]) {
+            Some(before) => format!("{before} {w}"),
+            None => w.clone(),
+        })
+        .collect()
+}
+
 /// Names and numbers a draft asserts: runs of capitalised words that do not open a sentence
-/// (headings and hashtags aside), and numbers of two or more digits.
+/// (headings and hashtags aside), numbers of two or more digits, and amounts spelled out with
+/// a magnitude ("ten thousand").
 pub fn specifics(text: &str) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     for line in text.lines().map(str::trim) {
@@ -74,6 +95,7 @@ pub fn specifics(text: &str) -> Vec<String> {
         let line = post_number(line).map_or(line, |(_, rest)| rest);
         let line = strip_list_marker(line);
         for sentence in line.unicode_sentences() {
+            found.extend(spelled_out_amounts(sentence));
             let mut name: Vec<&str> = Vec::new();
             let mut first = true;
             for (_, word) in sentence.split_word_bound_indices() {

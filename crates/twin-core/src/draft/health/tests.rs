@@ -279,6 +279,14 @@ fn invented_specifics_are_names_and_numbers_the_user_never_wrote() {
     let named = "I met Ravenna Smith there: she said \"Ravenna Smith never ships late.\"";
     assert!(specifics(named).contains(&"Ravenna Smith".to_string()));
     assert!(!invented(named, "x", &known).passed);
+    // Amounts spelled out are numbers too (`twin bench quality`, 2026-12-04); an author who
+    // writes "a hundred" may have the twin write it.
+    let amounts = "That is why the first ten thousand cabinet orders were all six-figure.";
+    assert_eq!(specifics(amounts), vec!["ten thousand".to_string()]);
+    let words: HashSet<&str> = ["ten", "a", "hundred"].into();
+    let known_words = |w: &str| words.contains(w);
+    assert!(!invented(amounts, "x", &known_words).passed);
+    assert!(invented("I said no a hundred times.", "x", &known_words).passed);
 }
 
 #[test]
