@@ -9,7 +9,7 @@
 //! new words (the prompt counts as written text for the repeat penalties, so it cannot paste
 //! them).
 
-use super::retrieve::cosine;
+use super::retrieve::{cosine, mmr};
 use super::style::without_list_marker;
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -18,9 +18,10 @@ use unicode_segmentation::UnicodeSegmentation;
 const MIN_WORDS: usize = 4;
 /// Nor longer than this: a long sentence is several points or a list.
 const MAX_WORDS: usize = 28;
-/// How much a point's similarity to a point already taken counts against it (maximal marginal
-/// relevance): the same claim made in a post and in the thread that repeats it is one point.
-const REDUNDANCY_WEIGHT: f32 = 0.5;
+/// How much relevance to the topic counts against similarity to a point already taken
+/// (maximal marginal relevance): the same claim made in a post and in the thread that repeats
+/// it is one point. Two thirds: a point's relevance minus half its redundancy.
+const RELEVANCE_WEIGHT: f32 = 2.0 / 3.0;
 
 /// Candidate point sentences of the retrieved `passages`, in passage order: whole sentences of
 /// a usable length, without headings, links, list numbers or thread numbering.
@@ -59,24 +60,11 @@ pub(super) fn pick(
     n: usize,
 ) -> Vec<String> {
     let relevance: Vec<f32> = vectors.iter().map(|v| cosine(v, topic)).collect();
-    let mut picked: Vec<usize> = Vec::new();
-    while picked.len() < n.min(sentences.len()) {
-        let best = (0..sentences.len())
-            .filter(|i| !picked.contains(i))
-            .map(|i| {
-                let redundancy = picked
-                    .iter()
-                    .map(|&j| cosine(&vectors[i], &vectors[j]))
-                    .fold(0.0f32, f32::max);
-                (i, relevance[i] - REDUNDANCY_WEIGHT * redundancy)
-            })
-            .max_by(|a, b| a.1.total_cmp(&b.1));
-        match best {
-            Some((i, _)) => picked.push(i),
-            None => break,
-        }
-    }
-    picked.into_iter().map(|i| sentences[i].clone()).collect()
+    let vectors: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+    mmr(&relevance, &vectors, RELEVANCE_WEIGHT, n, |_| true)
+        .into_iter()
+        .filter_map(|i| sentences.get(i).cloned())
+        .collect()
 }
 
 /// The plan as the draft template shows it: one point a line.

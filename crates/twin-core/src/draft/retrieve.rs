@@ -99,37 +99,61 @@ pub fn select_mmr(
         }
         None => fused,
     };
-    let mut pool: Vec<(ContextChunk, f32)> = pool.into_iter().zip(relevance).collect();
-    let mut picked: Vec<ContextChunk> = Vec::new();
+    let vectors: Vec<&[f32]> = pool.iter().map(|c| c.vector.as_slice()).collect();
     let mut used = 0usize;
-    while picked.len() < keep && !pool.is_empty() {
-        let mut best_i = None;
-        let mut best_value = f32::MIN;
-        for (i, (c, relevance)) in pool.iter().enumerate() {
-            let redundancy = picked
-                .iter()
-                .map(|p| cosine(&p.vector, &c.vector))
-                .fold(0f32, f32::max);
-            if redundancy >= 0.95 {
-                continue;
-            }
-            let value = lambda * relevance - (1.0 - lambda) * redundancy;
-            if value > best_value {
-                best_value = value;
-                best_i = Some(i);
-            }
+    let order = mmr(&relevance, &vectors, lambda, keep, |i| {
+        let tokens = count_tokens(&pool[i].hit.text);
+        // Too long for what is left; a shorter one may still fit.
+        let fits = used + tokens <= budget_tokens;
+        if fits {
+            used += tokens;
         }
-        let Some(i) = best_i else { break };
-        let (chunk, _) = pool.swap_remove(i);
-        let tokens = count_tokens(&chunk.hit.text);
-        if used + tokens > budget_tokens {
-            // Too long for what is left; a shorter one may still fit.
-            continue;
+        fits
+    });
+    let mut pool: Vec<Option<ContextChunk>> = pool.into_iter().map(Some).collect();
+    Ok(order.into_iter().filter_map(|i| pool[i].take()).collect())
+}
+
+/// Similarity to an item already picked at which a candidate counts as the same item again.
+const NEAR_DUPLICATE: f32 = 0.95;
+
+/// Maximal marginal relevance: the order in which to take items with `relevance` and unit
+/// `vectors`. Each next item is the one with the best `lambda · relevance − (1 − lambda) ·
+/// redundancy`, redundancy being its highest similarity to an item already taken; an item at
+/// least [`NEAR_DUPLICATE`]-similar to one taken is never taken. `accept` sees each best item
+/// once and may turn it down (it is then dropped, and the next best is tried). Stops at `keep`
+/// items accepted or when none is left. Ties go to the earlier item.
+pub(super) fn mmr(
+    relevance: &[f32],
+    vectors: &[&[f32]],
+    lambda: f32,
+    keep: usize,
+    mut accept: impl FnMut(usize) -> bool,
+) -> Vec<usize> {
+    let mut left: Vec<usize> = (0..relevance.len().min(vectors.len())).collect();
+    let mut taken: Vec<usize> = Vec::new();
+    while taken.len() < keep {
+        let best = left
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, &i)| {
+                let redundancy = taken
+                    .iter()
+                    .map(|&j| cosine(vectors[i], vectors[j]))
+                    .fold(0f32, f32::max);
+                (redundancy < NEAR_DUPLICATE)
+                    .then(|| (slot, lambda * relevance[i] - (1.0 - lambda) * redundancy))
+            })
+            // `max_by` keeps the last of equal values; reversed, ties go to the earlier item.
+            .rev()
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let Some((slot, _)) = best else { break };
+        let i = left.remove(slot);
+        if accept(i) {
+            taken.push(i);
         }
-        used += tokens;
-        picked.push(chunk);
     }
-    Ok(picked)
+    taken
 }
 
 /// How much a context chunk's similarity to the topic counts against its fused rank.
@@ -191,4 +215,45 @@ pub fn exemplars(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(x: f32, y: f32) -> Vec<f32> {
+        let n = (x * x + y * y).sqrt();
+        vec![x / n, y / n]
+    }
+
+    #[test]
+    fn mmr_trades_relevance_for_diversity_and_skips_near_duplicates() {
+        // 0 and 1 say the same thing; 2 is less relevant but different; 3 is off.
+        let vectors = [
+            unit(1.0, 0.0),
+            unit(1.0, 0.01),
+            unit(0.5, 0.8),
+            unit(0.0, 1.0),
+        ];
+        let vectors: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+        let relevance = [0.9, 0.89, 0.6, 0.1];
+        assert_eq!(mmr(&relevance, &vectors, 0.7, 3, |_| true), vec![0, 2, 3]);
+        // Relevance alone takes the near-duplicate's place with the next distinct item.
+        assert_eq!(mmr(&relevance, &vectors, 1.0, 2, |_| true), vec![0, 2]);
+    }
+
+    #[test]
+    fn mmr_drops_what_accept_turns_down_and_tries_the_next() {
+        let vectors = [unit(1.0, 0.0), unit(0.0, 1.0), unit(0.7, 0.7)];
+        let vectors: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+        let mut seen = Vec::new();
+        let order = mmr(&[0.9, 0.8, 0.5], &vectors, 1.0, 2, |i| {
+            seen.push(i);
+            i != 1
+        });
+        assert_eq!(order, vec![0, 2]);
+        assert_eq!(seen, vec![0, 1, 2]);
+        // Equal values: the earlier item first.
+        assert_eq!(mmr(&[0.5, 0.5], &vectors[..2], 1.0, 1, |_| true), vec![0]);
+    }
 }
