@@ -9,12 +9,14 @@
 //!   nothing behind;
 //! - hashtags run together (`#finance#ethics##`) are split, and a post's hashtags are gathered
 //!   on its last line;
-//! - Markdown a platform shows as plain text (headings in a post, `**bold**`, `---`) is removed.
+//! - Markdown a platform shows as plain text (headings in a post, `**bold**`, `---`) is removed;
+//! - a sentence that says an earlier one again, or repeats its phrase (a loop), or copies the
+//!   prompt's instructions ("no numbered list, no heading"), goes.
 
 use super::health::{
-    allows_headings, ends_as_sentence, is_full_sentence, is_hashtag_line, is_heading, is_list_item,
-    is_run_together_hashtag, is_sign_off, last_word, post_number, strip_list_marker,
-    without_citations, DANGLING,
+    allows_headings, echoed_instruction, ends_as_sentence, folded_words, is_full_sentence,
+    is_hashtag_line, is_heading, is_list_item, is_run_together_hashtag, is_sign_off, last_word,
+    post_number, strip_list_marker, without_citations, would_loop, DANGLING,
 };
 use crate::prompt::format::Format;
 use unicode_segmentation::UnicodeSegmentation;
@@ -89,7 +91,10 @@ pub fn tidy(text: &str, format: Format) -> String {
             None => body,
         });
     }
-    let lines = renumber(mend_fragments(lines, format), format);
+    let lines = renumber(
+        drop_looped_and_echoed_sentences(mend_fragments(lines, format), format),
+        format,
+    );
     let mut out = collapse_blank_lines(&lines);
     if !hashtags.is_empty() {
         hashtags.truncate(MAX_HASHTAGS);
@@ -174,6 +179,45 @@ fn mend_fragments(lines: Vec<String>, format: Format) -> Vec<String> {
     if let Some(head) = pending {
         if let Some(cut) = cut_to_sentence(&head) {
             out.push(cut);
+        }
+    }
+    out
+}
+
+/// Drop each sentence that would make a loop after the sentences kept before it (see
+/// [`would_loop`]) or that copies the prompt's instructions; a line left without sentences
+/// goes. Headings and hashtag lines are not sentences. Loops survive the line-level repeat filter when a small model says a sentence
+/// again inside a new one ("the code I have written for myself" in two paragraphs of an
+/// article), and a reader sees them at once.
+fn drop_looped_and_echoed_sentences(lines: Vec<String>, format: Format) -> Vec<String> {
+    let mut kept: Vec<Vec<String>> = Vec::new();
+    let mut out = Vec::new();
+    for line in lines {
+        if line.is_empty() || is_heading(&line) || is_hashtag_line(&line) {
+            out.push(line);
+            continue;
+        }
+        let (number, body) = match post_number(&line).filter(|_| format == Format::Thread) {
+            Some((n, rest)) => (Some(n), rest),
+            None => (None, line.as_str()),
+        };
+        let mut text = String::new();
+        for sentence in body.split_sentence_bounds() {
+            let words = folded_words(sentence);
+            if would_loop(&kept, &words) || echoed_instruction(&words).is_some() {
+                continue;
+            }
+            text.push_str(sentence);
+            kept.push(words);
+        }
+        let text = text.trim();
+        if text == body.trim() {
+            out.push(line);
+        } else if !sentence_part(text).is_empty() {
+            out.push(match number {
+                Some(n) => format!("{n}/ {text}"),
+                None => text.to_string(),
+            });
         }
     }
     out
@@ -338,5 +382,54 @@ This is where #finance#ethics## 3. Pricing a small software product can be very 
             Format::Linkedin,
         );
         assert_eq!(list, "Three habits:\n- sharpen your tools\n- measure twice");
+    }
+
+    #[test]
+    fn a_sentence_that_loops_goes_and_the_text_then_passes_the_loop_check() {
+        use super::super::health::looping;
+        // From a measured article (2026-12-04): the phrase came back in a later paragraph.
+        let article = "## Before you leave
+
+I read the code I have written for myself before I hand it over. Notes help.
+
+## The handover
+
+Start with the tests. Then I walk through the code I have written for myself with them. Ask what is missing.";
+        assert!(!looping(article, Format::Article).passed);
+        let t = tidy(article, Format::Article);
+        assert_eq!(
+            t,
+            "## Before you leave
+
+I read the code I have written for myself before I hand it over. Notes help.
+
+## The handover
+
+Start with the tests. Ask what is missing."
+        );
+        assert!(looping(&t, Format::Article).passed, "{t}");
+        // A thread post made only of a repeat goes, and the posts are numbered again.
+        let thread = "1/ Price the whole shop, not just the cut.
+
+2/ Price the whole shop, not only the cut.
+
+3/ Nobody left when we raised prices.";
+        assert_eq!(
+            tidy(thread, Format::Thread),
+            "1/ Price the whole shop, not just the cut.
+
+2/ Nobody left when we raised prices."
+        );
+        // A sentence that copies the prompt's instructions goes too.
+        assert_eq!(
+            tidy(
+                "Start with the tests. No numbered list, no heading — just the section text that shows it. Ask.",
+                Format::Article
+            ),
+            "Start with the tests. Ask."
+        );
+        // Short sentences may come back; different sentences stay.
+        let fine = "Nobody left. We raised prices again. Nobody left.";
+        assert_eq!(tidy(fine, Format::Linkedin), fine);
     }
 }

@@ -59,6 +59,57 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("theme", include_str!("../../templates/theme.j2")),
 ];
 
+/// The templates whose instructions a draft's writing steps read (and a small model may copy
+/// into its text).
+const WRITING_TEMPLATES: &[&str] = &[
+    "system",
+    "outline",
+    "draft",
+    "section",
+    "newsletter_part",
+    "critique",
+    "revise",
+];
+
+/// The instruction text of the built-in writing templates: each line's literal text between
+/// the template's tags and placeholders (`{{ topic }}` splits "about: {{ topic }}" from what
+/// follows), without comments. What the draft health checks look for as echoed instructions.
+pub fn writing_instructions() -> Vec<&'static str> {
+    BUILT_IN
+        .iter()
+        .filter(|(name, _)| WRITING_TEMPLATES.contains(name))
+        .flat_map(|(_, source)| literal_text(source))
+        .flat_map(str::lines)
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+/// The parts of a Jinja `source` outside `{{ … }}`, `{% … %}` and `{# … #}`.
+fn literal_text(source: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(open) = rest.find(['{']) {
+        let closer = match rest[open + 1..].chars().next() {
+            Some('{') => "}}",
+            Some('%') => "%}",
+            Some('#') => "#}",
+            _ => {
+                // A lone brace is text.
+                out.push(&rest[..=open]);
+                rest = &rest[open + 1..];
+                continue;
+            }
+        };
+        out.push(&rest[..open]);
+        rest = match rest[open + 2..].find(closer) {
+            Some(end) => &rest[open + 2 + end + 2..],
+            None => "",
+        };
+    }
+    out.push(rest);
+    out
+}
+
 /// Which template ran, for traces.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct TemplateUse {
@@ -159,6 +210,23 @@ impl Templates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instructions_are_the_literal_text_between_tags() {
+        assert_eq!(
+            literal_text(
+                "{#- c -#}\nWrite about: {{ topic }}\n{% if x %}Only {a} text.{% endif %}"
+            ),
+            vec!["", "\nWrite about: ", "\n", "Only {", "a} text.", ""]
+        );
+        let lines = writing_instructions();
+        assert!(lines
+            .iter()
+            .any(|l| l.contains("no numbered list, no heading")));
+        assert!(!lines
+            .iter()
+            .any(|l| l.contains("{{") || l.contains("twin-template")));
+    }
 
     #[test]
     fn later_layers_win_key_by_key() {

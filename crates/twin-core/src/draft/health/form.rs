@@ -54,6 +54,39 @@ pub(super) const ASSISTANT_TALK: &[&str] = &[
     "here's the final version",
 ];
 
+/// A run of this many words from the prompts' instructions, in a draft, is the model copying
+/// its instructions: "No numbered list, no heading — just the section text that shows what you
+/// did every single day." (an article's section, 2026-12-04). Five: the instructions' shorter
+/// runs ("a strong first line") are ordinary English.
+const ECHO_WORDS: usize = 5;
+
+/// Every [`ECHO_WORDS`]-word run of the writing prompts' instructions and the formats' rules,
+/// folded like a draft's words.
+fn instruction_runs() -> &'static HashSet<Vec<String>> {
+    static RUNS: std::sync::OnceLock<HashSet<Vec<String>>> = std::sync::OnceLock::new();
+    RUNS.get_or_init(|| {
+        crate::prompt::templates::writing_instructions()
+            .into_iter()
+            .chain(Format::ALL.iter().map(|f| f.rules()))
+            .flat_map(|line| {
+                folded_words(line)
+                    .windows(ECHO_WORDS)
+                    .map(<[String]>::to_vec)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    })
+}
+
+/// The first run of the prompts' instructions in a sentence's folded `words`, if any.
+pub(in crate::draft) fn echoed_instruction(words: &[String]) -> Option<String> {
+    let runs = instruction_runs();
+    words
+        .windows(ECHO_WORDS)
+        .find(|w| runs.contains(*w))
+        .map(|w| w.join(" "))
+}
+
 /// A prompt label that hands over another version of the text ("Here is a rewritten version
 /// with more comments:") opening a sentence inside `line`, not at its start: "I wrote about
 /// this before. Here is a rewritten version…" (an X thread, 2026-12-04). Sentences are split
@@ -99,6 +132,9 @@ pub fn leftovers(text: &str, format: Format) -> Check {
             found.push(format!("prompt text \"{label}\""));
         } else if let Some(label) = announced_version(raw) {
             found.push(format!("prompt text \"{label}\""));
+        }
+        if let Some(run) = echoed_instruction(&folded_words(raw)) {
+            found.push(format!("the prompt's instructions (\"{run}…\")"));
         }
         let lower_quotes = lower.replace('’', "'");
         if let Some(talk) = ASSISTANT_TALK.iter().find(|t| lower_quotes.contains(**t)) {

@@ -144,6 +144,20 @@ fn leftovers_catch_markup_and_prompt_text() {
     assert!(f("Text.\n\n#pricing #saas", Format::Linkedin).passed);
     assert!(!f("Here is a revised version of the post:", Format::Linkedin).passed);
     assert!(f("Here is what the workshop taught me.", Format::Linkedin).passed);
+    // The prompt's instructions copied into a section (an article, 2026-12-04).
+    let echo = "No numbered list, no heading — just the section text that shows what you did.";
+    let c = f(echo, Format::Article);
+    assert!(
+        !c.passed && c.detail.contains("no numbered list no heading"),
+        "{c:?}"
+    );
+    assert!(
+        f(
+            "A strong first line matters more than a numbered list.",
+            Format::Linkedin
+        )
+        .passed
+    );
     // Mid-line, after a sentence of the post (an X thread, 2026-12-04).
     assert!(
         !f(

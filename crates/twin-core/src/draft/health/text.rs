@@ -241,19 +241,22 @@ pub fn fragments(text: &str, format: Format) -> Check {
     )
 }
 
-pub(super) fn folded_words(text: &str) -> Vec<String> {
+pub(in crate::draft) fn folded_words(text: &str) -> Vec<String> {
     text.unicode_words()
         .map(|w| w.to_lowercase().replace('’', "'"))
         .collect()
 }
 
-/// Phrases a loop repeats: a 5-word run in three sentences or a 7-word run in two. A
+/// A loop's phrase: a run of this many words (first) in this many sentences (second). A
 /// rhetorical triplet within one sentence ("the test that was going to be written, the
 /// migration that was going to be cleaned up, …") is style, not a loop; the sample writing
 /// never does either.
+const LOOPED_PHRASES: [(usize, usize); 2] = [(7, 2), (5, 3)];
+
+/// Phrases a loop repeats (see [`LOOPED_PHRASES`]), the first of each length.
 pub(super) fn repeated_phrases(sentences: &[Vec<String>]) -> Vec<String> {
     let mut found = Vec::new();
-    for (n, times) in [(7, 2), (5, 3)] {
+    for (n, times) in LOOPED_PHRASES {
         let mut counts: HashMap<&[String], usize> = HashMap::new();
         for sentence in sentences {
             let distinct: HashSet<&[String]> = sentence.windows(n).collect();
@@ -274,6 +277,38 @@ pub(super) fn repeated_phrases(sentences: &[Vec<String>]) -> Vec<String> {
     found
 }
 
+/// Whether a sentence with the distinct `words` says an `earlier` one again: it has 4 words or
+/// more and 80% of them are in the earlier sentence, which is not much longer. Loops change a
+/// word or a number ("about seventy per cent", "about fifty per cent").
+fn says_again(earlier: &HashSet<String>, words: &HashSet<String>) -> bool {
+    let shared = earlier.intersection(words).count();
+    words.len() >= 4 && shared * 10 >= words.len() * 8 && shared * 10 >= earlier.len() * 6
+}
+
+/// Whether the sentence whose folded words are `sentence` would make a loop after the
+/// `earlier` sentences: it says one of them again, or it has a phrase that would then be in
+/// as many sentences as [`LOOPED_PHRASES`] allows. Dropping every such sentence leaves a text
+/// without repeated sentences or phrases for [`looping`].
+pub(in crate::draft) fn would_loop(earlier: &[Vec<String>], sentence: &[String]) -> bool {
+    let words: HashSet<String> = sentence.iter().cloned().collect();
+    if earlier
+        .iter()
+        .any(|e| says_again(&e.iter().cloned().collect(), &words))
+    {
+        return true;
+    }
+    LOOPED_PHRASES.iter().any(|&(n, times)| {
+        sentence.windows(n).any(|g| {
+            earlier
+                .iter()
+                .filter(|e| e.windows(n).any(|w| w == g))
+                .count()
+                + 1
+                >= times
+        })
+    })
+}
+
 /// Repeated sentences, the share of word 4-grams that occur again, and three or more lines
 /// that open with the same three words ("This is where…").
 pub fn looping(text: &str, format: Format) -> Check {
@@ -283,9 +318,6 @@ pub fn looping(text: &str, format: Format) -> Check {
         .copied()
         .filter(|l| !is_heading(l) && !is_hashtag_line(l))
         .collect();
-    // A sentence repeats an earlier one when it has 4 words or more and 80% of its distinct
-    // words are in an earlier sentence of about its size: loops change a word or a number
-    // ("about seventy per cent", "about fifty per cent").
     let mut seen: Vec<HashSet<String>> = Vec::new();
     let mut repeated_sentences = Vec::new();
     for line in &body {
@@ -294,11 +326,7 @@ pub fn looping(text: &str, format: Format) -> Check {
             if words.len() < 4 {
                 continue;
             }
-            let repeats = seen.iter().any(|earlier| {
-                let shared = earlier.intersection(&words).count();
-                shared * 10 >= words.len() * 8 && shared * 10 >= earlier.len() * 6
-            });
-            if repeats {
+            if seen.iter().any(|earlier| says_again(earlier, &words)) {
                 repeated_sentences.push(quote(sentence));
             }
             seen.push(words);
