@@ -171,6 +171,8 @@ pub fn draft_cmd(cli: &Cli, args: &DraftArgs) -> Result<ExitCode> {
             DraftEvent::Context { citations } => {
                 eprintln!("{} sources chosen", citations.len());
             }
+            // A terminal cannot take back what it printed: the final text follows the stream.
+            DraftEvent::Preview { .. } => {}
         }
     });
     spinner.clear();

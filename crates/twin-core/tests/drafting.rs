@@ -104,6 +104,7 @@ fn drafts_in_every_format_cite_real_chunks_on_topic() {
         request.expansions = Some(3);
         let mut streamed = String::new();
         let mut steps = Vec::new();
+        let mut previews = Vec::new();
         let d = draft::draft(
             &mut library,
             model(),
@@ -112,6 +113,7 @@ fn drafts_in_every_format_cite_real_chunks_on_topic() {
             &mut |e| match e {
                 draft::DraftEvent::Text { text, .. } => streamed.push_str(&text),
                 draft::DraftEvent::Step { name } => steps.push(name),
+                draft::DraftEvent::Preview { text } => previews.push(text),
                 draft::DraftEvent::Context { .. } => {}
             },
         )
@@ -132,6 +134,13 @@ fn drafts_in_every_format_cite_real_chunks_on_topic() {
         println!("  timings: {:?}", d.timings);
 
         assert!(!streamed.is_empty(), "{format:?}: nothing was streamed");
+        // The shaped text shown while drafting ends as the draft itself.
+        assert_eq!(
+            previews.last(),
+            Some(&d.text),
+            "{format:?}: {} previews",
+            previews.len()
+        );
         let length = format.length();
         assert!(
             d.words <= length.max_words && d.words * 10 >= length.min_words * 7,

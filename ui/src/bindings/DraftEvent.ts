@@ -16,6 +16,10 @@ step: string,
 /**
  * The new text.
  */
+text: string, } | { "event": "preview", 
+/**
+ * The shaped text.
+ */
 text: string, } | { "event": "context", 
 /**
  * What the draft will draw on.

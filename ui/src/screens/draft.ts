@@ -114,8 +114,14 @@ async function runDraft(seed?: number) {
   out.contentEditable = "false";
   $("draft-edited").textContent = "";
   lastDraft = null;
-  // The stream shows the step being written; the final text replaces it at the end.
-  let step = "";
+  // The draft streams as the model writes it. Once a text is shaped and checked, that text
+  // (the preview) replaces the raw stream: a long text's parts so far, or the best post so
+  // far. Planning, critique, revision and retries run under it, named in the step line; the
+  // final text replaces the preview at the end.
+  let preview = "";
+  let streaming = false;
+  const stepLine = $("draft-step");
+  stepLine.textContent = "";
   const channel = new Channel<DraftStream>();
   channel.onmessage = (m) => {
     if (m.kind === "model") {
@@ -124,14 +130,19 @@ async function runDraft(seed?: number) {
     } else if (m.kind === "draft") {
       const ev = m.event;
       if (ev.event === "step") {
-        step = ev.name;
-        if (["outline", "draft", "revise", "section", "critique"].includes(step)) {
-          out.textContent = "";
-          out.dataset.step = step;
-        }
+        out.dataset.step = ev.name;
+        // A post is streamed the first time; a second try writes under the checked one.
+        streaming = ev.name === "section" || (ev.name === "draft" && !preview);
+        if (streaming) out.textContent = preview ? `${preview}\n\n` : "";
+        stepLine.textContent = stepStatus(ev.name, preview !== "");
       } else if (ev.event === "text") {
-        if (["draft", "revise", "section", "outline", "critique"].includes(ev.step)) out.textContent += ev.text;
-        out.dataset.streamed = "yes";
+        if (streaming) {
+          out.textContent += ev.text;
+          out.dataset.streamed = "yes";
+        }
+      } else if (ev.event === "preview") {
+        preview = ev.text;
+        out.textContent = preview;
       } else if (ev.event === "context") {
         renderCitations(ev.citations);
       }
@@ -140,6 +151,7 @@ async function runDraft(seed?: number) {
   try {
     const draft = await api.draft(args, channel);
     lastDraft = draft;
+    stepLine.textContent = "";
     out.textContent = draft.text;
     // The draft is the user's to edit now; using the edited text teaches Twin (recordFinal).
     out.contentEditable = "true";
@@ -164,12 +176,35 @@ async function runDraft(seed?: number) {
     }
     loadHistory();
   } catch (e) {
+    stepLine.textContent = "";
     out.dataset.state = "error";
     out.textContent = errorText(e);
   } finally {
     drafting = false;
     for (const id of DRAFT_BUTTONS) $<HTMLButtonElement>(id).disabled = false;
     $<HTMLButtonElement>("draft-cancel").disabled = true;
+  }
+}
+
+/** What the step line says while a chain step runs (`again`: a text was already checked). */
+function stepStatus(step: string, again: boolean): string {
+  switch (step) {
+    case "self_query":
+    case "expand":
+    case "retrieve":
+      return "Finding your writing on the topic…";
+    case "outline":
+      return "Planning the points…";
+    case "draft":
+      return again ? "Writing another version…" : "Writing…";
+    case "section":
+      return "Writing the next part…";
+    case "critique":
+      return "Reading it over…";
+    case "revise":
+      return "Revising…";
+    default:
+      return "";
   }
 }
 

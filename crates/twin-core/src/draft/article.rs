@@ -212,7 +212,7 @@ pub(super) fn write_article(
     run: &mut Run<'_>,
     system: &str,
     plan: Option<ArticlePlan>,
-    check_part: &dyn Fn(&str) -> health::Health,
+    check_part: &dyn Fn(&str) -> (String, health::Health),
 ) -> Result<String, DraftError> {
     let plan = match plan {
         Some(p) => p,
@@ -281,7 +281,7 @@ pub(super) fn write_newsletter(
     run: &mut Run<'_>,
     system: &str,
     points: &[String],
-    check_part: &dyn Fn(&str) -> health::Health,
+    check_part: &dyn Fn(&str) -> (String, health::Health),
 ) -> Result<String, DraftError> {
     let length = run.request.format.length();
     let n = points.len().max(1);
@@ -328,29 +328,30 @@ fn write_parts(
     template: &str,
     head: String,
     parts: Vec<Part>,
-    check_part: &dyn Fn(&str) -> health::Health,
+    check_part: &dyn Fn(&str) -> (String, health::Health),
 ) -> Result<String, DraftError> {
     let mut text = head;
     let mut retries = 0;
     for part in parts {
-        let mut best: Option<(String, health::Health)> = None;
+        let mut best: Option<(String, String, health::Health)> = None;
         for attempt in 0..=RETRIES {
             let mut limits = part.limits.clone();
             limits.sampling.seed = limits.sampling.seed.wrapping_add(attempt);
             let body = run.generate("section", system, template, part.extra.clone(), limits)?;
             let written = format!("{}{}\n", part.opening, body.trim());
-            let health = check_part(&format!("{text}{written}"));
+            let (shaped, health) = check_part(&format!("{text}{written}"));
             retries += u32::from(attempt > 0);
             let publishable = health.publishable;
-            if best.as_ref().is_none_or(|(_, b)| health.beats(b)) {
-                best = Some((written, health));
+            if best.as_ref().is_none_or(|(_, _, b)| health.beats(b)) {
+                best = Some((written, shaped, health));
             }
             if publishable {
                 break;
             }
         }
-        if let Some((written, _)) = best {
+        if let Some((written, shaped, _)) = best {
             text.push_str(&written);
+            (run.on_event)(DraftEvent::Preview { text: shaped });
         }
     }
     run.detail.retries += retries;

@@ -225,6 +225,13 @@ pub enum DraftEvent {
         /// The new text.
         text: String,
     },
+    /// The draft as it stands, shaped: the best text written so far (a post that was
+    /// checked, or a long text's parts so far). The final draft is this text unless a later
+    /// step writes a better one; a streaming UI shows it in place of the raw text it streamed.
+    Preview {
+        /// The shaped text.
+        text: String,
+    },
     /// The context was chosen.
     Context {
         /// What the draft will draw on.

@@ -46,6 +46,9 @@ pub(super) struct Run<'a> {
     pub(super) started: Instant,
     /// The last step's rendered instruction, to strip echoes of it from the output.
     pub(super) last_instruction: String,
+    /// Added to the request's seed for the writing steps: a long text written again as a
+    /// whole samples other text than the first time.
+    pub(super) seed_shift: u32,
 }
 
 impl Run<'_> {
@@ -173,7 +176,10 @@ impl Run<'_> {
         GenerateRequest {
             max_tokens: words.1 * 14 / 10 + 16,
             min_words: words.0,
-            sampling: self.request.sampling.clone(),
+            sampling: Sampling {
+                seed: self.request.sampling.seed.wrapping_add(self.seed_shift),
+                ..self.request.sampling.clone()
+            },
             adapter_scale: self.request.adapter_scale,
             stop: vec!["<|im_end|>".into(), "\n\n\n\n".into()],
             penalize_prompt: true,
@@ -230,5 +236,6 @@ pub(super) fn start_run<'a>(
         },
         started: Instant::now(),
         last_instruction: String::new(),
+        seed_shift: 0,
     })
 }

@@ -320,6 +320,13 @@ This is where #finance#ethics## 3. Pricing a small software product can be very 
         );
         assert!(health::fragments(&t, Format::Linkedin).passed, "{t}");
         assert!(health::leftovers(&t, Format::Linkedin).passed, "{t}");
+        // A one-word label in the notes' manner goes like a citation; a link's text stays.
+        assert_eq!(
+            tidy("[workaround] A jig holds the work.", Format::Newsletter),
+            "A jig holds the work."
+        );
+        let link = "Read [the guide](https://example.com) first.";
+        assert_eq!(tidy(link, Format::Article), link);
     }
 
     #[test]

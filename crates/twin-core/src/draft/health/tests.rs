@@ -140,6 +140,15 @@ fn leftovers_catch_markup_and_prompt_text() {
     assert!(!f("Outline: one, two.", Format::Newsletter).passed);
     assert!(!f("Text with **bold**.", Format::Linkedin).passed);
     assert!(!f("Text [3] here.", Format::Newsletter).passed);
+    assert!(!f("[workaround] A jig holds the work.", Format::Newsletter).passed);
+    assert!(
+        f(
+            "See [the docs](https://example.com) first.",
+            Format::Article
+        )
+        .passed
+    );
+    assert!(f("A list [of two words] stays.", Format::Article).passed);
     assert!(!f("Text.\n\n#pricing#saas", Format::Linkedin).passed);
     assert!(f("Text.\n\n#pricing #saas", Format::Linkedin).passed);
     assert!(!f("Here is a revised version of the post:", Format::Linkedin).passed);

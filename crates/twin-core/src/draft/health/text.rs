@@ -104,16 +104,30 @@ pub(in crate::draft) fn is_heading(line: &str) -> bool {
     line.starts_with('#') && !is_hashtag_line(line)
 }
 
-/// `[3]`, `[1][2]`: citation markers copied from the prompt's notes.
+/// The length of the bracketed marker `after` an opening `[` starts with, up to and including
+/// its `]`: a citation copied from the prompt's notes (`3]`) or a one-word label in the notes'
+/// manner (`workaround]`, a newsletter, 2026-12-04). A Markdown link's text (`[here](…)`) is
+/// not a marker.
+fn marker_len(after: &str) -> Option<usize> {
+    let inner = after
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_'))
+        .map(char::len_utf8)
+        .sum::<usize>();
+    let rest = after[inner..].strip_prefix(']')?;
+    let label = &after[..inner];
+    let citation = label.chars().all(|c| c.is_ascii_digit());
+    (inner > 0 && (citation || (label.chars().count() <= 20 && !rest.starts_with('('))))
+        .then_some(inner + 1)
+}
+
+/// `[3]`, `[1][2]`, `[workaround]`: citation markers and labels copied from the prompt's notes.
 pub(in crate::draft) fn citation_markers(line: &str) -> usize {
     let mut n = 0;
     let mut rest = line;
     while let Some(i) = rest.find('[') {
         let after = &rest[i + 1..];
-        let digits = after.chars().take_while(char::is_ascii_digit).count();
-        if digits > 0 && after[digits..].starts_with(']') {
-            n += 1;
-        }
+        n += usize::from(marker_len(after).is_some());
         rest = after;
     }
     n
@@ -124,13 +138,13 @@ pub(in crate::draft) fn without_citations(line: &str) -> String {
     let mut rest = line;
     while let Some(i) = rest.find('[') {
         let after = &rest[i + 1..];
-        let digits = after.chars().take_while(char::is_ascii_digit).count();
         out.push_str(&rest[..i]);
-        if digits > 0 && after[digits..].starts_with(']') {
-            rest = &after[digits + 1..];
-        } else {
-            out.push('[');
-            rest = after;
+        match marker_len(after) {
+            Some(len) => rest = &after[len..],
+            None => {
+                out.push('[');
+                rest = after;
+            }
         }
     }
     out.push_str(rest);
