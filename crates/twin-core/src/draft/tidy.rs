@@ -38,10 +38,7 @@ pub fn tidy(text: &str, format: Format) -> String {
         if raw.len() >= 3 && raw.chars().all(|c| matches!(c, '-' | '=' | '*' | '_')) {
             continue;
         }
-        let (number, body) = match post_number(raw).filter(|_| format == Format::Thread) {
-            Some((n, rest)) => (Some(n), rest),
-            None => (None, raw),
-        };
+        let (number, body) = thread_number(raw, format);
         let mut body = without_citations(body);
         if plain {
             body = body.replace("**", "").replace("__", "");
@@ -184,11 +181,19 @@ fn mend_fragments(lines: Vec<String>, format: Format) -> Vec<String> {
     out
 }
 
+/// A thread post's number and its text ("3/ text" → (3, "text")); other formats' lines whole.
+fn thread_number(line: &str, format: Format) -> (Option<usize>, &str) {
+    match post_number(line).filter(|_| format == Format::Thread) {
+        Some((n, rest)) => (Some(n), rest),
+        None => (None, line),
+    }
+}
+
 /// Drop each sentence that would make a loop after the sentences kept before it (see
 /// [`would_loop`]) or that copies the prompt's instructions; a line left without sentences
-/// goes. Headings and hashtag lines are not sentences. Loops survive the line-level repeat filter when a small model says a sentence
-/// again inside a new one ("the code I have written for myself" in two paragraphs of an
-/// article), and a reader sees them at once.
+/// goes. Headings and hashtag lines are not sentences. Loops survive the line-level repeat
+/// filter when a small model says a sentence again inside a new one ("the code I have written
+/// for myself" in two paragraphs of an article), and a reader sees them at once.
 fn drop_looped_and_echoed_sentences(lines: Vec<String>, format: Format) -> Vec<String> {
     let mut kept: Vec<Vec<String>> = Vec::new();
     let mut out = Vec::new();
@@ -197,10 +202,7 @@ fn drop_looped_and_echoed_sentences(lines: Vec<String>, format: Format) -> Vec<S
             out.push(line);
             continue;
         }
-        let (number, body) = match post_number(&line).filter(|_| format == Format::Thread) {
-            Some((n, rest)) => (Some(n), rest),
-            None => (None, line.as_str()),
-        };
+        let (number, body) = thread_number(&line, format);
         let mut text = String::new();
         for sentence in body.split_sentence_bounds() {
             let words = folded_words(sentence);
